@@ -1,0 +1,81 @@
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Client } from '@temporalio/client';
+import type { PrismaClient } from '../lib/prisma';
+import type { Redis } from '../lib/redis';
+import type { Logger } from '../lib/logger';
+
+export interface ApiDeps {
+  prisma: PrismaClient;
+  redis: Redis;
+  temporal: Client;
+  logger: Logger;
+}
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+/** Builds the Express app from the process's long-lived clients (tests pass the same clients). */
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  const log = deps.logger.child({ component: 'api' });
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '1mb' }));
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const t0 = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      log.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+    });
+    next();
+  });
+
+  /** Liveness: the process is up and serving. */
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  /** Readiness: every dependency the API needs answers. */
+  app.get('/readyz', async (_req, res) => {
+    const checks = {
+      temporal: () => deps.temporal.workflowService.getSystemInfo({}).then(() => undefined),
+      postgres: () => deps.prisma.$queryRaw`SELECT 1`.then(() => undefined),
+      redis: () => deps.redis.ping().then(() => undefined),
+    };
+    const results = await Promise.all(
+      Object.entries(checks).map(async ([name, check]) => {
+        try {
+          await withTimeout(check(), CHECK_TIMEOUT_MS);
+          return [name, { ok: true }] as const;
+        } catch (err) {
+          log.warn({ check: name, err: (err as Error).message }, 'readiness check failed');
+          return [name, { ok: false, error: 'unavailable' }] as const;
+        }
+      }),
+    );
+    const ready = results.every(([, r]) => r.ok);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
+  });
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not_found', message: 'no such route' });
+  });
+  // Express 5 routes rejected promises here; never leak internals to the caller.
+  app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    if (err.type === 'entity.parse.failed') {
+      res.status(400).json({ error: 'bad_request', message: 'request body is not valid JSON' });
+      return;
+    }
+    log.error({ err }, 'unhandled error');
+    res.status(500).json({ error: 'internal', message: 'internal error' });
+  });
+  return app;
+}

@@ -1,0 +1,40 @@
+import type { Server } from 'node:http';
+import { config } from '../lib/config';
+import { createLogger } from '../lib/logger';
+import { createPrisma } from '../lib/prisma';
+import { createRedis } from '../lib/redis';
+import { createTemporalClient } from '../lib/temporal';
+import { createApp } from './app';
+
+/** The API process: one Temporal client, one Prisma client, one Redis connection. */
+async function main(): Promise<void> {
+  const cfg = config();
+  const logger = createLogger(cfg.LOG_LEVEL).child({ component: 'api' });
+  const prisma = createPrisma(cfg.DATABASE_URL);
+  const redis = createRedis(cfg.REDIS_URL);
+  const temporal = await createTemporalClient(cfg);
+  const app = createApp({ prisma, redis, temporal, logger });
+  const server: Server = app.listen(cfg.PORT, '0.0.0.0');
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  logger.info({ port: cfg.PORT }, 'api listening');
+
+  const stop = new Promise<void>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve());
+  });
+  await stop;
+  logger.info('shutting down');
+  try {
+    // In-flight requests get a grace period; idle keep-alive sockets close at once.
+    const grace = setTimeout(() => server.closeAllConnections(), 10_000).unref();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    clearTimeout(grace);
+  } finally {
+    await Promise.allSettled([prisma.$disconnect(), redis.quit(), temporal.connection.close()]);
+  }
+  logger.info('api stopped');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

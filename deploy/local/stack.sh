@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# The local stack: Temporal dev server (SQLite, Web UI), PostgreSQL, Redis and a fleet of
+# Docker engines with gVisor, each its own dockerd on 127.0.0.1 with mutual TLS only.
+#
+#   stack.sh up                 start whatever is not running (idempotent), write $STACK_DIR/env
+#   stack.sh down [--purge]     stop everything (--purge also deletes all state but binaries)
+#   stack.sh status             one line per part
+#   stack.sh engine-stop N      stop engine N's dockerd (failure tests)
+#   stack.sh engine-start N     start engine N again
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# --- PostgreSQL -------------------------------------------------------------
+pg_up() {
+  local dir=$STACK_DIR/postgres
+  [ -n "$PG_BIN" ] || die "PostgreSQL binaries not found (run setup)"
+  mkdir -p "$dir"
+  if [ ! -s "$dir/data/PG_VERSION" ]; then
+    log "initialising PostgreSQL cluster"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+    echo podex >"$dir/pw"; [ "$(id -u)" = 0 ] && chown postgres "$dir/pw"
+    as_pg "$PG_BIN/initdb" -D "$dir/data" -U podex --pwfile="$dir/pw" --auth-host=scram-sha-256 --auth-local=trust -E UTF8 >/dev/null
+    rm -f "$dir/pw"
+  fi
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
+      -o "-h 127.0.0.1 -p $PG_PORT -k $dir -c max_connections=300 -c fsync=off -c synchronous_commit=off" start >/dev/null
+  fi
+  wait_for PostgreSQL 30 "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
+  for db in podex podex_test; do
+    if ! psql -h "$dir" -p "$PG_PORT" -U podex -d postgres -tAc "select 1 from pg_database where datname='$db'" | grep -q 1; then
+      psql -h "$dir" -p "$PG_PORT" -U podex -d postgres -qc "create database $db" >/dev/null
+    fi
+  done
+}
+pg_down() {
+  local dir=$STACK_DIR/postgres
+  [ -s "$dir/data/PG_VERSION" ] || return 0
+  as_pg "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 || return 0
+  as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+}
+
+# --- Redis --------------------------------------------------------------------
+redis_up() {
+  local dir=$STACK_DIR/redis; mkdir -p "$dir"
+  alive "$dir/redis.pid" && return 0
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --dir "$dir" \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no >/dev/null
+  wait_for Redis 15 redis-cli -p "$REDIS_PORT" ping
+}
+redis_down() { local p=$STACK_DIR/redis/redis.pid; alive "$p" && redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; }
+
+# --- Temporal dev server --------------------------------------------------------
+temporal_up() {
+  local dir=$STACK_DIR/temporal; mkdir -p "$dir"
+  if ! alive "$dir/temporal.pid"; then
+    [ -x "$BIN_DIR/temporal" ] || die "temporal binary missing (run setup)"
+    setsid "$BIN_DIR/temporal" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
+      --ui-port "$TEMPORAL_UI_PORT" --db-filename "$dir/temporal.db" --log-level warn \
+      --search-attribute PodexServerId=Keyword --search-attribute PodexWorkspaceId=Keyword \
+      --search-attribute PodexPhase=Keyword \
+      </dev/null >"$dir/temporal.log" 2>&1 &
+    echo $! >"$dir/temporal.pid"
+  fi
+  wait_for "Temporal" 60 "$BIN_DIR/temporal" operator namespace describe -n default --address "127.0.0.1:$TEMPORAL_PORT"
+}
+temporal_down() { stop_pid "$STACK_DIR/temporal/temporal.pid" Temporal; }
+
+stop_pid() { # pidfile name
+  alive "$1" || return 0
+  local pid; pid=$(cat "$1")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || { rm -f "$1"; return 0; }; sleep 0.1; done
+  log "$2 did not stop in 10s; killing"; kill -9 "$pid" 2>/dev/null || true; rm -f "$1"
+}
+
+# --- Docker engines ---------------------------------------------------------------
+engine_up() {
+  local i=$1 dir; dir=$(engine_dir "$i")
+  mkdir -p "$dir"
+  if ! alive "$dir/dockerd.pid"; then
+    # Hardening as on real workspace servers (deploy/workspace-server/daemon.json), except the
+    # gVisor arguments: here runsc must use ptrace and the host-network form (see NOTES).
+    # Each engine gets its own address pool so the fleet's bridges never collide, and its
+    # own identity key (by default every dockerd on a host shares /etc/docker/key.json).
+    cat >"$dir/daemon.json" <<JSON
+{
+  "runtimes": { "runsc": { "path": "/usr/bin/runsc", "runtimeArgs": ["--platform=ptrace", "--network=host"] } },
+  "default-runtime": "runsc",
+  "deprecated-key-path": "$dir/key.json",
+  "icc": false,
+  "no-new-privileges": true,
+  "live-restore": true,
+  "log-driver": "json-file",
+  "log-opts": { "max-size": "10m", "max-file": "3" },
+  "default-address-pools": [ { "base": "10.$((200 + i)).0.0/16", "size": 24 } ]
+}
+JSON
+    setsid dockerd --config-file "$dir/daemon.json" --data-root "$dir/data" --exec-root "$dir/exec" \
+      --pidfile "$dir/dockerd.pid" --bridge none -H "unix://$dir/docker.sock" \
+      -H "tcp://127.0.0.1:$(engine_port "$i")" --tlsverify --tlscacert "$STACK_DIR/certs/ca.pem" \
+      --tlscert "$STACK_DIR/certs/engine-$i/cert.pem" --tlskey "$STACK_DIR/certs/engine-$i/key.pem" \
+      </dev/null >"$dir/dockerd.log" 2>&1 &
+  fi
+  wait_for "engine-$i" 60 engine_cli "$i" version
+  # The image carries its root filesystem's digest, so a rebuilt archive is imported again.
+  local want have
+  want=$(sha256sum "$STACK_DIR/image/workspace-rootfs.tar" | cut -c1-16)
+  have=$(engine_cli "$i" image inspect -f '{{index .Config.Labels "podex.rootfs"}}' "$WORKSPACE_IMAGE" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    log "importing $WORKSPACE_IMAGE into engine-$i"
+    engine_cli "$i" import -c 'CMD ["/bin/sh"]' -c 'WORKDIR /workspace' -c 'LABEL podex.image=workspace' \
+      -c "LABEL podex.rootfs=$want" "$STACK_DIR/image/workspace-rootfs.tar" "$WORKSPACE_IMAGE" >/dev/null
+  fi
+}
+engine_down() { stop_pid "$(engine_dir "$1")/dockerd.pid" "engine-$1"; }
+
+write_env() {
+  local secrets=$STACK_DIR/secrets.env
+  if [ ! -s "$secrets" ]; then
+    ( umask 077
+      printf 'JWT_SECRET_KEY=%s\nINTERNAL_API_KEY=%s\nRESTIC_PASSWORD=%s\n' \
+        "$(openssl rand -hex 32)" "$(openssl rand -hex 24)" "$(openssl rand -hex 24)" >"$secrets" )
+  fi
+  ( umask 077; grep '^RESTIC_PASSWORD=' "$secrets" | cut -d= -f2- | tr -d '\n' >"$STACK_DIR/restic-password" )
+  local engines=""
+  for i in $(seq 1 "$ENGINE_COUNT"); do engines+="${engines:+,}127.0.0.1:$(engine_port "$i")"; done
+  {
+    echo "# written by deploy/local/stack.sh up; secrets are in secrets.env"
+    echo "DATABASE_URL=postgresql://podex:podex@127.0.0.1:$PG_PORT/podex"
+    echo "TEST_DATABASE_URL=postgresql://podex:podex@127.0.0.1:$PG_PORT/podex_test"
+    echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+    echo "TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT"
+    echo "TEMPORAL_UI_URL=http://127.0.0.1:$TEMPORAL_UI_PORT"
+    echo "TEMPORAL_NAMESPACE=default"
+    echo "DOCKER_TLS_CA_FILE=$STACK_DIR/certs/ca.pem"
+    echo "DOCKER_TLS_CERT_FILE=$STACK_DIR/certs/orchestrator/cert.pem"
+    echo "DOCKER_TLS_KEY_FILE=$STACK_DIR/certs/orchestrator/key.pem"
+    echo "PODEX_LOCAL_ENGINES=$engines"
+    echo "WORKSPACE_IMAGE=$WORKSPACE_IMAGE"
+    echo "WORKSPACE_IMAGE_ARCHIVE=$STACK_DIR/image/workspace-rootfs.tar"
+    echo "RESTIC_REPOSITORY=$STACK_DIR/restic-repo"
+    echo "RESTIC_PASSWORD_FILE=$STACK_DIR/restic-password"
+    echo "COMPUTE_WORKSPACE_VOLUME_BASE=/var/lib/podex/workspaces"
+    echo "PORT=$API_PORT"
+    grep -v '^RESTIC_PASSWORD=' "$secrets"
+  } >"$STACK_DIR/env.tmp"
+  chmod 600 "$STACK_DIR/env.tmp"; mv "$STACK_DIR/env.tmp" "$STACK_DIR/env"
+}
+
+status() {
+  local s
+  s=$(as_pg "$PG_BIN/pg_ctl" -D "$STACK_DIR/postgres/data" status >/dev/null 2>&1 && echo up || echo down); echo "postgres  $s 127.0.0.1:$PG_PORT"
+  s=$(alive "$STACK_DIR/redis/redis.pid" && echo up || echo down); echo "redis     $s 127.0.0.1:$REDIS_PORT"
+  s=$(alive "$STACK_DIR/temporal/temporal.pid" && echo up || echo down); echo "temporal  $s 127.0.0.1:$TEMPORAL_PORT  ui http://127.0.0.1:$TEMPORAL_UI_PORT"
+  for i in $(seq 1 "$ENGINE_COUNT"); do
+    s=$(alive "$(engine_dir "$i")/dockerd.pid" && echo up || echo down); echo "engine-$i  $s 127.0.0.1:$(engine_port "$i") (mTLS)"
+  done
+}
+
+case "${1:-}" in
+  up)
+    t0=$(date +%s%N)
+    [ -x "$BIN_DIR/temporal" ] && [ -s "$STACK_DIR/certs/ca.pem" ] || bash "$ROOT/deploy/local/setup.sh"
+    pg_up & p1=$!; redis_up & p2=$!; temporal_up & p3=$!
+    pids=()
+    for i in $(seq 1 "$ENGINE_COUNT"); do engine_up "$i" & pids+=($!); done
+    for p in $p1 $p2 $p3 "${pids[@]}"; do wait "$p" || die "a part of the stack failed to start (see $STACK_DIR/*/*.log)"; done
+    write_env
+    ms=$(( ($(date +%s%N) - t0) / 1000000 )); log "stack up in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
+    ;;
+  down)
+    for i in $(seq 1 "$ENGINE_COUNT"); do engine_down "$i"; done
+    temporal_down; redis_down; pg_down
+    if [ "${2:-}" = --purge ]; then rm -rf "$STACK_DIR/engines" "$STACK_DIR/postgres" "$STACK_DIR/redis" "$STACK_DIR/temporal" "$STACK_DIR/restic-repo" "$STACK_DIR/env"; fi
+    log "stack down"
+    ;;
+  status) status ;;
+  engine-stop) engine_down "${2:?engine number}" ;;
+  engine-start) engine_up "${2:?engine number}" ;;
+  *) die "usage: $0 up|down [--purge]|status|engine-stop N|engine-start N" ;;
+esac

@@ -1,0 +1,68 @@
+import { ConfigError, parseConfig } from './config';
+
+const valid = {
+  DATABASE_URL: 'postgresql://u:p@127.0.0.1:5432/db',
+  REDIS_URL: 'redis://127.0.0.1:6379/0',
+  JWT_SECRET_KEY: 'x'.repeat(32),
+  INTERNAL_API_KEY: 'k'.repeat(16),
+  DOCKER_TLS_CA_FILE: '/certs/ca.pem',
+  DOCKER_TLS_CERT_FILE: '/certs/cert.pem',
+  DOCKER_TLS_KEY_FILE: '/certs/key.pem',
+};
+
+function problemsOf(env: Record<string, string | undefined>): string[] {
+  try {
+    parseConfig(env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseConfig', () => {
+  it('applies defaults to a minimal valid environment', () => {
+    const c = parseConfig(valid);
+    expect(c.TEMPORAL_ADDRESS).toBe('127.0.0.1:7233');
+    expect(c.TEMPORAL_NAMESPACE).toBe('default');
+    expect(c.TEMPORAL_TASK_QUEUE).toBe('podex-orchestrator');
+    expect(c.PORT).toBe(8080);
+    expect(c.HEARTBEAT_INTERVAL_SECONDS).toBe(30);
+    expect(c.CORS_ORIGINS).toEqual([]);
+  });
+
+  it('names a missing variable', () => {
+    const { DATABASE_URL: _drop, ...env } = valid;
+    expect(problemsOf(env)).toEqual(['DATABASE_URL: is required']);
+  });
+
+  it('names each malformed variable with the reason', () => {
+    const problems = problemsOf({ ...valid, JWT_SECRET_KEY: 'short', PORT: '99999', REDIS_URL: 'http://x' });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'JWT_SECRET_KEY: must be at least 32 characters',
+        expect.stringMatching(/^PORT: /),
+        'REDIS_URL: must be a redis:// or rediss:// URL',
+      ]),
+    );
+    expect(problems).toHaveLength(3);
+  });
+
+  it('checks cross-field rules', () => {
+    expect(problemsOf({ ...valid, TEMPORAL_TLS_CERT_FILE: '/c.pem' })).toEqual([
+      'TEMPORAL_TLS_KEY_FILE: must be set together with TEMPORAL_TLS_CERT_FILE',
+    ]);
+    expect(problemsOf({ ...valid, RESTIC_REPOSITORY: '/backups' })).toEqual([
+      'RESTIC_PASSWORD_FILE: is required when RESTIC_REPOSITORY is set',
+    ]);
+    expect(problemsOf({ ...valid, NODE_ENV: 'production', CORS_ORIGINS: 'https://a.dev,*' })).toEqual([
+      "CORS_ORIGINS: may not contain '*' in production",
+    ]);
+  });
+
+  it('splits CORS_ORIGINS and treats empty optional values as unset', () => {
+    const c = parseConfig({ ...valid, CORS_ORIGINS: 'https://a.dev, https://b.dev', OPENROUTER_API_KEY: '' });
+    expect(c.CORS_ORIGINS).toEqual(['https://a.dev', 'https://b.dev']);
+    expect(c.OPENROUTER_API_KEY).toBeUndefined();
+  });
+});

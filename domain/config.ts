@@ -1,0 +1,94 @@
+/**
+ * The orchestrator's configuration: one schema, parsed once at start-up from the
+ * environment. A bad or missing variable fails fast with a message naming it.
+ * Compute is Docker only; there are no cloud-provider settings.
+ */
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+const list = z
+  .string()
+  .optional()
+  .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL');
+const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
+
+export const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    PORT: port.default(8080),
+
+    DATABASE_URL: postgresUrl,
+    REDIS_URL: redisUrl,
+    JWT_SECRET_KEY: z.string().min(32, 'must be at least 32 characters'),
+    INTERNAL_API_KEY: z.string().min(16, 'must be at least 16 characters'),
+    CORS_ORIGINS: list,
+
+    TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TEMPORAL_TASK_QUEUE: z.string().min(1).default('podex-orchestrator'),
+    TEMPORAL_UI_URL: z.string().url().default('http://127.0.0.1:8233'),
+    TEMPORAL_TLS_CERT_FILE: optionalString,
+    TEMPORAL_TLS_KEY_FILE: optionalString,
+    TEMPORAL_TLS_CA_FILE: optionalString,
+    TEMPORAL_TLS_SERVER_NAME: optionalString,
+    TEMPORAL_API_KEY: optionalString,
+
+    DOCKER_TLS_CA_FILE: z.string().min(1),
+    DOCKER_TLS_CERT_FILE: z.string().min(1),
+    DOCKER_TLS_KEY_FILE: z.string().min(1),
+    DOCKER_TIMEOUT_MS: positiveInt.default(30_000),
+    WORKSPACE_IMAGE: z.string().min(1).default('podex/workspace:latest'),
+    WORKSPACE_IMAGE_ARCHIVE: optionalString,
+    COMPUTE_WORKSPACE_VOLUME_BASE: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/podex/workspaces'),
+
+    HEARTBEAT_INTERVAL_SECONDS: positiveInt.default(30),
+    HEARTBEAT_MISSED_THRESHOLD: positiveInt.default(3),
+
+    RESTIC_REPOSITORY: optionalString,
+    RESTIC_PASSWORD_FILE: optionalString,
+
+    OPENROUTER_API_KEY: optionalString,
+    OPENROUTER_BASE_URL: z.string().url().default('https://openrouter.ai/api/v1'),
+  })
+  .superRefine((env, ctx) => {
+    const both = (a: keyof typeof env, b: keyof typeof env) => {
+      if (Boolean(env[a]) !== Boolean(env[b])) {
+        ctx.addIssue({ code: 'custom', path: [env[a] ? b : a], message: `must be set together with ${env[a] ? a : b}` });
+      }
+    };
+    both('TEMPORAL_TLS_CERT_FILE', 'TEMPORAL_TLS_KEY_FILE');
+    if (env.RESTIC_REPOSITORY && !env.RESTIC_PASSWORD_FILE) {
+      ctx.addIssue({ code: 'custom', path: ['RESTIC_PASSWORD_FILE'], message: 'is required when RESTIC_REPOSITORY is set' });
+    }
+    if (env.NODE_ENV === 'production' && env.CORS_ORIGINS.includes('*')) {
+      ctx.addIssue({ code: 'custom', path: ['CORS_ORIGINS'], message: "may not contain '*' in production" });
+    }
+  });
+
+export type Config = z.output<typeof envSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/** Parses an environment map into a Config; throws ConfigError naming every bad variable. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = envSchema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = issue.path.join('.') || '(environment)';
+    const missing = issue.code === 'invalid_type' && env[name] === undefined;
+    return `${name}: ${missing ? 'is required' : issue.message}`;
+  });
+  throw new ConfigError(problems);
+}

@@ -1,0 +1,75 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { config } from '../lib/config';
+import { createLogger } from '../lib/logger';
+import { createPrisma } from '../lib/prisma';
+import { createRedis } from '../lib/redis';
+import { temporalConnectionOptions } from '../lib/temporal';
+import { createApp } from '../api/app';
+
+async function listen(app: ReturnType<typeof createApp>): Promise<{ server: Server; url: string }> {
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+describe('API health endpoints', () => {
+  const c = config();
+  const prisma = createPrisma(c.DATABASE_URL, 2);
+  const redis = createRedis(c.REDIS_URL);
+  const deadRedis = createRedis('redis://127.0.0.1:1/0');
+  deadRedis.on('error', () => undefined);
+  let connection: Connection;
+  let temporal: Client;
+
+  beforeAll(async () => {
+    connection = await Connection.connect(temporalConnectionOptions(c));
+    temporal = new Client({ connection, namespace: c.TEMPORAL_NAMESPACE });
+  });
+  afterAll(async () => {
+    deadRedis.disconnect();
+    await Promise.allSettled([prisma.$disconnect(), redis.quit(), connection.close()]);
+  });
+
+  it('/healthz answers and /readyz is ready when Temporal, PostgreSQL and Redis answer', async () => {
+    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent') }));
+    try {
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      const res = await fetch(`${url}/readyz`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        status: 'ready',
+        checks: { temporal: { ok: true }, postgres: { ok: true }, redis: { ok: true } },
+      });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('/readyz is 503 and names the dependency that does not answer', async () => {
+    const { server, url } = await listen(createApp({ prisma, redis: deadRedis, temporal, logger: createLogger('silent') }));
+    try {
+      const res = await fetch(`${url}/readyz`);
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { checks: Record<string, { ok: boolean; error?: string }> };
+      expect(body.checks.redis).toEqual({ ok: false, error: 'unavailable' });
+      expect(body.checks.postgres.ok).toBe(true);
+      expect(body.checks.temporal.ok).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('unknown routes and malformed JSON get clear 4xx answers', async () => {
+    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent') }));
+    try {
+      expect((await fetch(`${url}/nope`)).status).toBe(404);
+      const bad = await fetch(`${url}/healthz`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{bad' });
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { message: string }).message).toMatch(/JSON/);
+    } finally {
+      server.close();
+    }
+  });
+});

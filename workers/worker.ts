@@ -1,0 +1,45 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DefaultLogger, Runtime, Worker, type NativeConnection, type LogLevel } from '@temporalio/worker';
+import type { Logger } from '../lib/logger';
+import { createActivities, type ActivityDeps } from '../activities';
+
+const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
+
+/** Routes the Temporal SDK's own logs (worker, workflows' `log`, activities' `log`) into pino. Once per process. */
+export function installRuntimeLogger(logger: Logger, level: LogLevel = 'INFO'): void {
+  const sdk = logger.child({ component: 'temporal-sdk' });
+  Runtime.install({
+    logger: new DefaultLogger(level, ({ level: l, message, meta }) => sdk[PINO_LEVEL[l]](meta ?? {}, message)),
+  });
+}
+
+export interface WorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  deps: ActivityDeps;
+  /** A prebuilt bundle (production); without it workflows are bundled from source at start. */
+  workflowBundlePath?: string;
+}
+
+/** Builds the orchestrator's worker: every workflow in workflows/, every activity from the factory. */
+export async function createWorker(o: WorkerOptions): Promise<Worker> {
+  const bundle =
+    o.workflowBundlePath && fs.existsSync(o.workflowBundlePath)
+      ? { workflowBundle: { codePath: o.workflowBundlePath } }
+      : { workflowsPath: path.join(__dirname, '..', 'workflows', 'index.ts') };
+  return Worker.create({
+    connection: o.connection,
+    namespace: o.namespace,
+    taskQueue: o.taskQueue,
+    activities: createActivities(o.deps),
+    ...bundle,
+  });
+}

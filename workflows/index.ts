@@ -1,0 +1,3 @@
+// Every workflow the worker registers, re-exported by name (no `export *`: a hidden
+// workflow is a workflow the worker silently lacks).
+export { probeEngineWorkflow } from './probe-engine';
