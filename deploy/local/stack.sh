@@ -165,9 +165,10 @@ case "${1:-}" in
     t0=$(date +%s%N)
     [ -x "$BIN_DIR/temporal" ] && [ -s "$STACK_DIR/certs/ca.pem" ] || bash "$ROOT/deploy/local/setup.sh"
     pg_up & p1=$!; redis_up & p2=$!; temporal_up & p3=$!
-    pids=()
-    for i in $(seq 1 "$ENGINE_COUNT"); do engine_up "$i" & pids+=($!); done
-    for p in $p1 $p2 $p3 "${pids[@]}"; do wait "$p" || die "a part of the stack failed to start (see $STACK_DIR/*/*.log)"; done
+    # Engines start one after another: dockerds starting together race to create the same
+    # host iptables chains ("Chain already exists").
+    ( for i in $(seq 1 "$ENGINE_COUNT"); do engine_up "$i"; done ) & p4=$!
+    for p in $p1 $p2 $p3 $p4; do wait "$p" || die "a part of the stack failed to start (see $STACK_DIR/*/*.log)"; done
     write_env
     ms=$(( ($(date +%s%N) - t0) / 1000000 )); log "stack up in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
     ;;
