@@ -6,7 +6,7 @@ const IO_MODULES = ['dockerode', 'ioredis', 'openai', 'cloudflare', 'pino', 'pg'
   'fs', 'fs/promises', 'child_process', 'net', 'http', 'https', 'os', 'path', 'crypto', 'stream', 'dns', 'tls', 'zlib'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'generated/**', 'dist/**', '.stack/**', 'coverage/**', '**/*.cjs', 'eslint.config.mjs', 'jest.config.js'] },
+  { ignores: ['node_modules/**', 'generated/**', 'dist/**', '.stack/**', 'coverage/**', '**/*.cjs', '**/*.mjs', 'jest.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,3 +1,7 @@
+import fs from 'node:fs';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import type Docker from 'dockerode';
+import type { DaemonFinding } from '../domain/servers';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
 
 /** What an engine says about itself: capacity, runtimes and daemon settings. */
@@ -12,20 +16,59 @@ export interface EngineFacts {
   runtimes: string[];
   defaultRuntime: string;
   securityOptions: string[];
+  liveRestore: boolean;
   storageDriver: string;
   containers: number;
+  gpus: number;
+}
+
+export interface DaemonAudit {
+  findings: DaemonFinding[];
+  /** Size of the filesystem holding the engine's volumes, in GB. */
+  diskGb: number;
 }
 
 export interface DockerActivityDeps {
   fleet: DockerFleet;
+  /** Root filesystem archive of the workspace image, imported where the image is missing. */
+  imageArchive?: string;
 }
 
-export function createDockerActivities({ fleet }: DockerActivityDeps) {
+/** Runs a short-lived container to completion and returns its exit code and output; always removes it. */
+async function runProbe(docker: Docker, name: string, opts: Docker.ContainerCreateOptions): Promise<{ code: number; out: string }> {
+  await docker.getContainer(name).remove({ force: true }).catch(() => undefined);
+  const c = await docker.createContainer({ name, ...opts, Labels: { 'podex.managed': 'true', 'podex.probe': 'true' } });
+  try {
+    await c.start();
+    const { StatusCode } = await c.wait();
+    const raw = (await c.logs({ stdout: true, stderr: true })) as unknown as Buffer;
+    return { code: StatusCode, out: demux(raw) };
+  } finally {
+    await c.remove({ force: true }).catch(() => undefined);
+  }
+}
+
+/** Docker's multiplexed log stream (non-TTY) to plain text. */
+export function demux(buf: Buffer): string {
+  const parts: Buffer[] = [];
+  for (let i = 0; i + 8 <= buf.length; ) {
+    const len = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + len));
+    i += 8 + len;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+export function createDockerActivities({ fleet, imageArchive }: DockerActivityDeps) {
   return {
     /** Reads an engine's identity and capacity over its TLS Docker API. */
     async describeEngine(endpoint: EngineEndpoint): Promise<EngineFacts> {
       const docker = fleet.engine(endpoint);
       const [info, version] = await Promise.all([docker.info(), docker.version()]);
+      const generic = (info.GenericResources ?? []) as { DiscreteResourceSpec?: { Kind?: string; Value?: number } }[];
+      const gpus = generic
+        .filter((r) => /gpu/i.test(r.DiscreteResourceSpec?.Kind ?? ''))
+        .reduce((n, r) => n + (r.DiscreteResourceSpec?.Value ?? 0), 0);
       return {
         serverVersion: String(info.ServerVersion),
         apiVersion: String(version.ApiVersion),
@@ -37,9 +80,96 @@ export function createDockerActivities({ fleet }: DockerActivityDeps) {
         runtimes: Object.keys(info.Runtimes ?? {}).sort(),
         defaultRuntime: String(info.DefaultRuntime),
         securityOptions: (info.SecurityOptions ?? []) as string[],
+        liveRestore: Boolean(info.LiveRestoreEnabled),
         storageDriver: String(info.Driver),
         containers: Number(info.Containers),
+        gpus,
       };
+    },
+
+    /** Makes sure the workspace image is on the engine, importing it through the API when it is not. */
+    async ensureImage(endpoint: EngineEndpoint, image: string): Promise<'present' | 'loaded'> {
+      const docker = fleet.engine(endpoint);
+      try {
+        await docker.getImage(image).inspect();
+        return 'present';
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      }
+      if (!imageArchive || !fs.existsSync(imageArchive)) {
+        throw ApplicationFailure.nonRetryable(`image ${image} is missing on the engine and no WORKSPACE_IMAGE_ARCHIVE is configured`, 'ImageUnavailable');
+      }
+      const [repo, tag = 'latest'] = image.split(/:(?=[^/]+$)/);
+      const importImage = docker.importImage.bind(docker) as unknown as (
+        src: NodeJS.ReadableStream,
+        opts: Record<string, unknown>,
+      ) => Promise<NodeJS.ReadableStream>;
+      const stream = await importImage(fs.createReadStream(imageArchive), {
+        repo,
+        tag,
+        changes: ['CMD ["/bin/sh"]', 'WORKDIR /workspace', 'LABEL podex.image=workspace'],
+      });
+      await new Promise<void>((resolve, reject) => {
+        docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()), () => heartbeat());
+      });
+      await docker.getImage(image).inspect();
+      return 'loaded';
+    },
+
+    /**
+     * Audits the daemon against the workspace-server hardening list (gVisor runtime and
+     * default, ICC off, userns-remap, no-new-privileges, live-restore, log rotation) and
+     * measures the volume filesystem. `probeName` derives from the workflow so a retry
+     * replaces its own probe container.
+     */
+    async auditDaemon(endpoint: EngineEndpoint, image: string, probeName: string): Promise<DaemonAudit> {
+      const docker = fleet.engine(endpoint);
+      const info = await docker.info();
+      const runtimes = Object.keys(info.Runtimes ?? {});
+      const security = (info.SecurityOptions ?? []) as string[];
+      const networks = await docker.listNetworks({ filters: { name: ['bridge'] } });
+      const defaultBridge = networks.find((n) => n.Name === 'bridge');
+
+      // A probe under runc: gVisor does not report NoNewPrivs in /proc/self/status.
+      const volume = `${probeName}-vol`;
+      await docker.createVolume({ Name: volume, Labels: { 'podex.managed': 'true', 'podex.probe': 'true' } });
+      let probe: { code: number; out: string };
+      let logConfig: { Type?: string; Config?: Record<string, string> } = {};
+      try {
+        probe = await runProbe(docker, probeName, {
+          Image: image,
+          Cmd: ['sh', '-c', 'grep NoNewPrivs /proc/self/status; df -Pk /probe | tail -n 1'],
+          HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/probe`] },
+        });
+        const spare = await docker.createContainer({ name: `${probeName}-log`, Image: image, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+        logConfig = (await spare.inspect()).HostConfig.LogConfig ?? {};
+        await spare.remove({ force: true });
+      } finally {
+        await docker.getContainer(`${probeName}-log`).remove({ force: true }).catch(() => undefined);
+        await docker.getVolume(volume).remove().catch(() => undefined);
+      }
+      if (probe.code !== 0) throw new Error(`audit probe exited ${probe.code}`);
+      const noNewPrivs = /NoNewPrivs:\s*1/.test(probe.out);
+      const dfFields = probe.out.trim().split('\n').pop()!.trim().split(/\s+/);
+      const diskGb = Math.floor(Number(dfFields[1]) / (1024 * 1024));
+
+      const rotated =
+        logConfig.Type === 'local' || (['json-file', 'local'].includes(logConfig.Type ?? '') && Boolean(logConfig.Config?.['max-size']));
+      const findings: DaemonFinding[] = [
+        { check: 'runsc runtime', required: true, ok: runtimes.includes('runsc'), detail: `runtimes: ${runtimes.sort().join(', ')}` },
+        { check: 'default runtime runsc', required: false, ok: info.DefaultRuntime === 'runsc', detail: `default: ${info.DefaultRuntime}` },
+        {
+          check: 'icc disabled',
+          required: false,
+          ok: !defaultBridge || defaultBridge.Options?.['com.docker.network.bridge.enable_icc'] === 'false',
+          detail: defaultBridge ? `default bridge enable_icc=${defaultBridge.Options?.['com.docker.network.bridge.enable_icc'] ?? 'true'}` : 'no default bridge network',
+        },
+        { check: 'userns-remap', required: false, ok: security.some((s) => s.includes('name=userns')), detail: `security options: ${security.join(', ') || 'none'}` },
+        { check: 'no-new-privileges', required: false, ok: noNewPrivs, detail: noNewPrivs ? 'containers start with NoNewPrivs' : 'containers may gain privileges' },
+        { check: 'live-restore', required: false, ok: Boolean(info.LiveRestoreEnabled), detail: `live-restore=${Boolean(info.LiveRestoreEnabled)}` },
+        { check: 'log rotation', required: false, ok: rotated, detail: `log driver ${logConfig.Type ?? '?'} ${JSON.stringify(logConfig.Config ?? {})}` },
+      ];
+      return { findings, diskGb };
     },
   };
 }

@@ -1,6 +1,8 @@
 import { createDockerActivities, type DockerActivityDeps } from './docker';
+import { createHeartbeatActivities, type HeartbeatActivityDeps } from './heartbeat';
+import { createServerActivities, type ServerActivityDeps } from './servers';
 
-export type ActivityDeps = DockerActivityDeps;
+export type ActivityDeps = DockerActivityDeps & ServerActivityDeps & HeartbeatActivityDeps;
 
 /**
  * Every activity the worker registers, built from the process's shared clients.
@@ -9,8 +11,11 @@ export type ActivityDeps = DockerActivityDeps;
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createDockerActivities(deps),
+    ...createServerActivities(deps),
+    ...createHeartbeatActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-export type { EngineFacts } from './docker';
+export type { EngineFacts, DaemonAudit } from './docker';
+export type { HeartbeatResult } from './heartbeat';

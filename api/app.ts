@@ -3,12 +3,48 @@ import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../lib/prisma';
 import type { Redis } from '../lib/redis';
 import type { Logger } from '../lib/logger';
+import type { Config } from '../domain/config';
+import { authenticator } from './auth';
+import { HttpError } from './errors';
+import { openApiDocument } from './openapi';
+import { rateLimiter } from './rate-limit';
+import { auditRouter } from './routes/audit';
+import { serversRouter } from './routes/servers';
+
+export interface ApiSettings {
+  jwtSecret: string;
+  internalApiKey: string;
+  rateLimitPerMinute: number;
+  trustProxy: boolean;
+  taskQueue: string;
+  namespace: string;
+  temporalUiUrl: string;
+  workspaceImage: string;
+  strictAudit: boolean;
+  overcommit: number;
+}
+
+export function apiSettings(c: Config): ApiSettings {
+  return {
+    jwtSecret: c.JWT_SECRET_KEY,
+    internalApiKey: c.INTERNAL_API_KEY,
+    rateLimitPerMinute: c.RATE_LIMIT_PER_MINUTE,
+    trustProxy: c.TRUST_PROXY,
+    taskQueue: c.TEMPORAL_TASK_QUEUE,
+    namespace: c.TEMPORAL_NAMESPACE,
+    temporalUiUrl: c.TEMPORAL_UI_URL,
+    workspaceImage: c.WORKSPACE_IMAGE,
+    strictAudit: c.STRICT_DAEMON_AUDIT,
+    overcommit: c.OVERCOMMIT_RATIO,
+  };
+}
 
 export interface ApiDeps {
   prisma: PrismaClient;
   redis: Redis;
   temporal: Client;
   logger: Logger;
+  settings: ApiSettings;
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
@@ -28,6 +64,7 @@ export function createApp(deps: ApiDeps): Express {
   const app = express();
   const log = deps.logger.child({ component: 'api' });
   app.disable('x-powered-by');
+  app.set('trust proxy', deps.settings.trustProxy);
   app.use(express.json({ limit: '1mb' }));
   app.use((req: Request, res: Response, next: NextFunction) => {
     const t0 = process.hrtime.bigint();
@@ -65,11 +102,25 @@ export function createApp(deps: ApiDeps): Express {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
   });
 
+  const openapi = openApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+
+  app.use(rateLimiter(deps.redis, deps.settings.rateLimitPerMinute, (err) => log.warn({ err: err.message }, 'rate limiter unavailable')));
+  app.use(authenticator(deps.settings.jwtSecret, deps.settings.internalApiKey));
+  app.use(serversRouter(deps));
+  app.use(auditRouter(deps));
+
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'no such route' });
   });
   // Express 5 routes rejected promises here; never leak internals to the caller.
   app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof HttpError) {
+      res.status(err.status).json({ error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) });
+      return;
+    }
     if (err.type === 'entity.parse.failed') {
       res.status(400).json({ error: 'bad_request', message: 'request body is not valid JSON' });
       return;

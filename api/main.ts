@@ -4,7 +4,7 @@ import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
 import { createTemporalClient } from '../lib/temporal';
-import { createApp } from './app';
+import { apiSettings, createApp } from './app';
 
 /** The API process: one Temporal client, one Prisma client, one Redis connection. */
 async function main(): Promise<void> {
@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const prisma = createPrisma(cfg.DATABASE_URL);
   const redis = createRedis(cfg.REDIS_URL);
   const temporal = await createTemporalClient(cfg);
-  const app = createApp({ prisma, redis, temporal, logger });
+  const app = createApp({ prisma, redis, temporal, logger, settings: apiSettings(cfg) });
   const server: Server = app.listen(cfg.PORT, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   logger.info({ port: cfg.PORT }, 'api listening');

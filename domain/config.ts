@@ -48,6 +48,11 @@ export const envSchema = z
     WORKSPACE_IMAGE_ARCHIVE: optionalString,
     COMPUTE_WORKSPACE_VOLUME_BASE: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/podex/workspaces'),
 
+    TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    RATE_LIMIT_PER_MINUTE: positiveInt.default(100),
+    OVERCOMMIT_RATIO: z.coerce.number().min(0.1).max(10).default(1),
+    STRICT_DAEMON_AUDIT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+
     HEARTBEAT_INTERVAL_SECONDS: positiveInt.default(30),
     HEARTBEAT_MISSED_THRESHOLD: positiveInt.default(3),
 

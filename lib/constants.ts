@@ -13,4 +13,5 @@ export const SEARCH_ATTRIBUTES = [SERVER_ID, WORKSPACE_ID, PHASE] as const;
 /** Workflow id prefixes: ids derive from the entity they act on, so a repeated request is the same workflow. */
 export const WORKFLOW_ID = {
   probeEngine: (host: string, port: number) => `probe-engine-${host}-${port}`,
+  onboardServer: (serverId: string) => `onboard-server-${serverId}`,
 } as const;

@@ -6,7 +6,8 @@ import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
 import { temporalConnectionOptions } from '../lib/temporal';
-import { createApp } from '../api/app';
+import { apiSettings, createApp } from '../api/app';
+import { mintToken } from '../api/auth';
 
 async function listen(app: ReturnType<typeof createApp>): Promise<{ server: Server; url: string }> {
   const server = app.listen(0, '127.0.0.1');
@@ -33,7 +34,7 @@ describe('API health endpoints', () => {
   });
 
   it('/healthz answers and /readyz is ready when Temporal, PostgreSQL and Redis answer', async () => {
-    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent') }));
+    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent'), settings: apiSettings(c) }));
     try {
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       const res = await fetch(`${url}/readyz`);
@@ -48,7 +49,7 @@ describe('API health endpoints', () => {
   });
 
   it('/readyz is 503 and names the dependency that does not answer', async () => {
-    const { server, url } = await listen(createApp({ prisma, redis: deadRedis, temporal, logger: createLogger('silent') }));
+    const { server, url } = await listen(createApp({ prisma, redis: deadRedis, temporal, logger: createLogger('silent'), settings: apiSettings(c) }));
     try {
       const res = await fetch(`${url}/readyz`);
       expect(res.status).toBe(503);
@@ -62,9 +63,10 @@ describe('API health endpoints', () => {
   });
 
   it('unknown routes and malformed JSON get clear 4xx answers', async () => {
-    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent') }));
+    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent'), settings: apiSettings(c) }));
     try {
-      expect((await fetch(`${url}/nope`)).status).toBe(404);
+      const token = await mintToken(c.JWT_SECRET_KEY, 'someone', 'user');
+      expect((await fetch(`${url}/nope`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
       const bad = await fetch(`${url}/healthz`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{bad' });
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { message: string }).message).toMatch(/JSON/);

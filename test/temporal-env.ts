@@ -4,30 +4,53 @@ import { Client, Connection } from '@temporalio/client';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { config } from '../lib/config';
+import { createLogger } from '../lib/logger';
+import { createPrisma } from '../lib/prisma';
+import { createRedis } from '../lib/redis';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { createWorker } from '../workers/worker';
 import type { ActivityDeps } from '../activities';
-import { uniq } from './helpers';
+import { testFleet, uniq } from './helpers';
 
 export const HISTORIES_DIR = path.join(__dirname, 'histories');
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index.ts');
 
+/** Real clients for activities, as the worker process builds them. */
+export function testDeps(): ActivityDeps & { close(): Promise<void> } {
+  const c = config();
+  const prisma = createPrisma(c.DATABASE_URL, 4);
+  const redis = createRedis(c.REDIS_URL);
+  return {
+    fleet: testFleet(),
+    prisma,
+    redis,
+    logger: createLogger(process.env.LOG_LEVEL ?? 'warn'),
+    imageArchive: c.WORKSPACE_IMAGE_ARCHIVE,
+    async close() {
+      await Promise.allSettled([prisma.$disconnect(), redis.quit()]);
+    },
+  };
+}
+
 /** Connections to the stack's Temporal dev server and a worker on a task queue of the test's own. */
-export async function temporalForTest(deps: ActivityDeps, prefix = 'test') {
+export async function temporalForTest(prefix = 'test', overrides: Partial<ActivityDeps> = {}) {
   const c = config();
   const opts = temporalConnectionOptions(c);
+  const deps = testDeps();
   const nativeConnection = await NativeConnection.connect(opts);
   const connection = await Connection.connect(opts);
   const client = new Client({ connection, namespace: c.TEMPORAL_NAMESPACE });
   const taskQueue = uniq(prefix);
-  const worker: Worker = await createWorker({ connection: nativeConnection, namespace: c.TEMPORAL_NAMESPACE, taskQueue, deps });
+  const worker: Worker = await createWorker({ connection: nativeConnection, namespace: c.TEMPORAL_NAMESPACE, taskQueue, deps: { ...deps, ...overrides } });
   return {
     client,
     taskQueue,
     worker,
+    deps,
     async close() {
       await connection.close();
       await nativeConnection.close();
+      await deps.close();
     },
   };
 }

@@ -1,13 +1,13 @@
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { probeEngineWorkflow } from '../workflows';
-import { localEngines, testFleet, uniq } from './helpers';
+import { localEngines, uniq } from './helpers';
 import { maybeRecordHistory, temporalForTest, WORKFLOWS_PATH } from './temporal-env';
 
 describe('a workflow with an activity on the real Temporal dev server', () => {
   let t: Awaited<ReturnType<typeof temporalForTest>>;
   beforeAll(async () => {
-    t = await temporalForTest({ fleet: testFleet() }, 'probe');
+    t = await temporalForTest('probe');
   });
   afterAll(async () => t?.close());
 

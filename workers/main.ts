@@ -1,11 +1,15 @@
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { config } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { DockerFleet } from '../lib/docker-fleet';
-import { createNativeConnection } from '../lib/temporal';
+import { createPrisma } from '../lib/prisma';
+import { createRedis } from '../lib/redis';
+import { createNativeConnection, temporalConnectionOptions } from '../lib/temporal';
+import { ensureHeartbeatSchedule } from './schedules';
 import { createWorker, installRuntimeLogger } from './worker';
 
-/** The worker process: connects to Temporal, registers workflows and activities, runs until SIGTERM. */
+/** The worker process: connects to Temporal, ensures schedules, runs workflows and activities until SIGTERM. */
 async function main(): Promise<void> {
   const cfg = config();
   const logger = createLogger(cfg.LOG_LEVEL).child({ component: 'worker' });
@@ -14,13 +18,22 @@ async function main(): Promise<void> {
     { caFile: cfg.DOCKER_TLS_CA_FILE, certFile: cfg.DOCKER_TLS_CERT_FILE, keyFile: cfg.DOCKER_TLS_KEY_FILE },
     cfg.DOCKER_TIMEOUT_MS,
   );
+  const prisma = createPrisma(cfg.DATABASE_URL);
+  const redis = createRedis(cfg.REDIS_URL);
   const connection = await createNativeConnection(cfg);
+  const clientConnection = await Connection.connect(temporalConnectionOptions(cfg));
   try {
+    const client = new Client({ connection: clientConnection, namespace: cfg.TEMPORAL_NAMESPACE });
+    await ensureHeartbeatSchedule(
+      client,
+      { taskQueue: cfg.TEMPORAL_TASK_QUEUE, intervalSeconds: cfg.HEARTBEAT_INTERVAL_SECONDS, threshold: cfg.HEARTBEAT_MISSED_THRESHOLD },
+      logger,
+    );
     const worker = await createWorker({
       connection,
       namespace: cfg.TEMPORAL_NAMESPACE,
       taskQueue: cfg.TEMPORAL_TASK_QUEUE,
-      deps: { fleet },
+      deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE },
       workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH ?? path.join(__dirname, '..', 'dist', 'workflow-bundle.js'),
     });
     logger.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE }, 'worker started');
@@ -28,7 +41,7 @@ async function main(): Promise<void> {
     await worker.run();
     logger.info('worker stopped');
   } finally {
-    await connection.close();
+    await Promise.allSettled([connection.close(), clientConnection.close(), prisma.$disconnect(), redis.quit()]);
   }
 }
 

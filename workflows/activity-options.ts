@@ -4,12 +4,27 @@
  */
 import type { ActivityOptions } from '@temporalio/workflow';
 
+const NON_RETRYABLE = ['ServerNotFoundError', 'ImageUnavailable'];
+
 export const dockerActivity: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/** Onboarding gives up sooner: an operator is waiting to hear whether the server is reachable. */
+export const onboardingDockerActivity: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
 };
 
 export const dbActivity: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10 },
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/** A heartbeat answers within its own timeout or counts as a miss; the next run is the retry. */
+export const heartbeatActivity: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 2, initialInterval: '1 second' },
 };

@@ -1,3 +1,5 @@
 // Every workflow the worker registers, re-exported by name (no `export *`: a hidden
 // workflow is a workflow the worker silently lacks).
 export { probeEngineWorkflow } from './probe-engine';
+export { onboardServerWorkflow } from './onboard-server';
+export { fleetHeartbeatWorkflow } from './fleet-heartbeat';

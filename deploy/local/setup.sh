@@ -59,9 +59,7 @@ fi
 CERTS=$STACK_DIR/certs
 "$ROOT/deploy/certs/make-certs.sh" ca "$CERTS"
 "$ROOT/deploy/certs/make-certs.sh" client "$CERTS" orchestrator
-for i in $(seq 1 "$ENGINE_COUNT"); do
-  "$ROOT/deploy/certs/make-certs.sh" server "$CERTS" "engine-$i" "DNS:localhost,IP:127.0.0.1"
-done
+# Engine server certificates are made by stack.sh as each engine starts.
 
 # --- workspace image archive --------------------------------------------------
 # No registry is reachable: the image is a busybox root filesystem made here and

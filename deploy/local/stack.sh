@@ -80,6 +80,7 @@ stop_pid() { # pidfile name
 engine_up() {
   local i=$1 dir; dir=$(engine_dir "$i")
   mkdir -p "$dir"
+  "$ROOT/deploy/certs/make-certs.sh" server "$STACK_DIR/certs" "engine-$i" "DNS:localhost,IP:127.0.0.1"
   if ! alive "$dir/dockerd.pid"; then
     # Hardening as on real workspace servers (deploy/workspace-server/daemon.json), except the
     # gVisor arguments: here runsc must use ptrace and the host-network form (see NOTES).
@@ -104,7 +105,14 @@ JSON
       --tlscert "$STACK_DIR/certs/engine-$i/cert.pem" --tlskey "$STACK_DIR/certs/engine-$i/key.pem" \
       </dev/null >"$dir/dockerd.log" 2>&1 &
   fi
-  wait_for "engine-$i" 60 engine_cli "$i" version
+  local end=$((SECONDS + 60))
+  until engine_cli "$i" version >/dev/null 2>&1; do
+    if [ $SECONDS -gt $((end - 55)) ] && ! pgrep -f -- "--pidfile $dir/dockerd.pid" >/dev/null; then
+      die "engine-$i exited: $(tail -n 1 "$dir/dockerd.log")"
+    fi
+    [ $SECONDS -lt $end ] || die "engine-$i did not come up within 60s"
+    sleep 0.2
+  done
   # The image carries its root filesystem's digest, so a rebuilt archive is imported again.
   local want have
   want=$(sha256sum "$STACK_DIR/image/workspace-rootfs.tar" | cut -c1-16)

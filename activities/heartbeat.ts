@@ -1,0 +1,141 @@
+import { afterHeartbeat, MONITORED_STATUSES } from '../domain/servers';
+import type { DockerFleet } from '../lib/docker-fleet';
+import type { Logger } from '../lib/logger';
+import type { PrismaClient } from '../lib/prisma';
+import type { Redis } from '../lib/redis';
+
+export interface HeartbeatActivityDeps {
+  prisma: PrismaClient;
+  redis: Redis;
+  fleet: DockerFleet;
+  logger: Logger;
+}
+
+export interface ContainerStats {
+  name: string;
+  workspaceId: string;
+  cpu: number;
+  memoryMb: number;
+}
+
+export interface HeartbeatResult {
+  serverId: string;
+  reachable: boolean;
+  status: string;
+  changed: boolean;
+}
+
+export const heartbeatCacheKey = (serverId: string) => `podex:server:${serverId}:heartbeat`;
+export const SERVER_EVENTS_CHANNEL = 'podex:events:servers';
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+interface DockerStats {
+  cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
+  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
+  memory_stats?: { usage?: number; stats?: { cache?: number; inactive_file?: number } };
+}
+
+/** Cores in use and resident memory from one `docker stats` sample (with its previous sample). */
+export function usageFromStats(s: DockerStats): { cpu: number; memoryMb: number } {
+  const cpuDelta = (s.cpu_stats?.cpu_usage?.total_usage ?? 0) - (s.precpu_stats?.cpu_usage?.total_usage ?? 0);
+  const sysDelta = (s.cpu_stats?.system_cpu_usage ?? 0) - (s.precpu_stats?.system_cpu_usage ?? 0);
+  const cpus = s.cpu_stats?.online_cpus ?? 1;
+  const cpu = cpuDelta > 0 && sysDelta > 0 ? (cpuDelta / sysDelta) * cpus : 0;
+  const mem = (s.memory_stats?.usage ?? 0) - (s.memory_stats?.stats?.inactive_file ?? s.memory_stats?.stats?.cache ?? 0);
+  return { cpu: Math.round(cpu * 1000) / 1000, memoryMb: Math.max(0, Math.round(mem / (1024 * 1024))) };
+}
+
+export function createHeartbeatActivities({ prisma, redis, fleet, logger }: HeartbeatActivityDeps) {
+  const log = logger.child({ component: 'heartbeat' });
+
+  return {
+    /** Servers the fleet heartbeat watches (optionally only the given ones). */
+    async listMonitoredServers(serverIds?: string[]): Promise<string[]> {
+      const rows = await prisma.workspaceServer.findMany({
+        where: { status: { in: [...MONITORED_STATUSES] }, ...(serverIds ? { id: { in: serverIds } } : {}) },
+        select: { id: true },
+        orderBy: { hostname: 'asc' },
+      });
+      return rows.map((r) => r.id);
+    },
+
+    /**
+     * One heartbeat of one server over its Docker API: usage, per-container stats and running
+     * workspaces go to PostgreSQL and, with a TTL, to Redis. A server that does not answer has
+     * a miss counted; K misses make it `unreachable` and the first answer brings it back.
+     * Never throws for an unreachable engine: a miss is a result, not a failure.
+     */
+    async heartbeatServer(serverId: string, threshold: number, timeoutMs: number, ttlSeconds: number): Promise<HeartbeatResult> {
+      const server = await prisma.workspaceServer.findUnique({ where: { id: serverId } });
+      if (!server) return { serverId, reachable: false, status: 'deleted', changed: false };
+      const docker = fleet.engine({ host: server.ipAddress.replace(/\/\d+$/, ''), port: server.dockerPort ?? 2376 });
+
+      let sample: { containers: ContainerStats[]; diskGb: number } | undefined;
+      let error: string | undefined;
+      try {
+        sample = await within(
+          (async () => {
+            const list = await docker.listContainers({ filters: { label: ['podex.workspace_id'], status: ['running'] } });
+            const containers = await Promise.all(
+              list.map(async (c) => {
+                const stats = (await docker.getContainer(c.Id).stats({ stream: false })) as unknown as DockerStats;
+                return { name: (c.Names[0] ?? c.Id).replace(/^\//, ''), workspaceId: c.Labels['podex.workspace_id'], ...usageFromStats(stats) };
+              }),
+            );
+            const df = (await docker.df()) as { Volumes?: { Labels?: Record<string, string> | null; UsageData?: { Size?: number } }[] };
+            const bytes = (df.Volumes ?? [])
+              .filter((v) => v.Labels?.['podex.managed'] === 'true')
+              .reduce((n, v) => n + Math.max(0, v.UsageData?.Size ?? 0), 0);
+            return { containers, diskGb: Math.round(bytes / 1024 ** 3) };
+          })(),
+          timeoutMs,
+          'docker',
+        );
+      } catch (err) {
+        error = (err as Error).message;
+      }
+
+      const next = afterHeartbeat(
+        { status: server.status ?? 'active', missedHeartbeats: server.missedHeartbeats, statusBeforeUnreachable: server.statusBeforeUnreachable },
+        sample !== undefined,
+        threshold,
+      );
+      const usage = sample && {
+        usedCpu: Math.round(sample.containers.reduce((n, c) => n + c.cpu, 0) * 1000) / 1000,
+        usedMemoryMb: sample.containers.reduce((n, c) => n + c.memoryMb, 0),
+        usedDiskGb: sample.diskGb,
+        activeWorkspaces: sample.containers.length,
+        lastHeartbeat: new Date(),
+      };
+      // Conditional on the status read above, so a concurrent admin change is never overwritten.
+      const { count } = await prisma.workspaceServer.updateMany({
+        where: { id: serverId, status: server.status },
+        data: {
+          ...usage,
+          status: next.status,
+          missedHeartbeats: next.missedHeartbeats,
+          statusBeforeUnreachable: next.statusBeforeUnreachable,
+          ...(error ? { lastError: `heartbeat: ${error}`.slice(0, 2000) } : {}),
+        },
+      });
+      const changed = count === 1 && next.status !== server.status;
+      if (sample && usage) {
+        await redis.set(heartbeatCacheKey(serverId), JSON.stringify({ ...usage, status: next.status, containers: sample.containers }), 'EX', ttlSeconds);
+      }
+      if (changed) {
+        log.warn({ serverId, from: server.status, to: next.status, missed: next.missedHeartbeats }, 'server status changed by heartbeat');
+        await redis.publish(SERVER_EVENTS_CHANNEL, JSON.stringify({ serverId, status: next.status, at: new Date().toISOString() }));
+      }
+      return { serverId, reachable: sample !== undefined, status: count === 1 ? next.status : (server.status ?? 'active'), changed };
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { auditVerdict, maintenanceEndsAt, normalizeArchitecture } from '../domain/servers';
+import type { EngineEndpoint } from '../lib/docker-fleet';
+import type { PrismaClient } from '../lib/prisma';
+import type { DaemonAudit, EngineFacts } from './docker';
+
+export interface ServerActivityDeps {
+  prisma: PrismaClient;
+}
+
+export class ServerNotFoundError extends Error {
+  override name = 'ServerNotFoundError';
+}
+
+export function createServerActivities({ prisma }: ServerActivityDeps) {
+  async function load(serverId: string) {
+    const server = await prisma.workspaceServer.findUnique({ where: { id: serverId } });
+    if (!server) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFoundError');
+    return server;
+  }
+
+  return {
+    /** The server's Docker endpoint (its address and TLS port) from the registry. */
+    async getServerEndpoint(serverId: string): Promise<EngineEndpoint> {
+      const s = await load(serverId);
+      return { host: s.ipAddress.replace(/\/\d+$/, ''), port: s.dockerPort ?? 2376 };
+    },
+
+    /** When the maintenance covering now ends (ISO time), or null when the server is not under maintenance. */
+    async maintenanceEndsAt(serverId: string): Promise<string | null> {
+      const now = new Date();
+      const windows = await prisma.maintenanceWindow.findMany({ where: { serverId, endsAt: { gt: now } } });
+      return maintenanceEndsAt(windows, now)?.toISOString() ?? null;
+    },
+
+    /** Writes what onboarding learned and decides the server's status from the daemon audit. */
+    async recordOnboarding(
+      serverId: string,
+      facts: EngineFacts,
+      audit: DaemonAudit,
+      strict: boolean,
+    ): Promise<{ status: 'active' | 'error'; reason?: string }> {
+      const verdict = auditVerdict(audit.findings, strict);
+      const status = verdict.ok ? 'active' : 'error';
+      await prisma.workspaceServer.update({
+        where: { id: serverId },
+        data: {
+          totalCpu: facts.cpus,
+          totalMemoryMb: Math.floor(facts.memoryBytes / (1024 * 1024)),
+          totalDiskGb: audit.diskGb,
+          architecture: normalizeArchitecture(facts.architecture),
+          dockerRuntime: facts.runtimes.includes('runsc') ? 'runsc' : facts.defaultRuntime,
+          hasGpu: facts.gpus > 0,
+          gpuCount: facts.gpus,
+          daemonAudit: {
+            checkedAt: new Date().toISOString(),
+            strict,
+            engine: { version: facts.serverVersion, apiVersion: facts.apiVersion, kernel: facts.kernelVersion, os: facts.os, storageDriver: facts.storageDriver },
+            findings: audit.findings.map((f) => ({ ...f })),
+          },
+          status,
+          lastError: verdict.reason ?? null,
+          missedHeartbeats: 0,
+          statusBeforeUnreachable: null,
+        },
+      });
+      return verdict.ok ? { status } : { status, reason: verdict.reason };
+    },
+
+    /** Marks a server `error` with the reason onboarding stopped. */
+    async markServerError(serverId: string, message: string): Promise<void> {
+      await prisma.workspaceServer.updateMany({ where: { id: serverId }, data: { status: 'error', lastError: message.slice(0, 2000) } });
+    },
+  };
+}

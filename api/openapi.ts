@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import * as s from './schemas';
+
+const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+  return rest;
+};
+const content = (schema: z.ZodType, io: 'input' | 'output' = 'output') => ({ 'application/json': { schema: json(schema, io) } });
+const err = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+const errors = {
+  '400': err('invalid input; the message names each bad field'),
+  '401': err('missing or invalid credentials'),
+  '403': err('not allowed for this role'),
+  '429': err('rate limited; see Retry-After'),
+};
+
+function queryParams(schema: z.ZodObject) {
+  const js = json(schema, 'input') as { properties: Record<string, object>; required?: string[] };
+  return Object.entries(js.properties).map(([name, sch]) => ({ name, in: 'query', required: js.required?.includes(name) ?? false, schema: sch }));
+}
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } };
+const admin = [{ bearer: [] }, { internalKey: [] }];
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const ok = (description: string, schema?: object) => ({ description, ...(schema ? { content: { 'application/json': { schema } } } : {}) });
+const listOf = (key: string, item: string, extra: Record<string, object> = {}) => ({
+  type: 'object',
+  properties: { [key]: { type: 'array', items: ref(item) }, ...extra },
+});
+
+interface Op {
+  security?: object[];
+  parameters?: object[];
+  body?: z.ZodType;
+  responses: Record<string, object>;
+}
+const op = (summary: string, o: Op) => ({
+  summary,
+  security: o.security ?? admin,
+  ...(o.parameters ? { parameters: o.parameters } : {}),
+  ...(o.body ? { requestBody: { required: true, content: content(o.body, 'input') } } : {}),
+  responses: { ...o.responses, ...(o.security?.length === 0 ? {} : errors) },
+});
+const missing = err('no such server');
+
+/** The OpenAPI 3.1 document, generated from the same zod schemas that validate requests. */
+export function openApiDocument(): object {
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Podex Orchestrator API', version: '0.1.0', description: 'Control plane for the Podex workspace-server fleet.' },
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        internalKey: { type: 'apiKey', in: 'header', name: 'X-Internal-API-Key' },
+      },
+      schemas: {
+        Error: json(s.errorView),
+        Server: json(s.serverView),
+        AvailableServer: json(s.availableServerView),
+        MaintenanceWindow: json(s.maintenanceView),
+        AuditEntry: json(s.auditView),
+      },
+    },
+    paths: {
+      '/healthz': { get: op('liveness', { security: [], responses: { '200': ok('alive') } }) },
+      '/readyz': {
+        get: op('readiness of Temporal, PostgreSQL and Redis', { security: [], responses: { '200': ok('ready'), '503': ok('a dependency does not answer') } }),
+      },
+      '/openapi.json': { get: op('this document', { security: [], responses: { '200': ok('OpenAPI 3.1') } }) },
+      '/servers': {
+        get: op('list servers', { parameters: queryParams(s.listServersQuery), responses: { '200': ok('servers', listOf('servers', 'Server')) } }),
+        post: op('register a server and start its onboarding workflow', {
+          body: s.createServerBody,
+          responses: { '202': ok('registered; onboarding started'), '409': err('hostname already registered') },
+        }),
+      },
+      '/servers/available': {
+        get: op('servers a user may choose for a tier, with free capacity', {
+          security: [{ bearer: [] }],
+          parameters: queryParams(s.availableQuery),
+          responses: { '200': ok('available servers', listOf('servers', 'AvailableServer', { tier: { type: 'string' } })) },
+        }),
+      },
+      '/servers/{id}': {
+        parameters: [idParam],
+        get: op('one server', { responses: { '200': ok('the server', ref('Server')), '404': missing } }),
+        patch: op('update a server', { body: s.updateServerBody, responses: { '200': ok('updated', ref('Server')), '404': missing } }),
+        delete: op('remove a server that hosts no workspaces', {
+          responses: { '204': ok('removed'), '404': missing, '409': err('the server still hosts workspaces: drain it first') },
+        }),
+      },
+      '/servers/{id}/cordon': { parameters: [idParam], post: op('take no new workspaces', { responses: { '200': ok('cordoned', ref('Server')), '404': missing } }) },
+      '/servers/{id}/uncordon': { parameters: [idParam], post: op('take new workspaces again', { responses: { '200': ok('uncordoned', ref('Server')), '404': missing } }) },
+      '/servers/{id}/onboard': { parameters: [idParam], post: op('run onboarding (capacity, audit, image) again', { responses: { '202': ok('onboarding started'), '404': missing } }) },
+      '/servers/{id}/maintenance': {
+        parameters: [idParam],
+        get: op('current and future maintenance windows', { responses: { '200': ok('windows', listOf('windows', 'MaintenanceWindow')), '404': missing } }),
+        post: op('schedule a maintenance window', { body: s.maintenanceBody, responses: { '201': ok('scheduled', ref('MaintenanceWindow')), '404': missing } }),
+      },
+      '/servers/{id}/maintenance/{windowId}': {
+        parameters: [idParam, { name: 'windowId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+        delete: op('cancel or end a maintenance window', { responses: { '204': ok('cancelled'), '404': err('no such window') } }),
+      },
+      '/audit': {
+        get: op('admin actions, newest first', {
+          parameters: queryParams(s.auditQuery),
+          responses: { '200': ok('entries', listOf('entries', 'AuditEntry', { next: { type: ['string', 'null'] } })) },
+        }),
+      },
+    },
+  };
+}

@@ -1,0 +1,243 @@
+import { Router } from 'express';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { fits, freeCapacity } from '../../domain/servers';
+import { tier, type TierName } from '../../domain/tiers';
+import { PHASE, SERVER_ID, WORKFLOW_ID } from '../../lib/constants';
+import { onboardServerWorkflow } from '../../workflows';
+import type { ApiDeps } from '../app';
+import { principal, requireAdmin } from '../auth';
+import { conflict, notFound, parse, route } from '../errors';
+import { availableQuery, createServerBody, listServersQuery, maintenanceBody, updateServerBody, uuidParam, windowParams } from '../schemas';
+import { inMaintenanceNow, reservedByServer, snapshot, toAvailableView, toServerView } from '../server-views';
+
+/** The fleet admin API (seed Task 3.5) plus the user-facing list of servers to choose from. */
+export function serversRouter(deps: ApiDeps): Router {
+  const { prisma, temporal, settings } = deps;
+  const r = Router();
+
+  async function viewOf(id: string) {
+    const s = await prisma.workspaceServer.findUnique({ where: { id } });
+    if (!s) throw notFound('server');
+    const [reserved, maint] = await Promise.all([reservedByServer(prisma, [id]), inMaintenanceNow(prisma, [id])]);
+    return toServerView(s, reserved.get(id), maint.has(id), settings.overcommit);
+  }
+
+  async function startOnboarding(serverId: string, strict: boolean) {
+    const workflowId = WORKFLOW_ID.onboardServer(serverId);
+    const handle = await temporal.workflow.start(onboardServerWorkflow, {
+      taskQueue: settings.taskQueue,
+      workflowId,
+      args: [{ serverId, image: settings.workspaceImage, strict }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: [
+        { key: SERVER_ID, value: serverId },
+        { key: PHASE, value: 'starting' },
+      ],
+    });
+    return { workflowId, runId: handle.firstExecutionRunId, temporalUi: `${settings.temporalUiUrl}/namespaces/${settings.namespace}/workflows/${workflowId}` };
+  }
+
+  /** Servers a user may choose for a workspace of `tier`, with their free capacity. */
+  r.get(
+    '/servers/available',
+    route(async (req, res) => {
+      const q = parse(availableQuery, req.query, 'query');
+      const need = tier(q.tier as TierName);
+      const servers = await prisma.workspaceServer.findMany({ where: { status: 'active', cordoned: false }, orderBy: { name: 'asc' } });
+      const ids = servers.map((s) => s.id);
+      const [reserved, maint] = await Promise.all([reservedByServer(prisma, ids), inMaintenanceNow(prisma, ids)]);
+      const out = servers
+        .filter((s) => !maint.has(s.id))
+        .map((s) => toAvailableView(s, freeCapacity({ cpu: s.totalCpu, memoryMb: s.totalMemoryMb, diskGb: s.totalDiskGb }, reserved.get(s.id) ?? { cpu: 0, memoryMb: 0, diskGb: 0 }, settings.overcommit)))
+        .filter((v) => fits({ cpu: need.cpu, memoryMb: need.memoryMb, diskGb: need.diskGb }, v.free));
+      res.json({ tier: need.name, servers: out });
+    }),
+  );
+
+  r.use('/servers', requireAdmin);
+
+  r.get(
+    '/servers',
+    route(async (req, res) => {
+      const q = parse(listServersQuery, req.query, 'query');
+      const servers = await prisma.workspaceServer.findMany({
+        where: q.status ? { status: q.status } : {},
+        orderBy: { hostname: 'asc' },
+        take: q.limit,
+        skip: q.offset,
+      });
+      const ids = servers.map((s) => s.id);
+      const [reserved, maint] = await Promise.all([reservedByServer(prisma, ids), inMaintenanceNow(prisma, ids)]);
+      res.json({ servers: servers.map((s) => toServerView(s, reserved.get(s.id), maint.has(s.id), settings.overcommit)) });
+    }),
+  );
+
+  r.post(
+    '/servers',
+    route(async (req, res) => {
+      const body = parse(createServerBody, req.body);
+      const actor = principal(res).id;
+      const strict = body.strict ?? settings.strictAudit;
+      if (await prisma.workspaceServer.findUnique({ where: { hostname: body.hostname }, select: { id: true } })) {
+        throw conflict(`a server with hostname ${body.hostname} already exists`);
+      }
+      const server = await prisma.$transaction(async (tx) => {
+        const s = await tx.workspaceServer.create({
+          data: {
+            name: body.name,
+            hostname: body.hostname,
+            ipAddress: body.ipAddress,
+            dockerPort: body.dockerPort,
+            sshPort: body.sshPort,
+            region: body.region,
+            provider: body.provider,
+            labels: body.labels,
+            gpuType: body.gpuType,
+            strictAudit: strict,
+            status: 'pending',
+            totalCpu: 0,
+            totalMemoryMb: 0,
+            totalDiskGb: 0,
+          },
+        });
+        await tx.auditLog.create({ data: { actor, action: 'server.create', targetType: 'server', targetId: s.id, after: snapshot(s) ?? undefined } });
+        return s;
+      });
+      const onboarding = await startOnboarding(server.id, strict);
+      res.status(202).location(`/servers/${server.id}`).json({ server: await viewOf(server.id), onboarding });
+    }),
+  );
+
+  r.get(
+    '/servers/:id',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const view = await viewOf(id);
+      let onboarding: { workflowId: string; status: string } | null = null;
+      try {
+        const d = await temporal.workflow.getHandle(WORKFLOW_ID.onboardServer(id)).describe();
+        onboarding = { workflowId: d.workflowId, status: d.status.name };
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+      res.json({ ...view, onboarding });
+    }),
+  );
+
+  r.patch(
+    '/servers/:id',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const body = parse(updateServerBody, req.body);
+      const { strict, ...fields } = body;
+      await prisma.$transaction(async (tx) => {
+        const before = await tx.workspaceServer.findUnique({ where: { id } });
+        if (!before) throw notFound('server');
+        const after = await tx.workspaceServer.update({ where: { id }, data: { ...fields, ...(strict === undefined ? {} : { strictAudit: strict }) } });
+        await tx.auditLog.create({
+          data: { actor: principal(res).id, action: 'server.update', targetType: 'server', targetId: id, before: snapshot(before) ?? undefined, after: snapshot(after) ?? undefined },
+        });
+      });
+      res.json(await viewOf(id));
+    }),
+  );
+
+  r.delete(
+    '/servers/:id',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      await prisma.$transaction(async (tx) => {
+        const before = await tx.workspaceServer.findUnique({ where: { id } });
+        if (!before) throw notFound('server');
+        const hosted = await tx.workspace.count({ where: { serverId: id, status: { not: 'deleted' } } });
+        if (hosted > 0) throw conflict(`server still hosts ${hosted} workspace(s): drain it first`);
+        await tx.workspace.updateMany({ where: { serverId: id }, data: { serverId: null } });
+        await tx.workspaceServer.delete({ where: { id } });
+        await tx.auditLog.create({ data: { actor: principal(res).id, action: 'server.delete', targetType: 'server', targetId: id, before: snapshot(before) ?? undefined } });
+      });
+      await temporal.workflow
+        .getHandle(WORKFLOW_ID.onboardServer(id))
+        .terminate('server deleted')
+        .catch(() => undefined);
+      res.status(204).end();
+    }),
+  );
+
+  for (const [action, cordoned] of [['cordon', true], ['uncordon', false]] as const) {
+    r.post(
+      `/servers/:id/${action}`,
+      route(async (req, res) => {
+        const { id } = parse(uuidParam, req.params, 'params');
+        await prisma.$transaction(async (tx) => {
+          const before = await tx.workspaceServer.findUnique({ where: { id } });
+          if (!before) throw notFound('server');
+          const after = await tx.workspaceServer.update({ where: { id }, data: { cordoned } });
+          await tx.auditLog.create({
+            data: { actor: principal(res).id, action: `server.${action}`, targetType: 'server', targetId: id, before: { cordoned: before.cordoned }, after: { cordoned: after.cordoned } },
+          });
+        });
+        res.json(await viewOf(id));
+      }),
+    );
+  }
+
+  /** Runs onboarding again, e.g. after the daemon was fixed (the same workflow id while one runs). */
+  r.post(
+    '/servers/:id/onboard',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const s = await prisma.workspaceServer.findUnique({ where: { id } });
+      if (!s) throw notFound('server');
+      const onboarding = await startOnboarding(id, s.strictAudit);
+      await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'server.onboard', targetType: 'server', targetId: id, before: { status: s.status } } });
+      res.status(202).json({ onboarding });
+    }),
+  );
+
+  r.post(
+    '/servers/:id/maintenance',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const body = parse(maintenanceBody, req.body);
+      const w = await prisma.$transaction(async (tx) => {
+        if (!(await tx.workspaceServer.findUnique({ where: { id }, select: { id: true } }))) throw notFound('server');
+        const created = await tx.maintenanceWindow.create({
+          data: { serverId: id, startsAt: body.startsAt ? new Date(body.startsAt) : new Date(), endsAt: new Date(body.endsAt), reason: body.reason, createdBy: principal(res).id },
+        });
+        await tx.auditLog.create({ data: { actor: principal(res).id, action: 'server.maintenance.schedule', targetType: 'server', targetId: id, after: snapshot(created) ?? undefined } });
+        return created;
+      });
+      res.status(201).json(windowView(w));
+    }),
+  );
+
+  r.get(
+    '/servers/:id/maintenance',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      if (!(await prisma.workspaceServer.findUnique({ where: { id }, select: { id: true } }))) throw notFound('server');
+      const windows = await prisma.maintenanceWindow.findMany({ where: { serverId: id, endsAt: { gt: new Date() } }, orderBy: { startsAt: 'asc' } });
+      res.json({ windows: windows.map(windowView) });
+    }),
+  );
+
+  r.delete(
+    '/servers/:id/maintenance/:windowId',
+    route(async (req, res) => {
+      const { id, windowId } = parse(windowParams, req.params, 'params');
+      await prisma.$transaction(async (tx) => {
+        const w = await tx.maintenanceWindow.findFirst({ where: { id: windowId, serverId: id } });
+        if (!w) throw notFound('maintenance window');
+        await tx.maintenanceWindow.delete({ where: { id: windowId } });
+        await tx.auditLog.create({ data: { actor: principal(res).id, action: 'server.maintenance.cancel', targetType: 'server', targetId: id, before: snapshot(w) ?? undefined } });
+      });
+      res.status(204).end();
+    }),
+  );
+
+  return r;
+}
+
+function windowView(w: { id: string; serverId: string; startsAt: Date; endsAt: Date; reason: string | null; createdBy: string }) {
+  return { id: w.id, serverId: w.serverId, startsAt: w.startsAt.toISOString(), endsAt: w.endsAt.toISOString(), reason: w.reason, createdBy: w.createdBy };
+}

@@ -1,0 +1,145 @@
+/** Request and response shapes of the API: validation and the OpenAPI document come from these. */
+import { z } from 'zod';
+import { TIER_NAMES } from '../domain/tiers';
+
+const hostname = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^(?=.{1,255}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/, 'must be a DNS hostname');
+const labels = z.record(z.string().regex(/^[a-zA-Z0-9_./-]{1,63}$/, 'label keys: letters, digits, _ . / -'), z.string().max(255));
+const port = z.number().int().min(1).max(65535);
+
+export const uuidParam = z.object({ id: z.uuid({ message: 'must be a UUID' }) });
+export const windowParams = z.object({ id: z.uuid(), windowId: z.uuid() });
+
+export const createServerBody = z
+  .object({
+    name: z.string().min(1).max(255),
+    hostname,
+    ipAddress: z.union([z.ipv4(), z.ipv6()], { message: 'must be an IPv4 or IPv6 address' }),
+    dockerPort: port.default(2376),
+    sshPort: port.default(22),
+    region: z.string().min(1).max(50).optional(),
+    provider: z.string().min(1).max(50).optional(),
+    labels: labels.default({}),
+    gpuType: z.string().max(50).optional(),
+    strict: z.boolean().optional().describe('keep the server out of service if any hardening check fails'),
+  })
+  .strict();
+
+export const updateServerBody = z
+  .object({
+    name: z.string().min(1).max(255),
+    region: z.string().min(1).max(50).nullable(),
+    provider: z.string().min(1).max(50).nullable(),
+    labels,
+    gpuType: z.string().max(50).nullable(),
+    totalCpu: z.number().int().min(0).max(4096),
+    totalMemoryMb: z.number().int().min(0),
+    totalDiskGb: z.number().int().min(0),
+    status: z.enum(['active', 'error']).describe("take a server out of service ('error') or back"),
+    strict: z.boolean(),
+  })
+  .partial()
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'nothing to update' });
+
+export const listServersQuery = z
+  .object({
+    status: z.enum(['pending', 'active', 'error', 'unreachable', 'draining', 'drained']).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    offset: z.coerce.number().int().min(0).default(0),
+  })
+  .strict();
+
+export const availableQuery = z.object({ tier: z.enum(TIER_NAMES as [string, ...string[]]).default('free') }).strict();
+
+export const maintenanceBody = z
+  .object({
+    startsAt: z.iso.datetime({ offset: true }).optional().describe('default: now'),
+    endsAt: z.iso.datetime({ offset: true }),
+    reason: z.string().max(500).optional(),
+  })
+  .strict()
+  .refine((b) => Date.parse(b.endsAt) > (b.startsAt ? Date.parse(b.startsAt) : Date.now()), {
+    message: 'must be after startsAt (and in the future)',
+    path: ['endsAt'],
+  });
+
+export const auditQuery = z
+  .object({
+    targetType: z.string().max(32).optional(),
+    targetId: z.string().max(64).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    before: z.coerce.number().int().positive().optional().describe('entries with a smaller id (paging)'),
+  })
+  .strict();
+
+const capacity = z.object({ cpu: z.number(), memoryMb: z.number(), diskGb: z.number() });
+
+export const serverView = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  hostname: z.string(),
+  ipAddress: z.string(),
+  dockerPort: z.number(),
+  sshPort: z.number(),
+  status: z.string(),
+  cordoned: z.boolean(),
+  inMaintenance: z.boolean(),
+  architecture: z.string().nullable(),
+  dockerRuntime: z.string().nullable(),
+  hasGpu: z.boolean(),
+  gpuType: z.string().nullable(),
+  gpuCount: z.number(),
+  region: z.string().nullable(),
+  provider: z.string().nullable(),
+  labels: z.record(z.string(), z.unknown()),
+  total: capacity,
+  used: capacity.extend({ activeWorkspaces: z.number() }),
+  reserved: capacity,
+  free: capacity,
+  lastHeartbeat: z.string().nullable(),
+  missedHeartbeats: z.number(),
+  lastError: z.string().nullable(),
+  daemonAudit: z.unknown().nullable(),
+  createdAt: z.string().nullable(),
+  updatedAt: z.string().nullable(),
+});
+
+export const availableServerView = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  region: z.string().nullable(),
+  architecture: z.string().nullable(),
+  hasGpu: z.boolean(),
+  gpuType: z.string().nullable(),
+  free: capacity,
+});
+
+export const maintenanceView = z.object({
+  id: z.uuid(),
+  serverId: z.uuid(),
+  startsAt: z.string(),
+  endsAt: z.string(),
+  reason: z.string().nullable(),
+  createdBy: z.string(),
+});
+
+export const auditView = z.object({
+  id: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  targetType: z.string(),
+  targetId: z.string().nullable(),
+  before: z.unknown().nullable(),
+  after: z.unknown().nullable(),
+  createdAt: z.string(),
+});
+
+export const errorView = z.object({
+  error: z.string(),
+  message: z.string(),
+  details: z.unknown().optional(),
+});

@@ -1,0 +1,79 @@
+import type { z } from 'zod';
+import { freeCapacity, type Capacity } from '../domain/servers';
+import type { PrismaClient, WorkspaceServer } from '../lib/prisma';
+import type { availableServerView, serverView } from './schemas';
+
+/** Workspace statuses that hold no capacity. */
+export const RELEASED_STATUSES = ['deleted', 'failed'];
+
+const ZERO: Capacity = { cpu: 0, memoryMb: 0, diskGb: 0 };
+
+/** Capacity reserved by the workspaces placed on each server. */
+export async function reservedByServer(prisma: PrismaClient, serverIds: string[]): Promise<Map<string, Capacity>> {
+  if (serverIds.length === 0) return new Map();
+  const rows = await prisma.workspace.groupBy({
+    by: ['serverId'],
+    where: { serverId: { in: serverIds }, status: { notIn: RELEASED_STATUSES } },
+    _sum: { assignedCpu: true, assignedMemoryMb: true, assignedDiskGb: true },
+  });
+  return new Map(
+    rows.map((r) => [r.serverId!, { cpu: r._sum.assignedCpu ?? 0, memoryMb: r._sum.assignedMemoryMb ?? 0, diskGb: r._sum.assignedDiskGb ?? 0 }]),
+  );
+}
+
+/** Servers under maintenance right now. */
+export async function inMaintenanceNow(prisma: PrismaClient, serverIds: string[]): Promise<Set<string>> {
+  if (serverIds.length === 0) return new Set();
+  const now = new Date();
+  const rows = await prisma.maintenanceWindow.findMany({
+    where: { serverId: { in: serverIds }, startsAt: { lte: now }, endsAt: { gt: now } },
+    select: { serverId: true },
+  });
+  return new Set(rows.map((r) => r.serverId));
+}
+
+const total = (s: WorkspaceServer): Capacity => ({ cpu: s.totalCpu, memoryMb: s.totalMemoryMb, diskGb: s.totalDiskGb });
+
+/** The admin's view of a server (no key material is ever stored, so none can leak). */
+export function toServerView(s: WorkspaceServer, reserved: Capacity | undefined, inMaintenance: boolean, overcommit: number): z.infer<typeof serverView> {
+  const r = reserved ?? ZERO;
+  return {
+    id: s.id,
+    name: s.name,
+    hostname: s.hostname,
+    ipAddress: s.ipAddress,
+    dockerPort: s.dockerPort ?? 2376,
+    sshPort: s.sshPort ?? 22,
+    status: s.status ?? 'active',
+    cordoned: s.cordoned,
+    inMaintenance,
+    architecture: s.architecture,
+    dockerRuntime: s.dockerRuntime,
+    hasGpu: s.hasGpu ?? false,
+    gpuType: s.gpuType,
+    gpuCount: s.gpuCount ?? 0,
+    region: s.region,
+    provider: s.provider,
+    labels: (s.labels ?? {}) as Record<string, unknown>,
+    total: total(s),
+    used: { cpu: s.usedCpu ?? 0, memoryMb: s.usedMemoryMb ?? 0, diskGb: s.usedDiskGb ?? 0, activeWorkspaces: s.activeWorkspaces ?? 0 },
+    reserved: r,
+    free: freeCapacity(total(s), r, overcommit),
+    lastHeartbeat: s.lastHeartbeat?.toISOString() ?? null,
+    missedHeartbeats: s.missedHeartbeats,
+    lastError: s.lastError,
+    daemonAudit: s.daemonAudit ?? null,
+    createdAt: s.createdAt?.toISOString() ?? null,
+    updatedAt: s.updatedAt?.toISOString() ?? null,
+  };
+}
+
+/** What a user may see of a server: no addresses, certificates or errors. */
+export function toAvailableView(s: WorkspaceServer, free: Capacity): z.infer<typeof availableServerView> {
+  return { id: s.id, name: s.name, region: s.region, architecture: s.architecture, hasGpu: s.hasGpu ?? false, gpuType: s.gpuType, free };
+}
+
+/** A JSON-safe snapshot of a row for the audit log. */
+export function snapshot(row: object | null): object | null {
+  return row ? JSON.parse(JSON.stringify(row, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) : null;
+}

@@ -1,0 +1,77 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { apiSettings, createApp, type ApiSettings } from '../api/app';
+import { mintToken } from '../api/auth';
+import { config } from '../lib/config';
+import { temporalForTest } from './temporal-env';
+
+/**
+ * The real API on a random loopback port, with a real worker polling the test's own task
+ * queue: requests start real workflows on the stack's Temporal server.
+ */
+export async function startHarness(prefix: string, settings: Partial<ApiSettings> = {}) {
+  const c = config();
+  const t = await temporalForTest(prefix);
+  const app = createApp({
+    prisma: t.deps.prisma,
+    redis: t.deps.redis,
+    temporal: t.client,
+    logger: t.deps.logger,
+    settings: { ...apiSettings(c), taskQueue: t.taskQueue, rateLimitPerMinute: 100_000, ...settings },
+  });
+  const server: Server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const workerRun = t.worker.run();
+  const adminToken = await mintToken(c.JWT_SECRET_KEY, 'test-admin', 'admin');
+  const userToken = await mintToken(c.JWT_SECRET_KEY, 'test-user', 'user');
+
+  async function call(method: string, path: string, opts: { token?: string | null; body?: unknown; headers?: Record<string, string> } = {}) {
+    const token = opts.token === undefined ? adminToken : opts.token;
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...opts.headers,
+      },
+      body: opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body),
+    });
+    const text = await res.text();
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const body: any = text ? JSON.parse(text) : undefined;
+    return { status: res.status, body, headers: res.headers };
+  }
+
+  return {
+    ...t,
+    url,
+    adminToken,
+    userToken,
+    call,
+    async close() {
+      server.close();
+      t.worker.shutdown();
+      await workerRun;
+      await t.close();
+    },
+  };
+}
+
+export type Harness = Awaited<ReturnType<typeof startHarness>>;
+
+/** Polls `fn` until it returns a truthy value or `ms` pass. */
+export async function eventually<T>(fn: () => Promise<T | undefined | null | false>, ms = 30_000, every = 200): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
