@@ -85,12 +85,23 @@ export function createHeartbeatActivities({ prisma, redis, fleet, logger }: Hear
         sample = await within(
           (async () => {
             const list = await docker.listContainers({ filters: { label: ['podex.workspace_id'], status: ['running'] } });
+            // One-shot stats answer at once (no second sample); CPU is the delta against the
+            // previous heartbeat's counters, kept in Redis.
+            const cpuKey = `podex:server:${serverId}:cpu`;
+            const previous = list.length ? await redis.hgetall(cpuKey) : {};
+            const counters: Record<string, string> = {};
             const containers = await Promise.all(
               list.map(async (c) => {
-                const stats = (await docker.getContainer(c.Id).stats({ stream: false })) as unknown as DockerStats;
+                const stats = (await docker.getContainer(c.Id).stats({ stream: false, 'one-shot': true } as { stream: false })) as unknown as DockerStats;
+                const [total, system] = (previous[c.Id] ?? '').split(',').map(Number);
+                if (total >= 0 && system > 0) stats.precpu_stats = { cpu_usage: { total_usage: total }, system_cpu_usage: system };
+                counters[c.Id] = `${stats.cpu_stats?.cpu_usage?.total_usage ?? 0},${stats.cpu_stats?.system_cpu_usage ?? 0}`;
                 return { name: (c.Names[0] ?? c.Id).replace(/^\//, ''), workspaceId: c.Labels['podex.workspace_id'], ...usageFromStats(stats) };
               }),
             );
+            const tx = redis.multi().del(cpuKey);
+            if (list.length) tx.hset(cpuKey, counters).expire(cpuKey, ttlSeconds * 2);
+            await tx.exec();
             const df = (await docker.df()) as { Volumes?: { Labels?: Record<string, string> | null; UsageData?: { Size?: number } }[] };
             const bytes = (df.Volumes ?? [])
               .filter((v) => v.Labels?.['podex.managed'] === 'true')

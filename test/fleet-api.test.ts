@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { eventually, startHarness, type Harness } from './harness';
 import { localEngines, uniq } from './helpers';
+import { maybeRecordHistory } from './temporal-env';
 
 describe('fleet admin API with onboarding on real engines', () => {
   let h: Harness;
@@ -63,6 +64,7 @@ describe('fleet admin API with onboarding on real engines', () => {
       return ids.length ? ids : undefined;
     });
     expect(found).toEqual([`onboard-server-${id}`]);
+    maybeRecordHistory('onboard-server', await h.client.workflow.getHandle(`onboard-server-${id}`).fetchHistory());
   });
 
   it('strict mode keeps a server whose daemon fails a hardening check out of service', async () => {
@@ -80,6 +82,7 @@ describe('fleet admin API with onboarding on real engines', () => {
     const s = await settled(res.body.server.id);
     expect(s.status).toBe('error');
     expect(s.lastError).toMatch(/ECONNREFUSED|connect/i);
+    maybeRecordHistory('onboard-server-unreachable', await h.client.workflow.getHandle(`onboard-server-${res.body.server.id}`).fetchHistory());
   });
 
   it('answers bad and unauthenticated requests with the stated codes', async () => {
