@@ -22,6 +22,8 @@ export interface ApiSettings {
   workspaceImage: string;
   strictAudit: boolean;
   overcommit: number;
+  /** How long the user-facing server list may be reused (ms). */
+  availableCacheMs: number;
 }
 
 export function apiSettings(c: Config): ApiSettings {
@@ -36,6 +38,7 @@ export function apiSettings(c: Config): ApiSettings {
     workspaceImage: c.WORKSPACE_IMAGE,
     strictAudit: c.STRICT_DAEMON_AUDIT,
     overcommit: c.OVERCOMMIT_RATIO,
+    availableCacheMs: 1_000,
   };
 }
 

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { freeCapacity, type Capacity } from '../domain/servers';
 import type { PrismaClient, WorkspaceServer } from '../lib/prisma';
-import type { availableServerView, serverView } from './schemas';
+import type { serverView } from './schemas';
 
 /** Workspace statuses that hold no capacity. */
 export const RELEASED_STATUSES = ['deleted', 'failed'];
@@ -66,11 +66,6 @@ export function toServerView(s: WorkspaceServer, reserved: Capacity | undefined,
     createdAt: s.createdAt?.toISOString() ?? null,
     updatedAt: s.updatedAt?.toISOString() ?? null,
   };
-}
-
-/** What a user may see of a server: no addresses, certificates or errors. */
-export function toAvailableView(s: WorkspaceServer, free: Capacity): z.infer<typeof availableServerView> {
-  return { id: s.id, name: s.name, region: s.region, architecture: s.architecture, hasGpu: s.hasGpu ?? false, gpuType: s.gpuType, free };
 }
 
 /** A JSON-safe snapshot of a row for the audit log. */

@@ -48,6 +48,6 @@ describe('maintenance windows', () => {
     const closed = await handle.describe();
     expect(closed.status.name).toBe('COMPLETED');
     maybeRecordHistory('onboard-server-maintenance', await handle.fetchHistory());
-    expect((await h.call('GET', '/servers/available', { token: h.userToken })).body.servers.map((s: { id: string }) => s.id)).toContain(serverId);
+    await eventually(async () => (await h.call('GET', '/servers/available', { token: h.userToken })).body.servers.map((s: { id: string }) => s.id).includes(serverId), 3_000);
   });
 });

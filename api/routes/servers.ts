@@ -1,6 +1,5 @@
 import { Router } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { fits, freeCapacity } from '../../domain/servers';
 import { tier, type TierName } from '../../domain/tiers';
 import { PHASE, SERVER_ID, WORKFLOW_ID } from '../../lib/constants';
 import { onboardServerWorkflow } from '../../workflows';
@@ -8,12 +7,14 @@ import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
 import { conflict, notFound, parse, route } from '../errors';
 import { availableQuery, createServerBody, listServersQuery, maintenanceBody, updateServerBody, uuidParam, windowParams } from '../schemas';
-import { inMaintenanceNow, reservedByServer, snapshot, toAvailableView, toServerView } from '../server-views';
+import { AvailableServers } from '../available';
+import { inMaintenanceNow, reservedByServer, snapshot, toServerView } from '../server-views';
 
 /** The fleet admin API (seed Task 3.5) plus the user-facing list of servers to choose from. */
 export function serversRouter(deps: ApiDeps): Router {
   const { prisma, temporal, settings } = deps;
   const r = Router();
+  const available = new AvailableServers(prisma, settings.overcommit, settings.availableCacheMs);
 
   async function viewOf(id: string) {
     const s = await prisma.workspaceServer.findUnique({ where: { id } });
@@ -43,18 +44,17 @@ export function serversRouter(deps: ApiDeps): Router {
     route(async (req, res) => {
       const q = parse(availableQuery, req.query, 'query');
       const need = tier(q.tier as TierName);
-      const servers = await prisma.workspaceServer.findMany({ where: { status: 'active', cordoned: false }, orderBy: { name: 'asc' } });
-      const ids = servers.map((s) => s.id);
-      const [reserved, maint] = await Promise.all([reservedByServer(prisma, ids), inMaintenanceNow(prisma, ids)]);
-      const out = servers
-        .filter((s) => !maint.has(s.id))
-        .map((s) => toAvailableView(s, freeCapacity({ cpu: s.totalCpu, memoryMb: s.totalMemoryMb, diskGb: s.totalDiskGb }, reserved.get(s.id) ?? { cpu: 0, memoryMb: 0, diskGb: 0 }, settings.overcommit)))
-        .filter((v) => fits({ cpu: need.cpu, memoryMb: need.memoryMb, diskGb: need.diskGb }, v.free));
+      const out = await available.forTier(need);
       res.json({ tier: need.name, servers: out });
     }),
   );
 
   r.use('/servers', requireAdmin);
+  // Admin changes made through this process show in the user list at once.
+  r.use('/servers', (req, _res, next) => {
+    if (req.method !== 'GET') available.invalidate();
+    next();
+  });
 
   r.get(
     '/servers',

@@ -29,7 +29,7 @@ pg_up() {
       -o "-h 127.0.0.1 -p $PG_PORT -k $dir -c max_connections=300 -c fsync=off -c synchronous_commit=off" start >/dev/null
   fi
   wait_for PostgreSQL 30 "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
-  for db in podex podex_test; do
+  for db in podex podex_test podex_bench; do
     if ! psql -h "$dir" -p "$PG_PORT" -U podex -d postgres -tAc "select 1 from pg_database where datname='$db'" | grep -q 1; then
       psql -h "$dir" -p "$PG_PORT" -U podex -d postgres -qc "create database $db" >/dev/null
     fi
