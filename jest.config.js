@@ -1,10 +1,11 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
+  // Only the project's folders: .stack/ holds Docker data roots that must never be crawled.
+  roots: ['<rootDir>/test', '<rootDir>/domain', '<rootDir>/api', '<rootDir>/lib', '<rootDir>/activities', '<rootDir>/workflows', '<rootDir>/workers'],
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } } }] },
   testMatch: ['<rootDir>/test/**/*.test.ts', '<rootDir>/{domain,lib,api,activities,workflows,workers}/**/*.test.ts'],
   setupFiles: ['<rootDir>/test/setup-env.ts'],
-  setupFilesAfterEnv: ['<rootDir>/test/setup-runtime.ts'],
   testTimeout: 120_000,
   // Integration tests share real engines and one Temporal server; two workers keep a 2-core machine responsive.
   maxWorkers: 2,

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
-import { HISTORIES_DIR, WORKFLOWS_PATH } from './temporal-env';
+import { HISTORIES_DIR, quietRuntime, WORKFLOWS_PATH } from './temporal-env';
 
 // Every recorded history must replay against the current workflow code: a change that would
 // break workflows already running in production fails here (record new ones with RECORD_HISTORIES=1).
@@ -14,6 +14,7 @@ describe('replay of recorded workflow histories', () => {
   });
 
   it('replays every history without nondeterminism', async () => {
+    quietRuntime();
     const histories = files.map((f) => ({
       workflowId: path.basename(f, '.json'),
       history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(HISTORIES_DIR, f), 'utf8'))),

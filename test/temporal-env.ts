@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { config } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
@@ -11,6 +11,20 @@ import { temporalConnectionOptions } from '../lib/temporal';
 import { createWorker } from '../workers/worker';
 import type { ActivityDeps } from '../activities';
 import { testFleet, uniq } from './helpers';
+
+let runtimeInstalled = false;
+/**
+ * Tests provoke activity failures on purpose; the SDK's warnings about them are noise here.
+ * Installed only by tests that run workers: the native runtime keeps the process alive.
+ */
+export function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
+  });
+}
 
 export const HISTORIES_DIR = path.join(__dirname, 'histories');
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index.ts');
@@ -34,6 +48,7 @@ export function testDeps(): ActivityDeps & { close(): Promise<void> } {
 
 /** Connections to the stack's Temporal dev server and a worker on a task queue of the test's own. */
 export async function temporalForTest(prefix = 'test', overrides: Partial<ActivityDeps> = {}) {
+  quietRuntime();
   const c = config();
   const opts = temporalConnectionOptions(c);
   const deps = testDeps();
