@@ -1,8 +1,11 @@
 import { createDockerActivities, type DockerActivityDeps } from './docker';
 import { createHeartbeatActivities, type HeartbeatActivityDeps } from './heartbeat';
+import { createReservationActivities, type ReservationDeps } from './reservations';
 import { createServerActivities, type ServerActivityDeps } from './servers';
+import { createWorkspaceDockerActivities } from './workspace-docker';
+import { createWorkspaceActivities } from './workspaces';
 
-export type ActivityDeps = DockerActivityDeps & ServerActivityDeps & HeartbeatActivityDeps;
+export type ActivityDeps = DockerActivityDeps & ServerActivityDeps & HeartbeatActivityDeps & ReservationDeps;
 
 /**
  * Every activity the worker registers, built from the process's shared clients.
@@ -13,9 +16,14 @@ export function createActivities(deps: ActivityDeps) {
     ...createDockerActivities(deps),
     ...createServerActivities(deps),
     ...createHeartbeatActivities(deps),
+    ...createReservationActivities(deps),
+    ...createWorkspaceDockerActivities(deps),
+    ...createWorkspaceActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { EngineFacts, DaemonAudit } from './docker';
 export type { HeartbeatResult } from './heartbeat';
+export type { Reservation, ReserveRequest } from './reservations';
+export type { WorkspaceRecord } from './workspaces';

@@ -10,6 +10,8 @@ import { openApiDocument } from './openapi';
 import { rateLimiter } from './rate-limit';
 import { auditRouter } from './routes/audit';
 import { serversRouter } from './routes/servers';
+import { workspacesRouter } from './routes/workspaces';
+import { WorkspaceEvents } from './events';
 
 export interface ApiSettings {
   jwtSecret: string;
@@ -114,6 +116,9 @@ export function createApp(deps: ApiDeps): Express {
   app.use(authenticator(deps.settings.jwtSecret, deps.settings.internalApiKey));
   app.use(serversRouter(deps));
   app.use(auditRouter(deps));
+  const events = new WorkspaceEvents(deps.redis);
+  app.locals.close = () => events.close();
+  app.use(workspacesRouter({ ...deps, events }));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'no such route' });

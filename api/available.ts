@@ -1,7 +1,6 @@
 import { freeCapacity, fits, type Capacity } from '../domain/servers';
 import type { Tier } from '../domain/tiers';
 import type { PrismaClient } from '../lib/prisma';
-import { RELEASED_STATUSES } from './server-views';
 
 export interface AvailableServer {
   id: string;
@@ -48,14 +47,10 @@ export class AvailableServers {
     return this.prisma.$queryRaw<Row[]>`
       SELECT s.id::text AS id, s.name, s.region, s.architecture, s.has_gpu, s.gpu_type,
              s.total_cpu, s.total_memory_mb, s.total_disk_gb,
-             COALESCE(SUM(w.assigned_cpu), 0)::float8 AS r_cpu,
-             COALESCE(SUM(w.assigned_memory_mb), 0)::float8 AS r_mem,
-             COALESCE(SUM(w.assigned_disk_gb), 0)::float8 AS r_disk
+             s.reserved_cpu AS r_cpu, s.reserved_memory_mb AS r_mem, s.reserved_disk_gb AS r_disk
       FROM workspace_servers s
-      LEFT JOIN workspaces w ON w.server_id = s.id AND w.status <> ALL(${RELEASED_STATUSES})
       WHERE s.status = 'active' AND NOT s.cordoned
         AND NOT EXISTS (SELECT 1 FROM maintenance_windows m WHERE m.server_id = s.id AND m.starts_at <= now() AND m.ends_at > now())
-      GROUP BY s.id
       ORDER BY s.name`;
   }
 

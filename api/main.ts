@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     clearTimeout(grace);
   } finally {
-    await Promise.allSettled([prisma.$disconnect(), redis.quit(), temporal.connection.close()]);
+    await Promise.allSettled([(app.locals.close as () => Promise<void>)(), prisma.$disconnect(), redis.quit(), temporal.connection.close()]);
   }
   logger.info('api stopped');
 }

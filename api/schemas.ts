@@ -143,3 +143,52 @@ export const errorView = z.object({
   message: z.string(),
   details: z.unknown().optional(),
 });
+
+export const createWorkspaceBody = z
+  .object({
+    name: z.string().min(1).max(64).regex(/^[a-zA-Z0-9][a-zA-Z0-9 _.-]*$/, 'letters, digits, space, _ . -'),
+    tier: z.enum(TIER_NAMES as [string, ...string[]]),
+    server: z.union([z.literal('auto'), z.uuid({ message: "must be 'auto' or a server id from /servers/available" })]).default('auto'),
+    strategy: z.enum(['SPREAD', 'BEST_FIT', 'AFFINITY']).default('SPREAD'),
+    image: z.string().regex(/^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$/, 'must be an image reference').max(255).optional(),
+    constraints: z
+      .object({
+        architecture: z.enum(['amd64', 'arm64']).optional(),
+        region: z.string().min(1).max(50).optional(),
+        labels: z.record(z.string(), z.string()).optional(),
+        gpu: z.object({ type: z.string().max(50).optional(), count: z.number().int().min(1).max(16) }).strict().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const createWorkspaceQuery = z.object({ wait: z.enum(['true', 'false']).default('false') }).strict();
+export const listWorkspacesQuery = z
+  .object({
+    status: z.string().max(20).optional(),
+    owner: z.string().max(255).optional().describe('admins only'),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    offset: z.coerce.number().int().min(0).default(0),
+  })
+  .strict();
+export const deleteWorkspaceQuery = z.object({ keepVolume: z.enum(['true', 'false']).default('false') }).strict();
+
+export const workspaceView = z.object({
+  id: z.uuid(),
+  ownerId: z.string(),
+  name: z.string(),
+  tier: z.string(),
+  status: z.string(),
+  statusReason: z.string().nullable(),
+  serverId: z.string().nullable(),
+  containerName: z.string().nullable(),
+  volumeName: z.string().nullable(),
+  networkName: z.string().nullable(),
+  internalIp: z.string().nullable(),
+  httpPort: z.number().nullable(),
+  assigned: z.object({ cpu: z.number().nullable(), memoryMb: z.number().nullable(), diskGb: z.number().nullable() }),
+  diskLimit: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});

@@ -3,24 +3,6 @@ import { freeCapacity, type Capacity } from '../domain/servers';
 import type { PrismaClient, WorkspaceServer } from '../lib/prisma';
 import type { serverView } from './schemas';
 
-/** Workspace statuses that hold no capacity. */
-export const RELEASED_STATUSES = ['deleted', 'failed'];
-
-const ZERO: Capacity = { cpu: 0, memoryMb: 0, diskGb: 0 };
-
-/** Capacity reserved by the workspaces placed on each server. */
-export async function reservedByServer(prisma: PrismaClient, serverIds: string[]): Promise<Map<string, Capacity>> {
-  if (serverIds.length === 0) return new Map();
-  const rows = await prisma.workspace.groupBy({
-    by: ['serverId'],
-    where: { serverId: { in: serverIds }, status: { notIn: RELEASED_STATUSES } },
-    _sum: { assignedCpu: true, assignedMemoryMb: true, assignedDiskGb: true },
-  });
-  return new Map(
-    rows.map((r) => [r.serverId!, { cpu: r._sum.assignedCpu ?? 0, memoryMb: r._sum.assignedMemoryMb ?? 0, diskGb: r._sum.assignedDiskGb ?? 0 }]),
-  );
-}
-
 /** Servers under maintenance right now. */
 export async function inMaintenanceNow(prisma: PrismaClient, serverIds: string[]): Promise<Set<string>> {
   if (serverIds.length === 0) return new Set();
@@ -35,8 +17,8 @@ export async function inMaintenanceNow(prisma: PrismaClient, serverIds: string[]
 const total = (s: WorkspaceServer): Capacity => ({ cpu: s.totalCpu, memoryMb: s.totalMemoryMb, diskGb: s.totalDiskGb });
 
 /** The admin's view of a server (no key material is ever stored, so none can leak). */
-export function toServerView(s: WorkspaceServer, reserved: Capacity | undefined, inMaintenance: boolean, overcommit: number): z.infer<typeof serverView> {
-  const r = reserved ?? ZERO;
+export function toServerView(s: WorkspaceServer, inMaintenance: boolean, overcommit: number): z.infer<typeof serverView> {
+  const r: Capacity = { cpu: s.reservedCpu, memoryMb: s.reservedMemoryMb, diskGb: s.reservedDiskGb };
   return {
     id: s.id,
     name: s.name,

@@ -36,10 +36,9 @@ async function main(): Promise<void> {
       }),
     ),
   );
+  // Twenty servers hold five pro workspaces' reservations each.
   for (const s of servers.slice(0, 20)) {
-    await prisma.workspace.createMany({
-      data: Array.from({ length: 5 }, (_, j) => ({ ownerId: 'bench', name: `w${j}`, tier: 'pro', status: 'running', serverId: s.id, assignedCpu: 2, assignedMemoryMb: 4096, assignedDiskGb: 20 })),
-    });
+    await prisma.workspaceServer.update({ where: { id: s.id }, data: { reservedCpu: 10, reservedMemoryMb: 5 * 4096, reservedDiskGb: 100 } });
   }
 
   const api = spawn(path.join(__dirname, '..', 'node_modules', '.bin', 'tsx'), [path.join(__dirname, '..', 'api', 'main.ts')], {

@@ -14,4 +14,5 @@ export const SEARCH_ATTRIBUTES = [SERVER_ID, WORKSPACE_ID, PHASE] as const;
 export const WORKFLOW_ID = {
   probeEngine: (host: string, port: number) => `probe-engine-${host}-${port}`,
   onboardServer: (serverId: string) => `onboard-server-${serverId}`,
+  workspace: (workspaceId: string) => `workspace-${workspaceId}`,
 } as const;

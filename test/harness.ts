@@ -50,7 +50,9 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
     userToken,
     call,
     async close() {
+      server.closeAllConnections();
       server.close();
+      await (app.locals.close as () => Promise<void>)();
       t.worker.shutdown();
       await workerRun;
       await t.close();

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Container } from 'dockerode';
 import { config } from '../lib/config';
 import { DockerFleet, parseEndpoints, type EngineEndpoint } from '../lib/docker-fleet';
 
@@ -31,4 +32,19 @@ export function demuxLogs(buf: Buffer): { stdout: string; stderr: string } {
     i += 8 + len;
   }
   return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+/** Runs a command in a running container through the Docker API; returns exit code and output. */
+export async function execIn(container: Container, cmd: string[]): Promise<{ code: number; out: string }> {
+  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  const { ExitCode } = await exec.inspect();
+  const { stdout, stderr } = demuxLogs(Buffer.concat(chunks));
+  return { code: ExitCode ?? -1, out: stdout + stderr };
 }

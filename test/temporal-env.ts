@@ -40,6 +40,7 @@ export function testDeps(): ActivityDeps & { close(): Promise<void> } {
     redis,
     logger: createLogger(process.env.LOG_LEVEL ?? 'warn'),
     imageArchive: c.WORKSPACE_IMAGE_ARCHIVE,
+    overcommit: c.OVERCOMMIT_RATIO,
     async close() {
       await Promise.allSettled([prisma.$disconnect(), redis.quit()]);
     },

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
       connection,
       namespace: cfg.TEMPORAL_NAMESPACE,
       taskQueue: cfg.TEMPORAL_TASK_QUEUE,
-      deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE },
+      deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE, overcommit: cfg.OVERCOMMIT_RATIO },
       workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH ?? path.join(__dirname, '..', 'dist', 'workflow-bundle.js'),
     });
     logger.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE }, 'worker started');

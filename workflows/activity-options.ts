@@ -4,7 +4,7 @@
  */
 import type { ActivityOptions } from '@temporalio/workflow';
 
-const NON_RETRYABLE = ['ServerNotFoundError', 'ImageUnavailable'];
+const NON_RETRYABLE = ['ServerNotFoundError', 'ImageUnavailable', 'NoCapacity', 'WorkspaceNotFound', 'ImageNotFound'];
 
 export const dockerActivity: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
@@ -27,4 +27,11 @@ export const dbActivity: ActivityOptions = {
 export const heartbeatActivity: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 2, initialInterval: '1 second' },
+};
+
+/** Starting a container waits for its health check: allow a minute, with heartbeats. */
+export const readinessActivity: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
 };

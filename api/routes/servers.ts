@@ -8,7 +8,7 @@ import { principal, requireAdmin } from '../auth';
 import { conflict, notFound, parse, route } from '../errors';
 import { availableQuery, createServerBody, listServersQuery, maintenanceBody, updateServerBody, uuidParam, windowParams } from '../schemas';
 import { AvailableServers } from '../available';
-import { inMaintenanceNow, reservedByServer, snapshot, toServerView } from '../server-views';
+import { inMaintenanceNow, snapshot, toServerView } from '../server-views';
 
 /** The fleet admin API (seed Task 3.5) plus the user-facing list of servers to choose from. */
 export function serversRouter(deps: ApiDeps): Router {
@@ -19,8 +19,8 @@ export function serversRouter(deps: ApiDeps): Router {
   async function viewOf(id: string) {
     const s = await prisma.workspaceServer.findUnique({ where: { id } });
     if (!s) throw notFound('server');
-    const [reserved, maint] = await Promise.all([reservedByServer(prisma, [id]), inMaintenanceNow(prisma, [id])]);
-    return toServerView(s, reserved.get(id), maint.has(id), settings.overcommit);
+    const maint = await inMaintenanceNow(prisma, [id]);
+    return toServerView(s, maint.has(id), settings.overcommit);
   }
 
   async function startOnboarding(serverId: string, strict: boolean) {
@@ -67,8 +67,8 @@ export function serversRouter(deps: ApiDeps): Router {
         skip: q.offset,
       });
       const ids = servers.map((s) => s.id);
-      const [reserved, maint] = await Promise.all([reservedByServer(prisma, ids), inMaintenanceNow(prisma, ids)]);
-      res.json({ servers: servers.map((s) => toServerView(s, reserved.get(s.id), maint.has(s.id), settings.overcommit)) });
+      const maint = await inMaintenanceNow(prisma, ids);
+      res.json({ servers: servers.map((s) => toServerView(s, maint.has(s.id), settings.overcommit)) });
     }),
   );
 

@@ -14,9 +14,12 @@ log "test database migrated"
 
 # Leftovers of an earlier, interrupted run would skew capacity and names.
 for i in $(seq 1 "$ENGINE_COUNT"); do
-  ids=$(engine_cli "$i" ps -aq --filter label=podex.test=1)
-  [ -z "$ids" ] || engine_cli "$i" rm -f $ids >/dev/null
-  engine_cli "$i" network prune -f --filter label=podex.test=1 >/dev/null
+  for label in podex.test=1 podex.owner=test-user; do
+    ids=$(engine_cli "$i" ps -aq --filter "label=$label")
+    [ -z "$ids" ] || engine_cli "$i" rm -f $ids >/dev/null
+    engine_cli "$i" network prune -f --filter "label=$label" >/dev/null
+    engine_cli "$i" volume prune -f --filter "label=$label" >/dev/null
+  done
 done
 
 if [ $# -eq 0 ]; then

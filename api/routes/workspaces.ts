@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import { Router, type Response } from 'express';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { WORKFLOW_ID, WORKSPACE_ID } from '../../lib/constants';
+import type { Workspace } from '../../lib/prisma';
+import { workspaceWorkflow } from '../../workflows';
+import { deleteUpdate, restartUpdate, startUpdate, stopUpdate, workspaceStateQuery } from '../../workflows/workspace';
+import type { ApiDeps } from '../app';
+import { principal } from '../auth';
+import { HttpError, notFound, parse, route } from '../errors';
+import { type WorkspaceEvents } from '../events';
+import { createWorkspaceBody, createWorkspaceQuery, deleteWorkspaceQuery, listWorkspacesQuery, uuidParam } from '../schemas';
+
+export function toWorkspaceView(w: Workspace) {
+  return {
+    id: w.id,
+    ownerId: w.ownerId,
+    name: w.name,
+    tier: w.tier,
+    status: w.status,
+    statusReason: w.statusReason,
+    serverId: w.serverId,
+    containerName: w.containerName,
+    volumeName: w.volumeName,
+    networkName: w.networkName,
+    internalIp: w.internalIp,
+    httpPort: w.httpPort,
+    assigned: { cpu: w.assignedCpu, memoryMb: w.assignedMemoryMb, diskGb: w.assignedDiskGb },
+    diskLimit: w.diskLimit,
+    createdAt: w.createdAt.toISOString(),
+    updatedAt: w.updatedAt.toISOString(),
+  };
+}
+
+/** A caller's Idempotency-Key becomes the workspace id: the same request is the same workspace and workflow. */
+function idFromKey(owner: string, key: string): string {
+  const h = createHash('sha256').update(`${owner}\0${key}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+const FINAL = ['running', 'failed', 'stopped', 'deleted'];
+
+/** Workspaces: create (placement + provisioning workflow), lifecycle updates, events. */
+export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): Router {
+  const { prisma, temporal, settings, events } = deps;
+  const r = Router();
+
+  /** The workspace if the caller may see it (users: their own; admins: all). 404 otherwise. */
+  async function visible(res: Response, id: string): Promise<Workspace> {
+    const p = principal(res);
+    const w = await prisma.workspace.findUnique({ where: { id } });
+    if (!w || (p.role !== 'admin' && w.ownerId !== p.id)) throw notFound('workspace');
+    return w;
+  }
+
+  r.post(
+    '/workspaces',
+    route(async (req, res) => {
+      const body = parse(createWorkspaceBody, req.body);
+      const q = parse(createWorkspaceQuery, req.query, 'query');
+      const owner = principal(res).id;
+      const key = req.get('idempotency-key');
+      const id = key ? idFromKey(owner, key) : undefined;
+      const constraints = { ...(body.constraints ?? {}), ...(body.server !== 'auto' ? { serverId: body.server } : {}) };
+      let ws = id ? await prisma.workspace.findUnique({ where: { id } }) : null;
+      ws ??= await prisma.workspace.create({
+        data: { ...(id ? { id } : {}), ownerId: owner, name: body.name, tier: body.tier, strategy: body.strategy, image: body.image, constraints, status: 'pending' },
+      });
+      const workflowId = WORKFLOW_ID.workspace(ws.id);
+      await temporal.workflow.start(workspaceWorkflow, {
+        taskQueue: settings.taskQueue,
+        workflowId,
+        args: [{ workspaceId: ws.id, defaultImage: settings.workspaceImage }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [{ key: WORKSPACE_ID, value: ws.id }],
+      }).catch((err: Error) => {
+        // A finished workflow under this id is the same workspace asked for again.
+        if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+      });
+      if (q.wait === 'true') {
+        const deadline = Date.now() + 120_000;
+        while (!FINAL.includes(ws.status) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          ws = (await prisma.workspace.findUnique({ where: { id: ws.id } }))!;
+        }
+        if (ws.status === 'failed') {
+          const noCapacity = /^no capacity/.test(ws.statusReason ?? '');
+          throw new HttpError(noCapacity ? 503 : 502, noCapacity ? 'no_capacity' : 'provisioning_failed', ws.statusReason ?? 'provisioning failed', { workspace: toWorkspaceView(ws) });
+        }
+        res.status(ws.status === 'running' ? 201 : 202).json({ workspace: toWorkspaceView(ws), workflowId });
+        return;
+      }
+      res.status(202).location(`/workspaces/${ws.id}`).json({ workspace: toWorkspaceView(ws), workflowId });
+    }),
+  );
+
+  r.get(
+    '/workspaces',
+    route(async (req, res) => {
+      const q = parse(listWorkspacesQuery, req.query, 'query');
+      const p = principal(res);
+      const owner = p.role === 'admin' ? q.owner : p.id;
+      const rows = await prisma.workspace.findMany({
+        where: { ...(owner ? { ownerId: owner } : {}), ...(q.status ? { status: q.status } : { status: { not: 'deleted' } }) },
+        orderBy: { createdAt: 'desc' },
+        take: q.limit,
+        skip: q.offset,
+      });
+      res.json({ workspaces: rows.map(toWorkspaceView) });
+    }),
+  );
+
+  r.get(
+    '/workspaces/:id',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const w = await visible(res, id);
+      let progress = null;
+      try {
+        progress = await temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).query(workspaceStateQuery);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) progress = { unavailable: (err as Error).message };
+      }
+      res.json({ ...toWorkspaceView(w), progress });
+    }),
+  );
+
+  const updates = { start: startUpdate, stop: stopUpdate, restart: restartUpdate } as const;
+  for (const [action, update] of Object.entries(updates)) {
+    r.post(
+      `/workspaces/:id/${action}`,
+      route(async (req, res) => {
+        const { id } = parse(uuidParam, req.params, 'params');
+        await visible(res, id);
+        await runUpdate(() => temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).executeUpdate(update));
+        res.json(toWorkspaceView(await visible(res, id)));
+      }),
+    );
+  }
+
+  r.delete(
+    '/workspaces/:id',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const q = parse(deleteWorkspaceQuery, req.query, 'query');
+      const w = await visible(res, id);
+      if (w.status === 'failed' || w.status === 'pending') {
+        // Nothing runs for it: provisioning already compensated.
+        await prisma.workspace.update({ where: { id }, data: { status: 'deleted' } });
+      } else if (w.status !== 'deleted') {
+        await runUpdate(() => temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).executeUpdate(deleteUpdate, { args: [{ keepVolume: q.keepVolume === 'true' }] }));
+      }
+      res.status(204).end();
+    }),
+  );
+
+  /** Status changes as server-sent events: the current status first, then each change. */
+  r.get(
+    '/workspaces/:id/events',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const w = await visible(res, id);
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      const send = (data: string) => res.write(`event: status\ndata: ${data}\n\n`);
+      const unsubscribe = await events.subscribe(id, send);
+      send(JSON.stringify({ workspaceId: id, status: w.status, reason: w.statusReason, at: w.updatedAt.toISOString() }));
+      const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+      req.on('close', () => {
+        clearInterval(keepAlive);
+        unsubscribe();
+      });
+    }),
+  );
+
+  return r;
+}
+
+async function runUpdate(fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new HttpError(409, 'conflict', 'the workspace has no running lifecycle workflow');
+    if (err instanceof WorkflowUpdateFailedError) throw new HttpError(409, 'conflict', (err.cause as Error | undefined)?.message ?? err.message);
+    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new HttpError(504, 'timeout', 'the workspace did not answer in time');
+    throw err;
+  }
+}

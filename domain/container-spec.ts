@@ -1,0 +1,95 @@
+/**
+ * The hardened container of a workspace (seed Tasks 5.5 and 5.6): gVisor runtime, every
+ * capability dropped but a short list, no privilege escalation, the default seccomp
+ * profile, limits from the tier, tmpfs for /tmp and /run, its own network and volume.
+ * Every name derives from the workspace id, so a retried step finds its earlier work.
+ */
+import type { Tier } from './tiers';
+
+export const CAP_ADD = ['CHOWN', 'SETUID', 'SETGID', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'NET_BIND_SERVICE'] as const;
+export const PIDS_LIMIT = 500;
+export const HTTP_PORT = 8080;
+export const WORKSPACE_MOUNT = '/workspace';
+
+export interface WorkspaceNames {
+  container: string;
+  network: string;
+  volume: string;
+}
+
+export function workspaceNames(workspaceId: string): WorkspaceNames {
+  return { container: `podex-ws-${workspaceId}`, network: `podex-ws-${workspaceId}`, volume: `podex-ws-${workspaceId}` };
+}
+
+export function workspaceLabels(workspaceId: string, ownerId: string, tier: string): Record<string, string> {
+  return { 'podex.workspace_id': workspaceId, 'podex.managed': 'true', 'podex.owner': ownerId, 'podex.tier': tier };
+}
+
+/** Bridge network with inter-container communication off and outbound NAT on. */
+export function networkSpec(workspaceId: string, labels: Record<string, string>) {
+  return {
+    Name: workspaceNames(workspaceId).network,
+    Driver: 'bridge',
+    Internal: false,
+    Attachable: false,
+    CheckDuplicate: true,
+    Options: {
+      'com.docker.network.bridge.enable_icc': 'false',
+      'com.docker.network.bridge.enable_ip_masquerade': 'true',
+    },
+    Labels: labels,
+  };
+}
+
+export interface ContainerSpecInput {
+  workspaceId: string;
+  ownerId: string;
+  tier: Tier;
+  image: string;
+  /** The server's runtime (runsc unless the server says otherwise). */
+  runtime: string;
+  /** Whether the engine's storage driver can enforce a per-container disk limit. */
+  diskLimitSupported: boolean;
+}
+
+/** The Docker create options for a workspace container (Engine API shape). */
+export function containerSpec(i: ContainerSpecInput) {
+  const names = workspaceNames(i.workspaceId);
+  const memory = i.tier.memoryMb * 1024 * 1024;
+  return {
+    name: names.container,
+    Image: i.image,
+    Hostname: `ws-${i.workspaceId.slice(0, 8)}`,
+    WorkingDir: WORKSPACE_MOUNT,
+    // The IDE's HTTP endpoint; the health check below makes "ready" mean it answers.
+    Cmd: ['httpd', '-f', '-p', String(HTTP_PORT), '-h', '/var/www'],
+    Labels: workspaceLabels(i.workspaceId, i.ownerId, i.tier.name),
+    ExposedPorts: { [`${HTTP_PORT}/tcp`]: {} },
+    Healthcheck: {
+      Test: ['CMD-SHELL', `printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 ${HTTP_PORT} | grep -q '^HTTP/'`],
+      Interval: 1_000_000_000,
+      Timeout: 2_000_000_000,
+      StartPeriod: 0,
+      Retries: 30,
+    },
+    HostConfig: {
+      Runtime: i.runtime,
+      CapDrop: ['ALL'],
+      CapAdd: [...CAP_ADD],
+      SecurityOpt: ['no-new-privileges:true'],
+      PidsLimit: PIDS_LIMIT,
+      NanoCpus: Math.round(i.tier.cpu * 1e9),
+      Memory: memory,
+      MemorySwap: memory,
+      ...(i.diskLimitSupported ? { StorageOpt: { size: `${i.tier.diskGb}G` } } : {}),
+      Tmpfs: { '/tmp': 'rw,nosuid,size=1g,mode=1777', '/run': 'rw,nosuid,size=100m,mode=755' },
+      ReadonlyRootfs: false,
+      NetworkMode: names.network,
+      Mounts: [{ Type: 'volume', Source: names.volume, Target: WORKSPACE_MOUNT }],
+      RestartPolicy: { Name: 'unless-stopped' },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+    },
+  };
+}
+
+export type ContainerSpec = ReturnType<typeof containerSpec>;

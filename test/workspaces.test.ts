@@ -1,0 +1,187 @@
+import os from 'node:os';
+import { TIERS } from '../domain/tiers';
+import { eventually, startHarness, type Harness } from './harness';
+import { execIn, localEngines, uniq } from './helpers';
+import { maybeRecordHistory } from './temporal-env';
+
+describe('workspace provisioning and lifecycle on real engines', () => {
+  let h: Harness;
+  const suite = uniq('suite');
+  const servers: string[] = [];
+  const workspaces: string[] = [];
+
+  beforeAll(async () => {
+    h = await startHarness('workspaces');
+    for (const i of [0, 1]) {
+      const e = localEngines()[i];
+      const res = await h.call('POST', '/servers', { body: { name: `engine-${i + 1}`, hostname: `${uniq('wsrv')}.local`, ipAddress: e.host, dockerPort: e.port, labels: { suite } } });
+      servers.push(res.body.server.id);
+    }
+    for (const id of servers) await eventually(async () => (await h.call('GET', `/servers/${id}`)).body.status === 'active', 60_000);
+    // This machine has two CPUs; operators may set a server's capacity, and the tests give
+    // each server room for several workspaces (the burst test narrows it again).
+    for (const id of servers) await h.call('PATCH', `/servers/${id}`, { body: { totalCpu: 32 } });
+  });
+
+  afterAll(async () => {
+    for (const id of workspaces) {
+      const w = await h.deps.prisma.workspace.findUnique({ where: { id } });
+      if (w && w.status !== 'deleted' && w.status !== 'failed') await h.call('DELETE', `/workspaces/${id}`);
+    }
+    await h.deps.prisma.workspace.deleteMany({ where: { id: { in: workspaces } } });
+    await h.deps.prisma.workspaceServer.deleteMany({ where: { id: { in: servers } } });
+    await h.close();
+  });
+
+  async function create(body: Record<string, unknown>, wait = true) {
+    const res = await h.call('POST', `/workspaces${wait ? '?wait=true' : ''}`, { token: h.userToken, body: { tier: 'free', constraints: { labels: { suite } }, ...body } });
+    if (res.body?.workspace?.id) workspaces.push(res.body.workspace.id);
+    return res;
+  }
+  const engineOf = (serverId: string) => h.deps.fleet.engine(localEngines()[servers.indexOf(serverId)]);
+
+  it('creates a running gVisor container hardened exactly as specified, on its own network and volume', async () => {
+    const res = await create({ name: 'hardened', tier: 'pro' });
+    expect(res.status).toBe(201);
+    const ws = res.body.workspace;
+    expect(ws).toMatchObject({ status: 'running', tier: 'pro', containerName: `podex-ws-${ws.id}`, volumeName: `podex-ws-${ws.id}`, networkName: `podex-ws-${ws.id}`, httpPort: 8080 });
+    expect(ws.internalIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(ws.assigned).toEqual({ cpu: 2, memoryMb: 4096, diskGb: 20 });
+    expect(ws.diskLimit).toMatch(/^not enforced: overlay2 on extfs/);
+
+    const docker = engineOf(ws.serverId);
+    const c = await docker.getContainer(ws.containerName).inspect();
+    expect(c.State.Running).toBe(true);
+    expect(c.HostConfig).toMatchObject({
+      Runtime: 'runsc',
+      CapDrop: ['ALL'],
+      CapAdd: ['CHOWN', 'SETUID', 'SETGID', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'NET_BIND_SERVICE'],
+      SecurityOpt: ['no-new-privileges:true'],
+      PidsLimit: 500,
+      Memory: TIERS.pro.memoryMb * 1024 * 1024,
+      MemorySwap: TIERS.pro.memoryMb * 1024 * 1024,
+      NanoCpus: 2e9,
+      Tmpfs: { '/tmp': 'rw,nosuid,size=1g,mode=1777', '/run': 'rw,nosuid,size=100m,mode=755' },
+      NetworkMode: ws.networkName,
+    });
+    expect(c.Config.Labels).toMatchObject({ 'podex.workspace_id': ws.id, 'podex.managed': 'true', 'podex.owner': 'test-user' });
+    expect(Object.keys(c.NetworkSettings.Networks)).toEqual([ws.networkName]);
+    const net = await docker.getNetwork(ws.networkName).inspect();
+    expect(net.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false', 'com.docker.network.bridge.enable_ip_masquerade': 'true' });
+    expect(net.Labels).toMatchObject({ 'podex.workspace_id': ws.id, 'podex.managed': 'true' });
+    expect((await docker.getVolume(ws.volumeName).inspect()).Labels).toMatchObject({ 'podex.workspace_id': ws.id });
+    const kernel = await execIn(docker.getContainer(ws.containerName), ['cat', '/proc/version']);
+    expect(kernel.out).not.toContain(os.release());
+
+    const server = (await h.call('GET', `/servers/${ws.serverId}`)).body;
+    expect(server.reserved).toEqual({ cpu: 2, memoryMb: 4096, diskGb: 20 });
+    // A user sees their own workspace, another user does not.
+    expect((await h.call('GET', `/workspaces/${ws.id}`, { token: h.userToken })).body.progress).toMatchObject({ status: 'running' });
+    const { mintToken } = await import('../api/auth');
+    const other = await mintToken(process.env.JWT_SECRET_KEY!, 'someone-else', 'user');
+    expect((await h.call('GET', `/workspaces/${ws.id}`, { token: other })).status).toBe(404);
+  });
+
+  it('a second workspace on the same server cannot reach the first', async () => {
+    const a = (await create({ name: 'first', server: servers[0] })).body.workspace;
+    const b = (await create({ name: 'second', server: servers[0] })).body.workspace;
+    expect([a.status, b.status]).toEqual(['running', 'running']);
+    expect(a.serverId).toBe(servers[0]);
+    expect(b.serverId).toBe(servers[0]);
+    const docker = engineOf(servers[0]);
+    const probe = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${a.internalIp} 8080 | head -n 1`;
+    const self = await execIn(docker.getContainer(a.containerName), ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 8080 | head -n 1`]);
+    expect(self.out).toMatch(/^HTTP\/1\.[01] 200/);
+    const cross = await execIn(docker.getContainer(b.containerName), ['sh', '-c', probe]);
+    expect(cross.out).not.toMatch(/HTTP/);
+  });
+
+  it('files survive stop/start and restart; delete leaves no container, network or volume and releases capacity', async () => {
+    const ws = (await create({ name: 'files', server: servers[1] })).body.workspace;
+    const docker = engineOf(ws.serverId);
+    const c = docker.getContainer(ws.containerName);
+    expect((await execIn(c, ['sh', '-c', 'echo precious > /workspace/notes.txt && sync'])).code).toBe(0);
+
+    const stopped = await h.call('POST', `/workspaces/${ws.id}/stop`, { token: h.userToken });
+    expect(stopped.body.status).toBe('stopped');
+    expect((await c.inspect()).State.Running).toBe(false);
+    const started = await h.call('POST', `/workspaces/${ws.id}/start`, { token: h.userToken });
+    expect(started.body.status).toBe('running');
+    expect((await execIn(c, ['cat', '/workspace/notes.txt'])).out).toBe('precious\n');
+    const restarted = await h.call('POST', `/workspaces/${ws.id}/restart`, { token: h.userToken });
+    expect(restarted.body.status).toBe('running');
+    expect((await execIn(c, ['cat', '/workspace/notes.txt'])).out).toBe('precious\n');
+
+    const before = (await h.call('GET', `/servers/${ws.serverId}`)).body.reserved;
+    expect((await h.call('DELETE', `/workspaces/${ws.id}`, { token: h.userToken })).status).toBe(204);
+    await expect(c.inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await expect(docker.getNetwork(ws.networkName).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await expect(docker.getVolume(ws.volumeName).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    const after = (await h.call('GET', `/servers/${ws.serverId}`)).body.reserved;
+    expect(after.cpu).toBe(before.cpu - 1);
+    expect((await h.call('GET', `/workspaces/${ws.id}`, { token: h.userToken })).body.status).toBe('deleted');
+    expect((await h.call('POST', `/workspaces/${ws.id}/start`, { token: h.userToken })).status).toBe(409);
+    maybeRecordHistory('workspace-lifecycle', await h.client.workflow.getHandle(`workspace-${ws.id}`).fetchHistory());
+  });
+
+  it('a failure after the volume step compensates completely', async () => {
+    const res = await create({ name: 'doomed', server: servers[1], image: 'podex/no-such-image:1' });
+    expect(res.status).toBe(502);
+    expect(res.body.message).toMatch(/image podex\/no-such-image:1 is not on the server/);
+    const ws = res.body.details.workspace;
+    expect(ws.status).toBe('failed');
+    const docker = engineOf(servers[1]);
+    const names = `podex-ws-${ws.id}`;
+    await expect(docker.getContainer(names).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await expect(docker.getNetwork(names).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await expect(docker.getVolume(names).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    const row = await h.deps.prisma.workspace.findUniqueOrThrow({ where: { id: ws.id } });
+    expect(row.assignedCpu).toBeNull();
+    maybeRecordHistory('workspace-compensated', await h.client.workflow.getHandle(`workspace-${ws.id}`).fetchHistory());
+  });
+
+  it('bad requests name the field; an impossible request is refused with the constraint that excluded each server', async () => {
+    const bad = await h.call('POST', '/workspaces', { token: h.userToken, body: { name: '', tier: 'gold', server: 'first', extra: 1 } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toMatch(/name/);
+    expect(bad.body.message).toMatch(/tier/);
+    expect(bad.body.message).toMatch(/server/);
+    expect(bad.body.message).toMatch(/extra: unknown field/);
+    const none = await create({ name: 'gpu', constraints: { labels: { suite }, gpu: { count: 1 } } });
+    expect(none.status).toBe(503);
+    expect(none.body.error).toBe('no_capacity');
+    expect(none.body.message).toMatch(/needs 1 GPU\(s\), has 0/);
+  });
+
+  it('50 concurrent creates against small capacity never overbook a server; the rest are refused clearly', async () => {
+    const small = uniq('small');
+    for (const id of servers) {
+      await h.call('PATCH', `/servers/${id}`, { body: { labels: { suite, small } } });
+    }
+    // Leave room for exactly three free-tier workspaces on each server.
+    for (const id of servers) {
+      const s = (await h.call('GET', `/servers/${id}`)).body;
+      await h.call('PATCH', `/servers/${id}`, { body: { totalCpu: Math.ceil(s.reserved.cpu) + 3 } });
+    }
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => create({ name: `burst-${i}`, constraints: { labels: { suite, small } } }, false)),
+    );
+    expect(results.every((r) => r.status === 202)).toBe(true);
+    const ids = results.map((r) => r.body.workspace.id as string);
+    const settled = await eventually(async () => {
+      const rows = await h.deps.prisma.workspace.findMany({ where: { id: { in: ids } } });
+      return rows.every((r) => r.status === 'running' || r.status === 'failed') ? rows : undefined;
+    }, 120_000, 500);
+    const running = settled.filter((r) => r.status === 'running');
+    const refused = settled.filter((r) => r.status === 'failed');
+    expect(running).toHaveLength(6);
+    expect(refused).toHaveLength(44);
+    for (const r of refused) expect(r.statusReason).toMatch(/^no capacity/);
+    for (const id of servers) {
+      const s = await h.deps.prisma.workspaceServer.findUniqueOrThrow({ where: { id } });
+      expect(s.reservedCpu).toBeLessThanOrEqual(s.totalCpu);
+      expect(running.filter((r) => r.serverId === id)).toHaveLength(3);
+    }
+    await Promise.all(running.map((r) => h.call('DELETE', `/workspaces/${r.id}`, { token: h.userToken })));
+  });
+});

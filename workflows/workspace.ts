@@ -1,0 +1,158 @@
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { TIERS, type TierName } from '../domain/tiers';
+import { workspaceNames } from '../domain/container-spec';
+import { PHASE } from '../lib/constants';
+import { dbActivity, dockerActivity, readinessActivity } from './activity-options';
+import { waitOutMaintenance } from './maintenance';
+import { provisionWorkspace } from './provision-workspace';
+
+const db = proxyActivities<Activities>(dbActivity);
+const docker = proxyActivities<Activities>(dockerActivity);
+const ready = proxyActivities<Activities>(readinessActivity);
+
+export interface WorkspaceState {
+  workspaceId: string;
+  status: 'provisioning' | 'running' | 'stopped' | 'failed' | 'deleted';
+  phase: string;
+  serverId: string | null;
+  endpoint: { host: string; port: number } | null;
+  error: string | null;
+}
+
+export interface WorkspaceInput {
+  workspaceId: string;
+  defaultImage: string;
+  /** Set when continuing as new: the workspace already exists. */
+  resume?: WorkspaceState;
+}
+
+type Command = 'start' | 'stop' | 'restart' | 'delete';
+
+export const workspaceStateQuery = defineQuery<WorkspaceState>('workspaceState');
+export const startUpdate = defineUpdate<WorkspaceState>('start');
+export const stopUpdate = defineUpdate<WorkspaceState>('stop');
+export const restartUpdate = defineUpdate<WorkspaceState>('restart');
+export const deleteUpdate = defineUpdate<WorkspaceState, [{ keepVolume?: boolean }]>('delete');
+/** Agents and the IDE report activity; it resets the idle auto-stop timer. */
+export const activitySignal = defineSignal('activity');
+
+/** One workspace's whole life: provisioning (a saga), then start/stop/restart/delete as updates, idle auto-stop. */
+export async function workspaceWorkflow(input: WorkspaceInput): Promise<WorkspaceState> {
+  const id = input.workspaceId;
+  const state: WorkspaceState = input.resume ?? { workspaceId: id, status: 'provisioning', phase: 'starting', serverId: null, endpoint: null, error: null };
+  const queue: { cmd: Command; keepVolume?: boolean; done: boolean; error?: string }[] = [];
+  let lastActivity = Date.now();
+  const phase = (p: string) => {
+    state.phase = p;
+    upsertSearchAttributes([{ key: PHASE, value: p }]);
+  };
+
+  setHandler(workspaceStateQuery, () => state);
+  setHandler(activitySignal, () => {
+    lastActivity = Date.now();
+  });
+  const enqueue = async (cmd: Command, keepVolume?: boolean) => {
+    const ticket = { cmd, keepVolume, done: false as boolean, error: undefined as string | undefined };
+    queue.push(ticket);
+    await condition(() => ticket.done);
+    if (ticket.error) throw ApplicationFailure.nonRetryable(ticket.error, 'LifecycleError');
+    return state;
+  };
+  const notGone = () => {
+    if (state.status === 'deleted' || state.status === 'failed') throw new Error(`workspace is ${state.status}`);
+  };
+  setHandler(startUpdate, () => enqueue('start'), { validator: notGone });
+  setHandler(stopUpdate, () => enqueue('stop'), { validator: notGone });
+  setHandler(restartUpdate, () => enqueue('restart'), { validator: notGone });
+  setHandler(deleteUpdate, (o) => enqueue('delete', o?.keepVolume), {
+    validator: (o) => {
+      if (state.status === 'deleted') throw new Error('workspace is already deleted');
+      if (o?.keepVolume !== undefined && typeof o.keepVolume !== 'boolean') throw new Error('keepVolume must be a boolean');
+    },
+  });
+
+  if (!input.resume) {
+    const ws = await db.getWorkspace(id);
+    await db.setWorkspaceStatus(id, 'provisioning');
+    try {
+      const r = await provisionWorkspace(ws, workflowInfo().workflowId, input.defaultImage, phase);
+      Object.assign(state, { status: 'running', serverId: r.serverId, endpoint: { host: r.host, port: r.port } });
+      phase('running');
+    } catch (err) {
+      const reason = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
+      Object.assign(state, { status: 'failed', error: reason });
+      phase('failed');
+      await db.setWorkspaceStatus(id, 'failed', reason);
+      for (const t of queue) Object.assign(t, { done: true, error: `provisioning failed: ${reason}` });
+      throw ApplicationFailure.nonRetryable(`provisioning failed: ${reason}`, 'ProvisioningFailed');
+    }
+  }
+  const idleMinutes = TIERS[(await db.getWorkspace(id)).tier as TierName]?.idleTimeoutMinutes ?? null;
+
+  for (;;) {
+    const idleMs = idleMinutes && state.status === 'running' ? Math.max(0, lastActivity + idleMinutes * 60_000 - Date.now()) : undefined;
+    const woke = idleMs === undefined ? (await condition(() => queue.length > 0), true) : await condition(() => queue.length > 0, idleMs);
+    if (!woke && state.status === 'running' && Date.now() - lastActivity >= idleMinutes! * 60_000) {
+      queue.push({ cmd: 'stop', done: false });
+    }
+    const ticket = queue.shift();
+    if (ticket) {
+      try {
+        await apply(ticket.cmd, ticket.keepVolume);
+      } catch (err) {
+        ticket.error = (err as Error).message;
+      }
+      ticket.done = true;
+      if (state.status === 'deleted') {
+        await condition(allHandlersFinished);
+        return state;
+      }
+    }
+    if (workflowInfo().continueAsNewSuggested && queue.length === 0) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof workspaceWorkflow>({ workspaceId: id, defaultImage: input.defaultImage, resume: state });
+    }
+  }
+
+  async function apply(cmd: Command, keepVolume?: boolean): Promise<void> {
+    const e = state.endpoint!;
+    if (cmd === 'stop' || cmd === 'restart') {
+      phase('stopping');
+      await docker.stopContainer(e, id);
+      state.status = 'stopped';
+      await db.setWorkspaceStatus(id, 'stopped');
+    }
+    if (cmd === 'start' || cmd === 'restart') {
+      await waitOutMaintenance(state.serverId!, (until) => until && phase('waiting-for-maintenance'));
+      phase('starting');
+      const net = await ready.startAndWaitReady(e, id);
+      const names = workspaceNames(id);
+      await db.recordRunning(id, { containerName: names.container, volumeName: names.volume, networkName: names.network, ...net, diskLimit: (await docker.engineDiskLimitSupport(e)).detail });
+      state.status = 'running';
+      lastActivity = Date.now();
+    }
+    if (cmd === 'delete') {
+      phase('deleting');
+      await docker.removeContainer(e, id);
+      await docker.removeNetwork(e, id);
+      if (!keepVolume) await docker.removeVolume(e, id);
+      await db.releaseCapacity(id);
+      state.status = 'deleted';
+      await db.setWorkspaceStatus(id, 'deleted', keepVolume ? 'volume kept' : null);
+    }
+    phase(state.status);
+  }
+}
