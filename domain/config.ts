@@ -53,6 +53,7 @@ export const envSchema = z
     OVERCOMMIT_RATIO: z.coerce.number().min(0.1).max(10).default(1),
     STRICT_DAEMON_AUDIT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
 
+    ENSURE_SCHEDULES: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
     HEARTBEAT_INTERVAL_SECONDS: positiveInt.default(30),
     HEARTBEAT_MISSED_THRESHOLD: positiveInt.default(3),
 

@@ -9,9 +9,10 @@ import { temporalForTest } from './temporal-env';
  * The real API on a random loopback port, with a real worker polling the test's own task
  * queue: requests start real workflows on the stack's Temporal server.
  */
-export async function startHarness(prefix: string, settings: Partial<ApiSettings> = {}) {
+export async function startHarness(prefix: string, settings: Partial<ApiSettings> = {}, opts: { inProcessWorker?: boolean } = {}) {
   const c = config();
-  const t = await temporalForTest(prefix);
+  const runWorker = opts.inProcessWorker ?? true;
+  const t = await temporalForTest(prefix, {}, runWorker);
   const app = createApp({
     prisma: t.deps.prisma,
     redis: t.deps.redis,
@@ -22,7 +23,7 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
   const server: Server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const workerRun = t.worker.run();
+  const workerRun = runWorker ? t.worker.run() : Promise.resolve();
   const adminToken = await mintToken(c.JWT_SECRET_KEY, 'test-admin', 'admin');
   const userToken = await mintToken(c.JWT_SECRET_KEY, 'test-user', 'user');
 
@@ -53,7 +54,7 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
       server.closeAllConnections();
       server.close();
       await (app.locals.close as () => Promise<void>)();
-      t.worker.shutdown();
+      if (runWorker) t.worker.shutdown();
       await workerRun;
       await t.close();
     },

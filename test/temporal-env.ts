@@ -48,7 +48,7 @@ export function testDeps(): ActivityDeps & { close(): Promise<void> } {
 }
 
 /** Connections to the stack's Temporal dev server and a worker on a task queue of the test's own. */
-export async function temporalForTest(prefix = 'test', overrides: Partial<ActivityDeps> = {}) {
+export async function temporalForTest(prefix = 'test', overrides: Partial<ActivityDeps> = {}, withWorker = true) {
   quietRuntime();
   const c = config();
   const opts = temporalConnectionOptions(c);
@@ -57,7 +57,8 @@ export async function temporalForTest(prefix = 'test', overrides: Partial<Activi
   const connection = await Connection.connect(opts);
   const client = new Client({ connection, namespace: c.TEMPORAL_NAMESPACE });
   const taskQueue = uniq(prefix);
-  const worker: Worker = await createWorker({ connection: nativeConnection, namespace: c.TEMPORAL_NAMESPACE, taskQueue, deps: { ...deps, ...overrides } });
+  // A worker not meant to run must not be created: it would hold the connection open.
+  const worker = (withWorker ? await createWorker({ connection: nativeConnection, namespace: c.TEMPORAL_NAMESPACE, taskQueue, deps: { ...deps, ...overrides } }) : undefined) as Worker;
   return {
     client,
     taskQueue,

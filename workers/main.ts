@@ -24,11 +24,13 @@ async function main(): Promise<void> {
   const clientConnection = await Connection.connect(temporalConnectionOptions(cfg));
   try {
     const client = new Client({ connection: clientConnection, namespace: cfg.TEMPORAL_NAMESPACE });
-    await ensureHeartbeatSchedule(
-      client,
-      { taskQueue: cfg.TEMPORAL_TASK_QUEUE, intervalSeconds: cfg.HEARTBEAT_INTERVAL_SECONDS, threshold: cfg.HEARTBEAT_MISSED_THRESHOLD },
-      logger,
-    );
+    if (cfg.ENSURE_SCHEDULES) {
+      await ensureHeartbeatSchedule(
+        client,
+        { taskQueue: cfg.TEMPORAL_TASK_QUEUE, intervalSeconds: cfg.HEARTBEAT_INTERVAL_SECONDS, threshold: cfg.HEARTBEAT_MISSED_THRESHOLD },
+        logger,
+      );
+    }
     const worker = await createWorker({
       connection,
       namespace: cfg.TEMPORAL_NAMESPACE,

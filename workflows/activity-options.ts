@@ -29,9 +29,18 @@ export const heartbeatActivity: ActivityOptions = {
   retry: { maximumAttempts: 2, initialInterval: '1 second' },
 };
 
+/**
+ * The quick Docker steps of a workspace (create network, volume, container; stop; remove).
+ * A short timeout bounds how long a step lost with a crashed worker waits before its retry.
+ */
+export const workspaceDockerActivity: ActivityOptions = {
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 6, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
 /** Starting a container waits for its health check: allow a minute, with heartbeats. */
 export const readinessActivity: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '20 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
 };

@@ -3,11 +3,11 @@ import type { Activities, Reservation, WorkspaceRecord } from '../activities';
 import type { Strategy } from '../domain/placement';
 import { TIERS, type TierName } from '../domain/tiers';
 import { workspaceNames } from '../domain/container-spec';
-import { dbActivity, dockerActivity, readinessActivity } from './activity-options';
+import { dbActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
 import { waitOutMaintenance } from './maintenance';
 
 const db = proxyActivities<Activities>(dbActivity);
-const docker = proxyActivities<Activities>(dockerActivity);
+const docker = proxyActivities<Activities>(workspaceDockerActivity);
 const ready = proxyActivities<Activities>(readinessActivity);
 
 /**

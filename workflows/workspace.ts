@@ -15,12 +15,12 @@ import type { Activities } from '../activities';
 import { TIERS, type TierName } from '../domain/tiers';
 import { workspaceNames } from '../domain/container-spec';
 import { PHASE } from '../lib/constants';
-import { dbActivity, dockerActivity, readinessActivity } from './activity-options';
+import { dbActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
 import { waitOutMaintenance } from './maintenance';
 import { provisionWorkspace } from './provision-workspace';
 
 const db = proxyActivities<Activities>(dbActivity);
-const docker = proxyActivities<Activities>(dockerActivity);
+const docker = proxyActivities<Activities>(workspaceDockerActivity);
 const ready = proxyActivities<Activities>(readinessActivity);
 
 export interface WorkspaceState {
