@@ -9,4 +9,6 @@ module.exports = {
   testTimeout: 120_000,
   // Integration tests share real engines and one Temporal server; two workers keep a 2-core machine responsive.
   maxWorkers: 2,
+  // A suite that leaves a native Temporal runtime or a socket behind must not keep CI waiting.
+  forceExit: true,
 };

@@ -20,6 +20,7 @@ function queryParams(schema: z.ZodObject) {
 }
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } };
 const admin = [{ bearer: [] }, { internalKey: [] }];
+const user = [{ bearer: [] }];
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const ok = (description: string, schema?: object) => ({ description, ...(schema ? { content: { 'application/json': { schema } } } : {}) });
@@ -59,6 +60,7 @@ export function openApiDocument(): object {
         AvailableServer: json(s.availableServerView),
         MaintenanceWindow: json(s.maintenanceView),
         AuditEntry: json(s.auditView),
+        Workspace: json(s.workspaceView),
       },
     },
     paths: {
@@ -100,6 +102,34 @@ export function openApiDocument(): object {
       '/servers/{id}/maintenance/{windowId}': {
         parameters: [idParam, { name: 'windowId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
         delete: op('cancel or end a maintenance window', { responses: { '204': ok('cancelled'), '404': err('no such window') } }),
+      },
+      '/workspaces': {
+        get: op('the caller’s workspaces (admins: all, or ?owner=)', { security: user, parameters: queryParams(s.listWorkspacesQuery), responses: { '200': ok('workspaces', listOf('workspaces', 'Workspace')) } }),
+        post: op('create a workspace: placement, then the provisioning workflow', {
+          security: user,
+          parameters: [...queryParams(s.createWorkspaceQuery), { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string' } }],
+          body: s.createWorkspaceBody,
+          responses: { '201': ok('running (with ?wait=true)'), '202': ok('provisioning started'), '502': err('provisioning failed; compensated'), '503': err('no capacity; says which constraint excluded which server') },
+        }),
+      },
+      '/workspaces/{id}': {
+        parameters: [idParam],
+        get: op('a workspace with its workflow’s progress', { security: user, responses: { '200': ok('the workspace', ref('Workspace')), '404': err('no such workspace') } }),
+        delete: op('delete: container and network, the volume unless ?keepVolume=true, the reservation', {
+          security: user,
+          parameters: queryParams(s.deleteWorkspaceQuery),
+          responses: { '204': ok('deleted'), '404': err('no such workspace'), '409': err('not possible in its state') },
+        }),
+      },
+      ...Object.fromEntries(
+        ['start', 'stop', 'restart'].map((a) => [
+          `/workspaces/{id}/${a}`,
+          { parameters: [idParam], post: op(`${a} the workspace`, { security: user, responses: { '200': ok('done', ref('Workspace')), '404': err('no such workspace'), '409': err('not possible in its state') } }) },
+        ]),
+      ),
+      '/workspaces/{id}/events': {
+        parameters: [idParam],
+        get: op('status changes as server-sent events', { security: user, responses: { '200': { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '404': err('no such workspace') } }),
       },
       '/audit': {
         get: op('admin actions, newest first', {

@@ -34,7 +34,7 @@ describe('API health endpoints', () => {
   });
 
   it('/healthz answers and /readyz is ready when Temporal, PostgreSQL and Redis answer', async () => {
-    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent'), settings: apiSettings(c) }));
+    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), rateLimitPerMinute: 100_000 } }));
     try {
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       const res = await fetch(`${url}/readyz`);
@@ -49,7 +49,7 @@ describe('API health endpoints', () => {
   });
 
   it('/readyz is 503 and names the dependency that does not answer', async () => {
-    const { server, url } = await listen(createApp({ prisma, redis: deadRedis, temporal, logger: createLogger('silent'), settings: apiSettings(c) }));
+    const { server, url } = await listen(createApp({ prisma, redis: deadRedis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), rateLimitPerMinute: 100_000 } }));
     try {
       const res = await fetch(`${url}/readyz`);
       expect(res.status).toBe(503);
@@ -63,7 +63,7 @@ describe('API health endpoints', () => {
   });
 
   it('unknown routes and malformed JSON get clear 4xx answers', async () => {
-    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent'), settings: apiSettings(c) }));
+    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), rateLimitPerMinute: 100_000 } }));
     try {
       const token = await mintToken(c.JWT_SECRET_KEY, 'someone', 'user');
       expect((await fetch(`${url}/nope`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
