@@ -1,6 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { place, type Candidate, type Strategy } from '../domain/placement';
-import type { Capacity } from '../domain/servers';
+import { place, type Candidate, type PlacementRequest } from '../domain/placement';
 import type { PrismaClient } from '../lib/prisma';
 
 export interface ReservationDeps {
@@ -8,16 +7,8 @@ export interface ReservationDeps {
   overcommit: number;
 }
 
-export interface ReserveRequest {
-  workspaceId: string;
-  need: Capacity;
-  strategy: Strategy;
-  serverId?: string;
-  architecture?: string;
-  region?: string;
-  labels?: Record<string, string>;
-  gpu?: { type?: string; count: number };
-}
+/** A placement request for one workspace (overcommit and affinity are filled in here). */
+export type ReserveRequest = { workspaceId: string } & Omit<PlacementRequest, 'overcommit' | 'affinity'>;
 
 export interface Reservation {
   serverId: string;
