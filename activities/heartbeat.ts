@@ -3,6 +3,7 @@ import type { DockerFleet } from '../lib/docker-fleet';
 import type { Logger } from '../lib/logger';
 import type { PrismaClient } from '../lib/prisma';
 import type { Redis } from '../lib/redis';
+import { within } from '../lib/timeout';
 
 export interface HeartbeatActivityDeps {
   prisma: PrismaClient;
@@ -27,16 +28,6 @@ export interface HeartbeatResult {
 
 export const heartbeatCacheKey = (serverId: string) => `podex:server:${serverId}:heartbeat`;
 export const SERVER_EVENTS_CHANNEL = 'podex:events:servers';
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise<T>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]);
-}
 
 interface DockerStats {
   cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };

@@ -6,6 +6,7 @@ import type { Logger } from '../lib/logger';
 import type { Config } from '../domain/config';
 import { authenticator } from './auth';
 import { HttpError } from './errors';
+import { within } from '../lib/timeout';
 import { openApiDocument } from './openapi';
 import { rateLimiter } from './rate-limit';
 import { auditRouter } from './routes/audit';
@@ -54,16 +55,6 @@ export interface ApiDeps {
 
 const CHECK_TIMEOUT_MS = 2_000;
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]);
-}
-
 /** Builds the Express app from the process's long-lived clients (tests pass the same clients). */
 export function createApp(deps: ApiDeps): Express {
   const app = express();
@@ -95,7 +86,7 @@ export function createApp(deps: ApiDeps): Express {
     const results = await Promise.all(
       Object.entries(checks).map(async ([name, check]) => {
         try {
-          await withTimeout(check(), CHECK_TIMEOUT_MS);
+          await within(check(), CHECK_TIMEOUT_MS, name);
           return [name, { ok: true }] as const;
         } catch (err) {
           log.warn({ check: name, err: (err as Error).message }, 'readiness check failed');
