@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { DaemonFinding } from '../domain/servers';
+import { demux } from '../lib/docker-exec';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
 
 /** What an engine says about itself: capacity, runtimes and daemon settings. */
@@ -46,17 +47,6 @@ async function runProbe(docker: Docker, name: string, opts: Docker.ContainerCrea
   } finally {
     await c.remove({ force: true }).catch(() => undefined);
   }
-}
-
-/** Docker's multiplexed log stream (non-TTY) to plain text. */
-export function demux(buf: Buffer): string {
-  const parts: Buffer[] = [];
-  for (let i = 0; i + 8 <= buf.length; ) {
-    const len = buf.readUInt32BE(i + 4);
-    parts.push(buf.subarray(i + 8, i + 8 + len));
-    i += 8 + len;
-  }
-  return Buffer.concat(parts).toString('utf8');
 }
 
 export function createDockerActivities({ fleet, imageArchive }: DockerActivityDeps) {

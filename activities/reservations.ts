@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { place, type Candidate, type PlacementRequest } from '../domain/placement';
-import type { PrismaClient } from '../lib/prisma';
+import { Prisma, type PrismaClient } from '../lib/prisma';
 
 export interface ReservationDeps {
   prisma: PrismaClient;
@@ -17,85 +17,148 @@ export interface Reservation {
   runtime: string;
 }
 
-/** Loads every server as a placement candidate, with maintenance and reservations. */
-export async function loadCandidates(prisma: PrismaClient): Promise<Candidate[]> {
-  const now = new Date();
-  const [servers, windows] = await Promise.all([
-    prisma.workspaceServer.findMany(),
-    prisma.maintenanceWindow.findMany({ where: { startsAt: { lte: now }, endsAt: { gt: now } }, select: { serverId: true } }),
-  ]);
-  const maint = new Set(windows.map((w) => w.serverId));
-  return servers.map((s) => ({
+interface CandidateRow {
+  id: string;
+  name: string;
+  hostname: string;
+  status: string | null;
+  cordoned: boolean;
+  in_maintenance: boolean;
+  architecture: string | null;
+  region: string | null;
+  labels: Record<string, unknown> | null;
+  has_gpu: boolean | null;
+  gpu_type: string | null;
+  gpu_count: number | null;
+  total_cpu: number;
+  total_memory_mb: number;
+  total_disk_gb: number;
+  reserved_cpu: number;
+  reserved_memory_mb: number;
+  reserved_disk_gb: number;
+  owner_workspaces: number;
+}
+
+/**
+ * Every server as a placement candidate, with whether it is in maintenance now and, for
+ * AFFINITY, how many of the workspace owner's other live workspaces it holds. One query:
+ * placement runs for every new workspace.
+ */
+export async function loadCandidates(prisma: PrismaClient, workspaceId: string, withAffinity: boolean): Promise<{ candidates: Candidate[]; affinity: string[] }> {
+  const owned = withAffinity
+    ? Prisma.sql`(SELECT count(*)::int FROM workspaces w
+                   WHERE w.server_id = s.id AND w.status NOT IN ('deleted', 'failed') AND w.id <> ${workspaceId}::uuid
+                     AND w.owner_id = (SELECT owner_id FROM workspaces WHERE id = ${workspaceId}::uuid))`
+    : Prisma.sql`0`;
+  const rows = await prisma.$queryRaw<CandidateRow[]>`
+    SELECT s.id::text, s.name, s.hostname, s.status, s.cordoned, s.architecture, s.region, s.labels,
+           s.has_gpu, s.gpu_type, s.gpu_count, s.total_cpu, s.total_memory_mb, s.total_disk_gb,
+           s.reserved_cpu, s.reserved_memory_mb, s.reserved_disk_gb,
+           s.id IN (SELECT server_id FROM maintenance_windows WHERE starts_at <= now() AND ends_at > now()) AS in_maintenance,
+           ${owned} AS owner_workspaces
+      FROM workspace_servers s`;
+  const candidates = rows.map((s) => ({
     id: s.id,
     name: s.name === s.hostname ? s.name : `${s.name} (${s.hostname})`,
     status: s.status ?? 'active',
     cordoned: s.cordoned,
-    inMaintenance: maint.has(s.id),
+    inMaintenance: s.in_maintenance,
     architecture: s.architecture,
     region: s.region,
-    labels: (s.labels ?? {}) as Record<string, unknown>,
-    hasGpu: s.hasGpu ?? false,
-    gpuType: s.gpuType,
-    gpuCount: s.gpuCount ?? 0,
-    total: { cpu: s.totalCpu, memoryMb: s.totalMemoryMb, diskGb: s.totalDiskGb },
-    reserved: { cpu: s.reservedCpu, memoryMb: s.reservedMemoryMb, diskGb: s.reservedDiskGb },
+    labels: s.labels ?? {},
+    hasGpu: s.has_gpu ?? false,
+    gpuType: s.gpu_type,
+    gpuCount: s.gpu_count ?? 0,
+    total: { cpu: s.total_cpu, memoryMb: s.total_memory_mb, diskGb: s.total_disk_gb },
+    reserved: { cpu: s.reserved_cpu, memoryMb: s.reserved_memory_mb, diskGb: s.reserved_disk_gb },
   }));
+  const affinity = rows
+    .filter((r) => r.owner_workspaces > 0)
+    .sort((a, b) => b.owner_workspaces - a.owner_workspaces)
+    .map((r) => r.id);
+  return { candidates, affinity };
+}
+
+interface ReservationRow {
+  server_id: string | null;
+  host: string | null;
+  docker_port: number | null;
+  docker_runtime: string | null;
 }
 
 export function createReservationActivities({ prisma, overcommit }: ReservationDeps) {
+  /** The workspace's reservation, if it holds one. */
   async function reservationOf(workspaceId: string): Promise<Reservation | null> {
-    const ws = await prisma.workspace.findUnique({ where: { id: workspaceId }, include: { server: true } });
-    if (!ws) throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist`, 'WorkspaceNotFound');
-    if (!ws.server || ws.assignedCpu === null) return null;
-    return { serverId: ws.server.id, host: ws.server.ipAddress.replace(/\/\d+$/, ''), port: ws.server.dockerPort ?? 2376, runtime: ws.server.dockerRuntime ?? 'runsc' };
+    const [row] = await prisma.$queryRaw<ReservationRow[]>`
+      SELECT s.id::text AS server_id, host(s.ip_address) AS host, s.docker_port, s.docker_runtime
+        FROM workspaces w LEFT JOIN workspace_servers s ON s.id = w.server_id AND w.assigned_cpu IS NOT NULL
+       WHERE w.id = ${workspaceId}::uuid`;
+    if (!row) throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist`, 'WorkspaceNotFound');
+    return row.server_id ? { serverId: row.server_id, host: row.host!, port: row.docker_port ?? 2376, runtime: row.docker_runtime ?? 'runsc' } : null;
+  }
+
+  /**
+   * One statement: locks the workspace row (only while it holds no reservation), adds the
+   * need to the server's counters only if they stay within capacity — evaluated on the
+   * newest row under its lock, so concurrent placements cannot overbook — and records the
+   * assignment on the workspace. Null when the server is full (or locked, with skipLocked).
+   */
+  async function claim(r: ReserveRequest, serverId: string, skipLocked: boolean): Promise<Reservation | null> {
+    const [won] = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null }[]>`
+      WITH ws AS (
+        SELECT id FROM workspaces WHERE id = ${r.workspaceId}::uuid AND assigned_cpu IS NULL FOR UPDATE
+      ), target AS (
+        SELECT id FROM workspace_servers
+         WHERE id = ${serverId}::uuid AND EXISTS (SELECT 1 FROM ws) AND status = 'active' AND NOT cordoned
+           AND reserved_cpu + ${r.need.cpu} <= total_cpu * ${overcommit}
+           AND reserved_memory_mb + ${r.need.memoryMb} <= total_memory_mb * ${overcommit}
+           AND reserved_disk_gb + ${r.need.diskGb} <= total_disk_gb * ${overcommit}
+         FOR UPDATE ${skipLocked ? Prisma.sql`SKIP LOCKED` : Prisma.empty}
+      ), srv AS (
+        UPDATE workspace_servers
+           SET reserved_cpu = reserved_cpu + ${r.need.cpu}, reserved_memory_mb = reserved_memory_mb + ${r.need.memoryMb},
+               reserved_disk_gb = reserved_disk_gb + ${r.need.diskGb}
+         WHERE id = (SELECT id FROM target)
+        RETURNING id, ip_address, docker_port, docker_runtime
+      ), claimed AS (
+        UPDATE workspaces w
+           SET server_id = srv.id, assigned_cpu = ${r.need.cpu}, assigned_memory_mb = ${r.need.memoryMb}, assigned_disk_gb = ${r.need.diskGb}
+          FROM srv WHERE w.id = (SELECT id FROM ws)
+        RETURNING w.id
+      )
+      SELECT srv.id::text AS server_id, host(srv.ip_address) AS host, srv.docker_port, srv.docker_runtime
+        FROM srv, claimed`;
+    return won ? { serverId: won.server_id, host: won.host, port: won.docker_port ?? 2376, runtime: won.docker_runtime ?? 'runsc' } : null;
   }
 
   return {
     /**
-     * Places the workspace and reserves the capacity on the chosen server. The reservation
-     * is one conditional UPDATE of the server's counters: PostgreSQL re-checks the condition
-     * against the newest row under its lock, so concurrent placements cannot overbook.
-     * Idempotent: a workspace that already holds a reservation gets it back.
+     * Places the workspace and reserves capacity on the best server that can still take it
+     * (see `claim`). Idempotent: a workspace that already holds a reservation gets it back.
      */
     async reserveCapacity(r: ReserveRequest): Promise<Reservation> {
-      const existing = await reservationOf(r.workspaceId);
-      if (existing) return existing;
-      const owner = await prisma.workspace.findUniqueOrThrow({ where: { id: r.workspaceId }, select: { ownerId: true } });
-      const affinityRows = await prisma.workspace.groupBy({
-        by: ['serverId'],
-        where: { ownerId: owner.ownerId, serverId: { not: null }, status: { notIn: ['deleted', 'failed'] }, id: { not: r.workspaceId } },
-        _count: { _all: true },
-        orderBy: { _count: { serverId: 'desc' } },
-      });
-      const placement = place(await loadCandidates(prisma), { ...r, overcommit, affinity: affinityRows.map((a) => a.serverId!) });
-      if (!placement.ok) throw ApplicationFailure.nonRetryable(placement.reason, 'NoCapacity', placement.excluded);
-
-      for (const s of placement.ranked) {
-        const won = await prisma.$transaction(async (tx) => {
-          const n = await tx.$executeRaw`
-            UPDATE workspace_servers
-               SET reserved_cpu = reserved_cpu + ${r.need.cpu}, reserved_memory_mb = reserved_memory_mb + ${r.need.memoryMb},
-                   reserved_disk_gb = reserved_disk_gb + ${r.need.diskGb}
-             WHERE id = ${s.id}::uuid AND status = 'active' AND NOT cordoned
-               AND reserved_cpu + ${r.need.cpu} <= total_cpu * ${overcommit}
-               AND reserved_memory_mb + ${r.need.memoryMb} <= total_memory_mb * ${overcommit}
-               AND reserved_disk_gb + ${r.need.diskGb} <= total_disk_gb * ${overcommit}`;
-          if (n !== 1) return false;
-          const claimed = await tx.workspace.updateMany({
-            where: { id: r.workspaceId, assignedCpu: null },
-            data: { serverId: s.id, assignedCpu: r.need.cpu, assignedMemoryMb: r.need.memoryMb, assignedDiskGb: r.need.diskGb },
-          });
-          // Another attempt of this same workspace won meanwhile: undo ours by rolling back.
-          if (claimed.count !== 1) throw new Error('reservation already held');
-          return true;
-        }).catch((err: Error) => {
-          if (err.message === 'reservation already held') return false;
-          throw err;
-        });
-        if (won) return (await reservationOf(r.workspaceId))!;
+      const { candidates, affinity } = await loadCandidates(prisma, r.workspaceId, r.strategy === 'AFFINITY');
+      const placement = place(candidates, { ...r, overcommit, affinity });
+      if (!placement.ok) {
+        // A retry of a workspace that holds its reservation already (on a server now full),
+        // or one that does not exist: both answers are clearer than "no capacity".
+        const held = await reservationOf(r.workspaceId);
+        if (held) return held;
+        throw ApplicationFailure.nonRetryable(placement.reason, 'NoCapacity', placement.excluded);
       }
-      const again = await reservationOf(r.workspaceId);
-      if (again) return again;
+      // First pass: a server whose row another reservation holds locked right now is passed
+      // over for the next-ranked one (it is about to be fuller anyway), so concurrent requests
+      // spread out instead of queueing on one row. Second pass: wait for the locks.
+      for (const skipLocked of [true, false]) {
+        for (const s of placement.ranked) {
+          const won = await claim(r, s.id, skipLocked);
+          if (won) return won;
+          // The server was full or locked, or another attempt of this same workspace holds a
+          // reservation now (then that one is the answer).
+          const again = await reservationOf(r.workspaceId);
+          if (again) return again;
+        }
+      }
       throw ApplicationFailure.nonRetryable('no capacity: every eligible server was filled by concurrent requests', 'NoCapacity');
     },
 

@@ -1,7 +1,13 @@
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import { containerSpec, networkSpec, workspaceLabels, workspaceNames, HTTP_PORT, type ContainerSpecInput } from '../domain/container-spec';
-import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
+import { containerSpec, networkSpec, workspaceLabels, workspaceNames, HTTP_PORT, READY_PROBE, type ContainerSpecInput } from '../domain/container-spec';
+import { execIn } from '../lib/docker-exec';
+import { DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
+import { within } from '../lib/timeout';
+
+const STORAGE_FACTS_TTL_MS = 5 * 60_000;
+/** One readiness probe; a busy gVisor sandbox can be slow to run an exec, never this slow. */
+const PROBE_TIMEOUT_MS = 5_000;
 
 export interface WorkspaceDockerDeps {
   fleet: DockerFleet;
@@ -23,24 +29,34 @@ async function ignoreMissing(p: Promise<unknown>): Promise<boolean> {
 /** Docker steps of a workspace's life. Each finds its own earlier work by name, so retries are safe. */
 export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) {
   const engine = (e: EngineEndpoint): Docker => fleet.engine(e);
+  // The storage driver does not change under a running engine: `docker info` is slow and
+  // costly on a busy engine, so its answer is kept for a few minutes per engine.
+  const storage = new Map<string, { at: number; value: Promise<{ supported: boolean; detail: string }> }>();
 
   return {
     /** Whether the engine's storage driver can enforce a per-container disk limit (overlay2 on xfs with pquota). */
     async engineDiskLimitSupport(endpoint: EngineEndpoint): Promise<{ supported: boolean; detail: string }> {
-      const info = await engine(endpoint).info();
-      const status = Object.fromEntries((info.DriverStatus ?? []) as [string, string][]);
-      const backing = status['Backing Filesystem'] ?? 'unknown';
-      const supported = info.Driver === 'overlay2' && backing === 'xfs';
-      return { supported, detail: supported ? 'enforced (overlay2 on xfs)' : `not enforced: ${info.Driver} on ${backing} has no project quotas` };
+      const key = DockerFleet.key(endpoint);
+      const cached = storage.get(key);
+      if (cached && Date.now() - cached.at < STORAGE_FACTS_TTL_MS) return cached.value;
+      const value = engine(endpoint)
+        .info()
+        .then((info) => {
+          const status = Object.fromEntries((info.DriverStatus ?? []) as [string, string][]);
+          const backing = status['Backing Filesystem'] ?? 'unknown';
+          const supported = info.Driver === 'overlay2' && backing === 'xfs';
+          return { supported, detail: supported ? 'enforced (overlay2 on xfs)' : `not enforced: ${info.Driver} on ${backing} has no project quotas` };
+        });
+      storage.set(key, { at: Date.now(), value });
+      value.catch(() => storage.delete(key));
+      return value;
     },
 
     /** The workspace's own bridge network (ICC off); returns whether this call created it. */
     async ensureNetwork(endpoint: EngineEndpoint, workspaceId: string, ownerId: string, tier: string): Promise<boolean> {
-      const docker = engine(endpoint);
-      const spec = networkSpec(workspaceId, workspaceLabels(workspaceId, ownerId, tier));
-      if (await ignoreMissing(docker.getNetwork(spec.Name).inspect())) return false;
+      // Created directly: the engine refuses a duplicate name with 409, which means "exists".
       try {
-        await docker.createNetwork(spec);
+        await engine(endpoint).createNetwork(networkSpec(workspaceId, workspaceLabels(workspaceId, ownerId, tier)));
         return true;
       } catch (err) {
         if (exists(err)) return false;
@@ -53,16 +69,11 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
      * compensation removes only a volume it created (never a user's existing data).
      */
     async ensureVolume(endpoint: EngineEndpoint, workspaceId: string, ownerId: string, tier: string, createdBy: string): Promise<boolean> {
-      const docker = engine(endpoint);
-      const name = workspaceNames(workspaceId).volume;
-      try {
-        const v = (await docker.getVolume(name).inspect()) as { Labels?: Record<string, string> };
-        return v.Labels?.['podex.created_by'] === createdBy;
-      } catch (err) {
-        if (!gone(err)) throw err;
-      }
-      await docker.createVolume({ Name: name, Labels: { ...workspaceLabels(workspaceId, ownerId, tier), 'podex.created_by': createdBy } });
-      return true;
+      const volume = engine(endpoint).getVolume(workspaceNames(workspaceId).volume);
+      // Creating a volume that exists returns the existing one, so its labels tell who made it.
+      await engine(endpoint).createVolume({ Name: volume.name, Labels: { ...workspaceLabels(workspaceId, ownerId, tier), 'podex.created_by': createdBy } });
+      const v = (await volume.inspect()) as { Labels?: Record<string, string> };
+      return v.Labels?.['podex.created_by'] === createdBy;
     },
 
     /** Creates the hardened container unless it already exists. */
@@ -70,41 +81,38 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       const docker = engine(endpoint);
       const spec = containerSpec(input);
       try {
-        return (await docker.getContainer(spec.name).inspect()).Id;
-      } catch (err) {
-        if (!gone(err)) throw err;
-      }
-      try {
         return (await docker.createContainer(spec as Docker.ContainerCreateOptions)).id;
       } catch (err) {
         if (exists(err)) return (await docker.getContainer(spec.name).inspect()).Id;
-        if (gone(err)) throw ApplicationFailure.nonRetryable(`image ${input.image} is not on the server`, 'ImageNotFound');
+        if (gone(err) && /no such image/i.test((err as Error).message)) throw ApplicationFailure.nonRetryable(`image ${input.image} is not on the server`, 'ImageNotFound');
         throw err;
       }
     },
 
-    /** Starts the container (if not running) and waits until its health check passes. */
+    /**
+     * Starts the container (if not running) and waits until it is ready: the readiness probe,
+     * run through the Docker API right away and every 100 ms, or Docker's own health check
+     * (whichever says so first) — not Docker's slow health interval.
+     */
     async startAndWaitReady(endpoint: EngineEndpoint, workspaceId: string, timeoutMs = 60_000): Promise<{ internalIp: string; httpPort: number }> {
       const docker = engine(endpoint);
       const names = workspaceNames(workspaceId);
       const c = docker.getContainer(names.container);
-      const state = await c.inspect();
-      if (!state.State.Running) {
-        try {
-          await c.start();
-        } catch (err) {
-          if ((err as { statusCode?: number }).statusCode !== 304) throw err;
-        }
+      try {
+        await c.start();
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 304) throw err; // already running
       }
       const deadline = Date.now() + timeoutMs;
-      for (;;) {
+      for (let attempt = 0; ; attempt++) {
+        const probe = await within(execIn(c, READY_PROBE), PROBE_TIMEOUT_MS, 'readiness probe').catch((err: Error) => ({ code: -1, out: err.message }));
         const i = await c.inspect();
         if (!i.State.Running && i.State.Status === 'exited') throw new Error(`workspace container exited with ${i.State.ExitCode}`);
-        if (i.State.Health?.Status === 'healthy') {
+        if (probe.code === 0 || i.State.Health?.Status === 'healthy') {
           return { internalIp: i.NetworkSettings.Networks[names.network]?.IPAddress ?? '', httpPort: HTTP_PORT };
         }
-        if (Date.now() > deadline) throw new Error(`workspace not ready within ${timeoutMs} ms (health: ${i.State.Health?.Status ?? 'none'})`);
-        heartbeat();
+        if (Date.now() > deadline) throw new Error(`workspace not ready within ${timeoutMs} ms (probe: ${probe.code === -1 ? probe.out : `exit ${probe.code}`}; health: ${i.State.Health?.Status ?? 'none'})`);
+        heartbeat({ attempt });
         await new Promise((r) => setTimeout(r, 100));
       }
     },

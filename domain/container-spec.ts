@@ -10,6 +10,12 @@ export const CAP_ADD = ['CHOWN', 'SETUID', 'SETGID', 'DAC_OVERRIDE', 'FOWNER', '
 export const PIDS_LIMIT = 500;
 export const HTTP_PORT = 8080;
 export const WORKSPACE_MOUNT = '/workspace';
+/**
+ * "Ready" means the IDE's HTTP endpoint answers. Provisioning runs this probe itself right
+ * after the start; Docker's health check runs the same command on a slow interval afterwards.
+ */
+export const READY_PROBE = ['sh', '-c', `printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 ${HTTP_PORT} | grep -q '^HTTP/'`];
+const SECOND = 1_000_000_000;
 
 export interface WorkspaceNames {
   container: string;
@@ -61,16 +67,18 @@ export function containerSpec(i: ContainerSpecInput) {
     Image: i.image,
     Hostname: `ws-${i.workspaceId.slice(0, 8)}`,
     WorkingDir: WORKSPACE_MOUNT,
-    // The IDE's HTTP endpoint; the health check below makes "ready" mean it answers.
+    // The IDE's HTTP endpoint (see READY_PROBE).
     Cmd: ['httpd', '-f', '-p', String(HTTP_PORT), '-h', '/var/www'],
     Labels: workspaceLabels(i.workspaceId, i.ownerId, i.tier.name),
     ExposedPorts: { [`${HTTP_PORT}/tcp`]: {} },
     Healthcheck: {
-      Test: ['CMD-SHELL', `printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 127.0.0.1 ${HTTP_PORT} | grep -q '^HTTP/'`],
-      Interval: 1_000_000_000,
-      Timeout: 2_000_000_000,
-      StartPeriod: 0,
-      Retries: 30,
+      // Every probe is an exec in the gVisor sandbox, which costs CPU on the server: a slow
+      // interval watches running workspaces without loading a server full of them.
+      Test: ['CMD-SHELL', READY_PROBE[2]],
+      Interval: 30 * SECOND,
+      Timeout: 5 * SECOND,
+      StartPeriod: 30 * SECOND,
+      Retries: 3,
     },
     HostConfig: {
       Runtime: i.runtime,

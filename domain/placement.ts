@@ -4,7 +4,7 @@
  * server of the user's other workspaces and falls back to SPREAD. Hard constraints exclude
  * servers, and a refusal says which constraint excluded which server.
  */
-import { fits, freeCapacity, type Capacity } from './servers';
+import { fitsOn, type Capacity } from './servers';
 
 export const STRATEGIES = ['SPREAD', 'BEST_FIT', 'AFFINITY'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -58,52 +58,61 @@ export function exclusions(s: Candidate, r: PlacementRequest): string[] {
     if (!s.hasGpu || s.gpuCount < r.gpu.count) why.push(`needs ${r.gpu.count} GPU(s), has ${s.hasGpu ? s.gpuCount : 0}`);
     else if (r.gpu.type && s.gpuType !== r.gpu.type) why.push(`GPU type ${s.gpuType} ≠ ${r.gpu.type}`);
   }
-  if (!fits(r.need, freeCapacity(s.total, s.reserved, r.overcommit))) why.push('no capacity for the tier');
+  if (!fitsOn(r.need, s.total, s.reserved, r.overcommit)) why.push('no capacity for the tier');
   return why;
 }
 
 /** Load as the share of the most used dimension after placing `need`. */
 function loadAfter(s: Candidate, need: Capacity, overcommit: number): number {
-  const share = (used: number, total: number) => (total > 0 ? used / (total * overcommit) : 1);
-  return Math.max(
-    share(s.reserved.cpu + need.cpu, s.total.cpu),
-    share(s.reserved.memoryMb + need.memoryMb, s.total.memoryMb),
-    share(s.reserved.diskGb + need.diskGb, s.total.diskGb),
-  );
+  const cpu = s.total.cpu > 0 ? (s.reserved.cpu + need.cpu) / (s.total.cpu * overcommit) : 1;
+  const memory = s.total.memoryMb > 0 ? (s.reserved.memoryMb + need.memoryMb) / (s.total.memoryMb * overcommit) : 1;
+  const disk = s.total.diskGb > 0 ? (s.reserved.diskGb + need.diskGb) / (s.total.diskGb * overcommit) : 1;
+  return Math.max(cpu, memory, disk);
 }
+
+/**
+ * Whether a server passes every hard constraint: `exclusions(s, r).length === 0` without
+ * building the reasons, since a placement scans every server of the fleet.
+ */
+function eligible(s: Candidate, r: PlacementRequest, labels: readonly [string, string][]): boolean {
+  if (s.status !== 'active' || s.cordoned || s.inMaintenance) return false;
+  if (r.architecture && s.architecture !== r.architecture) return false;
+  if (r.region && s.region !== r.region) return false;
+  for (const [k, v] of labels) if (String(s.labels[k]) !== v) return false;
+  if (r.gpu && r.gpu.count > 0 && (!s.hasGpu || s.gpuCount < r.gpu.count || (r.gpu.type && s.gpuType !== r.gpu.type))) return false;
+  return fitsOn(r.need, s.total, s.reserved, r.overcommit);
+}
+
+const byName = (a: Candidate, b: Candidate) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** Ranks the eligible servers for a request, best first; or explains why none is. */
 export function place(servers: readonly Candidate[], r: PlacementRequest): Placement {
-  const excluded: Record<string, string[]> = {};
-  const eligible: Candidate[] = [];
-  for (const s of servers) {
-    if (r.serverId && s.id !== r.serverId) continue;
-    const why = exclusions(s, r);
-    if (why.length) excluded[s.name] = why;
-    else eligible.push(s);
+  const labels = Object.entries(r.labels ?? {});
+  const pool = r.serverId ? servers.filter((s) => s.id === r.serverId) : servers;
+  // Each eligible server with its sort key, computed once.
+  const scored: { s: Candidate; load: number; affinity: number }[] = [];
+  const order = new Map((r.strategy === 'AFFINITY' ? (r.affinity ?? []) : []).map((id, i) => [id, i]));
+  for (const s of pool) {
+    if (eligible(s, r, labels)) scored.push({ s, load: loadAfter(s, r.need, r.overcommit), affinity: order.get(s.id) ?? Infinity });
   }
-  if (eligible.length === 0) {
-    if (r.serverId && !servers.some((s) => s.id === r.serverId)) {
-      return { ok: false, reason: `server ${r.serverId} is not available`, excluded };
-    }
+  if (scored.length === 0) {
+    if (r.serverId && pool.length === 0) return { ok: false, reason: `server ${r.serverId} is not available`, excluded: {} };
+    const excluded: Record<string, string[]> = {};
+    for (const s of pool) excluded[s.name] = exclusions(s, r);
     const detail = Object.entries(excluded)
       .map(([name, why]) => `${name}: ${why.join(', ')}`)
       .join('; ');
     return { ok: false, reason: `no capacity: no server can take this workspace (${detail || 'no servers'})`, excluded };
   }
-  const byLoad = (a: Candidate, b: Candidate) => loadAfter(a, r.need, r.overcommit) - loadAfter(b, r.need, r.overcommit) || a.name.localeCompare(b.name);
-  let ranked: Candidate[];
-  switch (r.strategy) {
-    case 'BEST_FIT':
-      ranked = [...eligible].sort((a, b) => -byLoad(a, b) || a.name.localeCompare(b.name));
-      break;
-    case 'AFFINITY': {
-      const order = new Map((r.affinity ?? []).map((id, i) => [id, i]));
-      ranked = [...eligible].sort((a, b) => (order.get(a.id) ?? Infinity) - (order.get(b.id) ?? Infinity) || byLoad(a, b));
-      break;
-    }
-    default:
-      ranked = [...eligible].sort(byLoad);
-  }
-  return { ok: true, ranked };
+  type Scored = (typeof scored)[number];
+  const spread = (a: Scored, b: Scored) => a.load - b.load || byName(a.s, b.s);
+  const compare: Record<Strategy, (a: Scored, b: Scored) => number> = {
+    SPREAD: spread,
+    // Pack tightly: the fullest server that still fits first.
+    BEST_FIT: (a, b) => b.load - a.load || byName(a.s, b.s),
+    // The server of the user's other workspaces first (most of them first), else SPREAD.
+    AFFINITY: (a, b) => a.affinity - b.affinity || spread(a, b),
+  };
+  scored.sort(compare[r.strategy] ?? spread);
+  return { ok: true, ranked: scored.map((x) => x.s) };
 }

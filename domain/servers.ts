@@ -91,6 +91,18 @@ export function freeCapacity(total: Capacity, reserved: Capacity, overcommit = 1
   };
 }
 
+/** `fits(need, freeCapacity(total, reserved, overcommit))` without the allocations, for scans of many servers. */
+export function fitsOn(need: Capacity, total: Capacity, reserved: Capacity, overcommit = 1): boolean {
+  const cpu = total.cpu * overcommit - reserved.cpu;
+  const memoryMb = total.memoryMb * overcommit - reserved.memoryMb;
+  const diskGb = total.diskGb * overcommit - reserved.diskGb;
+  return (
+    need.cpu <= (cpu > 0 ? Math.round(cpu * 100) / 100 : 0) &&
+    need.memoryMb <= (memoryMb > 0 ? Math.floor(memoryMb) : 0) &&
+    need.diskGb <= (diskGb > 0 ? Math.floor(diskGb) : 0)
+  );
+}
+
 export function fits(need: Capacity, free: Capacity): boolean {
   return need.cpu <= free.cpu && need.memoryMb <= free.memoryMb && need.diskGb <= free.diskGb;
 }

@@ -1,5 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { PrismaClient } from '../generated/prisma/client';
+import { Prisma, PrismaClient } from '../generated/prisma/client';
 
 /** A Prisma client on the pg driver adapter (no native query engine). One per process. */
 export function createPrisma(databaseUrl: string, poolSize = 10): PrismaClient {
@@ -7,5 +7,5 @@ export function createPrisma(databaseUrl: string, poolSize = 10): PrismaClient {
   return new PrismaClient({ adapter });
 }
 
-export { PrismaClient };
+export { Prisma, PrismaClient };
 export type * from '../generated/prisma/client';

@@ -2,7 +2,7 @@
  * Activity option presets, named by what the activities talk to. Every preset bounds its
  * retries: the SDK's default retries forever.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 
 const NON_RETRYABLE = ['ServerNotFoundError', 'ImageUnavailable', 'NoCapacity', 'WorkspaceNotFound', 'ImageNotFound'];
 
@@ -18,10 +18,17 @@ export const onboardingDockerActivity: ActivityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
 };
 
-export const dbActivity: ActivityOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
-};
+const DB_RETRY = { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE } as const;
+
+export const dbActivity: ActivityOptions = { startToCloseTimeout: '30 seconds', retry: DB_RETRY };
+
+/**
+ * The short database steps on a workspace's hot path (read the record, reserve capacity,
+ * record status) run as local activities: in the worker, within the workflow task, without
+ * a round trip through the Temporal server per step. They are recorded in the history as
+ * markers, so a replay does not run them again.
+ */
+export const dbLocalActivity: LocalActivityOptions = { startToCloseTimeout: '30 seconds', retry: DB_RETRY };
 
 /** A heartbeat answers within its own timeout or counts as a miss; the next run is the retry. */
 export const heartbeatActivity: ActivityOptions = {

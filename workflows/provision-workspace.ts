@@ -1,21 +1,21 @@
-import { ApplicationFailure, CancellationScope, log, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities, Reservation, WorkspaceRecord } from '../activities';
 import type { Strategy } from '../domain/placement';
 import { TIERS, type TierName } from '../domain/tiers';
 import { workspaceNames } from '../domain/container-spec';
-import { dbActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
+import { dbLocalActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
 import { waitOutMaintenance } from './maintenance';
 
-const db = proxyActivities<Activities>(dbActivity);
+const db = proxyLocalActivities<Activities>(dbLocalActivity);
 const docker = proxyActivities<Activities>(workspaceDockerActivity);
 const ready = proxyActivities<Activities>(readinessActivity);
 
 /**
- * Provisioning as a saga: place and reserve → network → volume → container → start and
- * wait until ready → record. Each compensation is pushed once its step succeeded and they
+ * Provisioning as a saga: place and reserve → network and volume (at once) → container →
+ * start and wait until ready → record. Each compensation is pushed once its step succeeded and they
  * run newest-first on failure; the volume is removed only if this workflow created it.
  */
-export async function provisionWorkspace(ws: WorkspaceRecord, createdBy: string, defaultImage: string, phase: (p: string) => void): Promise<Reservation> {
+export async function provisionWorkspace(ws: WorkspaceRecord, createdBy: string, defaultImage: string, phase: (p: string) => void): Promise<Reservation & { diskLimit: string }> {
   const tier = TIERS[ws.tier as TierName];
   if (!tier) throw ApplicationFailure.nonRetryable(`unknown tier ${ws.tier}`, 'BadRequest');
   const c = (ws.constraints ?? {}) as { architecture?: string; region?: string; labels?: Record<string, string>; gpu?: { type?: string; count: number } };
@@ -34,30 +34,33 @@ export async function provisionWorkspace(ws: WorkspaceRecord, createdBy: string,
     });
     compensations.push({ step: 'reservation', run: () => db.releaseCapacity(ws.id) });
     const endpoint = { host: reservation.host, port: reservation.port };
-    await waitOutMaintenance(reservation.serverId, (until) => until && phase('waiting-for-maintenance'));
+    await waitOutMaintenance(reservation.serverId, (until) => until && phase('waiting-for-maintenance'), { local: true });
 
-    phase('network');
-    await docker.ensureNetwork(endpoint, ws.id, ws.ownerId, tier.name);
+    // The network, the volume and the engine's storage facts do not depend on each other:
+    // asked for at once, and every one settled before compensations are decided.
+    phase('network-and-volume');
+    const [network, volume, disk] = await Promise.allSettled([
+      docker.ensureNetwork(endpoint, ws.id, ws.ownerId, tier.name),
+      docker.ensureVolume(endpoint, ws.id, ws.ownerId, tier.name, createdBy),
+      docker.engineDiskLimitSupport(endpoint),
+    ]);
+    if (volume.status === 'fulfilled' && volume.value) compensations.push({ step: 'volume', run: () => docker.removeVolume(endpoint, ws.id) });
     compensations.push({ step: 'network', run: () => docker.removeNetwork(endpoint, ws.id) });
-
-    phase('volume');
-    if (await docker.ensureVolume(endpoint, ws.id, ws.ownerId, tier.name, createdBy)) {
-      compensations.push({ step: 'volume', run: () => docker.removeVolume(endpoint, ws.id) });
-    }
+    for (const r of [network, volume, disk]) if (r.status === 'rejected') throw r.reason;
+    const storage = (disk as PromiseFulfilledResult<{ supported: boolean; detail: string }>).value;
 
     phase('container');
-    const disk = await docker.engineDiskLimitSupport(endpoint);
     const image = ws.image ?? defaultImage;
     compensations.push({ step: 'container', run: () => docker.removeContainer(endpoint, ws.id) });
-    await docker.ensureContainer(endpoint, { workspaceId: ws.id, ownerId: ws.ownerId, tier, image, runtime: reservation.runtime, diskLimitSupported: disk.supported });
+    await docker.ensureContainer(endpoint, { workspaceId: ws.id, ownerId: ws.ownerId, tier, image, runtime: reservation.runtime, diskLimitSupported: storage.supported });
 
     phase('starting');
     const net = await ready.startAndWaitReady(endpoint, ws.id);
 
     phase('recording');
     const names = workspaceNames(ws.id);
-    await db.recordRunning(ws.id, { containerName: names.container, volumeName: names.volume, networkName: names.network, ...net, diskLimit: disk.detail });
-    return reservation;
+    await db.recordRunning(ws.id, { containerName: names.container, volumeName: names.volume, networkName: names.network, ...net, diskLimit: storage.detail });
+    return { ...reservation, diskLimit: storage.detail };
   } catch (err) {
     await CancellationScope.nonCancellable(async () => {
       for (const comp of compensations.reverse()) {

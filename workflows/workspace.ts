@@ -7,6 +7,7 @@ import {
   defineSignal,
   defineUpdate,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -15,11 +16,11 @@ import type { Activities } from '../activities';
 import { TIERS, type TierName } from '../domain/tiers';
 import { workspaceNames } from '../domain/container-spec';
 import { PHASE } from '../lib/constants';
-import { dbActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
+import { dbLocalActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
 import { waitOutMaintenance } from './maintenance';
 import { provisionWorkspace } from './provision-workspace';
 
-const db = proxyActivities<Activities>(dbActivity);
+const db = proxyLocalActivities<Activities>(dbLocalActivity);
 const docker = proxyActivities<Activities>(workspaceDockerActivity);
 const ready = proxyActivities<Activities>(readinessActivity);
 
@@ -30,6 +31,9 @@ export interface WorkspaceState {
   serverId: string | null;
   endpoint: { host: string; port: number } | null;
   error: string | null;
+  /** Read once at provisioning (idle timeout) and kept, with the server's disk-limit support. */
+  tier?: string;
+  diskLimit?: string;
 }
 
 export interface WorkspaceInput {
@@ -88,8 +92,9 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
     const ws = await db.getWorkspace(id);
     await db.setWorkspaceStatus(id, 'provisioning');
     try {
+      state.tier = ws.tier;
       const r = await provisionWorkspace(ws, workflowInfo().workflowId, input.defaultImage, phase);
-      Object.assign(state, { status: 'running', serverId: r.serverId, endpoint: { host: r.host, port: r.port } });
+      Object.assign(state, { status: 'running', serverId: r.serverId, endpoint: { host: r.host, port: r.port }, diskLimit: r.diskLimit });
       phase('running');
     } catch (err) {
       const reason = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
@@ -100,7 +105,7 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
       throw ApplicationFailure.nonRetryable(`provisioning failed: ${reason}`, 'ProvisioningFailed');
     }
   }
-  const idleMinutes = TIERS[(await db.getWorkspace(id)).tier as TierName]?.idleTimeoutMinutes ?? null;
+  const idleMinutes = TIERS[state.tier as TierName]?.idleTimeoutMinutes ?? null;
 
   for (;;) {
     const idleMs = idleMinutes && state.status === 'running' ? Math.max(0, lastActivity + idleMinutes * 60_000 - Date.now()) : undefined;
@@ -136,11 +141,11 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
       await db.setWorkspaceStatus(id, 'stopped');
     }
     if (cmd === 'start' || cmd === 'restart') {
-      await waitOutMaintenance(state.serverId!, (until) => until && phase('waiting-for-maintenance'));
+      await waitOutMaintenance(state.serverId!, (until) => until && phase('waiting-for-maintenance'), { local: true });
       phase('starting');
       const net = await ready.startAndWaitReady(e, id);
       const names = workspaceNames(id);
-      await db.recordRunning(id, { containerName: names.container, volumeName: names.volume, networkName: names.network, ...net, diskLimit: (await docker.engineDiskLimitSupport(e)).detail });
+      await db.recordRunning(id, { containerName: names.container, volumeName: names.volume, networkName: names.network, ...net, diskLimit: state.diskLimit ?? (await docker.engineDiskLimitSupport(e)).detail });
       state.status = 'running';
       lastActivity = Date.now();
     }

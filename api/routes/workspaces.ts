@@ -53,6 +53,31 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
     return w;
   }
 
+  /**
+   * Watches a workspace until its status is final: woken by its status events on Redis,
+   * with a slow poll of the database in case an event is missed. Close it when done.
+   */
+  async function watchStatus(id: string) {
+    let wake: () => void = () => undefined;
+    const unsubscribe = await events.subscribe(id, (message) => {
+      if (FINAL.includes((JSON.parse(message) as { status: string }).status)) wake();
+    });
+    return {
+      async settled(ms: number): Promise<Workspace> {
+        const deadline = Date.now() + ms;
+        for (;;) {
+          const woke = new Promise<void>((r) => (wake = r));
+          const ws = (await prisma.workspace.findUnique({ where: { id } }))!;
+          if (FINAL.includes(ws.status) || Date.now() > deadline) return ws;
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([woke, new Promise((r) => (timer = setTimeout(r, 1_000)))]);
+          clearTimeout(timer);
+        }
+      },
+      close: unsubscribe,
+    };
+  }
+
   r.post(
     '/workspaces',
     route(async (req, res) => {
@@ -67,29 +92,31 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         data: { ...(id ? { id } : {}), ownerId: owner, name: body.name, tier: body.tier, strategy: body.strategy, image: body.image, constraints, status: 'pending' },
       });
       const workflowId = WORKFLOW_ID.workspace(ws.id);
-      await temporal.workflow.start(workspaceWorkflow, {
-        taskQueue: settings.taskQueue,
-        workflowId,
-        args: [{ workspaceId: ws.id, defaultImage: settings.workspaceImage }],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        typedSearchAttributes: [{ key: WORKSPACE_ID, value: ws.id }],
-      }).catch((err: Error) => {
-        // A finished workflow under this id is the same workspace asked for again.
-        if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
-      });
-      if (q.wait === 'true') {
-        const deadline = Date.now() + 120_000;
-        while (!FINAL.includes(ws.status) && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 100));
-          ws = (await prisma.workspace.findUnique({ where: { id: ws.id } }))!;
+      // Subscribed before the start, so the final status cannot slip past between the two.
+      const watch = q.wait === 'true' ? await watchStatus(ws.id) : undefined;
+      try {
+        await temporal.workflow.start(workspaceWorkflow, {
+          taskQueue: settings.taskQueue,
+          workflowId,
+          args: [{ workspaceId: ws.id, defaultImage: settings.workspaceImage }],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          typedSearchAttributes: [{ key: WORKSPACE_ID, value: ws.id }],
+        }).catch((err: Error) => {
+          // A finished workflow under this id is the same workspace asked for again.
+          if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+        });
+        if (watch) {
+          ws = await watch.settled(120_000);
+          if (ws.status === 'failed') {
+            const noCapacity = /^no capacity/.test(ws.statusReason ?? '');
+            throw new HttpError(noCapacity ? 503 : 502, noCapacity ? 'no_capacity' : 'provisioning_failed', ws.statusReason ?? 'provisioning failed', { workspace: toWorkspaceView(ws) });
+          }
+          res.status(ws.status === 'running' ? 201 : 202).json({ workspace: toWorkspaceView(ws), workflowId });
+          return;
         }
-        if (ws.status === 'failed') {
-          const noCapacity = /^no capacity/.test(ws.statusReason ?? '');
-          throw new HttpError(noCapacity ? 503 : 502, noCapacity ? 'no_capacity' : 'provisioning_failed', ws.statusReason ?? 'provisioning failed', { workspace: toWorkspaceView(ws) });
-        }
-        res.status(ws.status === 'running' ? 201 : 202).json({ workspace: toWorkspaceView(ws), workflowId });
-        return;
+      } finally {
+        watch?.close();
       }
       res.status(202).location(`/workspaces/${ws.id}`).json({ workspace: toWorkspaceView(ws), workflowId });
     }),

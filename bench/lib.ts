@@ -1,0 +1,74 @@
+/** What the benchmarks share: the real worker and API processes, percentiles, HTTP calls. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+
+const ROOT = path.join(__dirname, '..');
+const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+
+/** Starts `script` (relative to the repository) with extra environment; resolves once `ready()` says so. */
+async function spawnUntil(script: string, env: Record<string, string>, ready: (child: ChildProcess) => Promise<void>): Promise<ChildProcess> {
+  const child = spawn(TSX, [path.join(ROOT, script)], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`))));
+  await Promise.race([ready(child), exited]);
+  return child;
+}
+
+/** The real worker process (workers/main.ts) on its own task queue, without schedules. */
+export function startWorker(taskQueue: string, env: Record<string, string> = {}): Promise<ChildProcess> {
+  return spawnUntil('workers/main.ts', { TEMPORAL_TASK_QUEUE: taskQueue, ENSURE_SCHEDULES: 'false', LOG_LEVEL: 'info', ...env }, (child) => {
+    return new Promise<void>((resolve) => {
+      let out = '';
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('"msg":"worker started"')) {
+          child.stdout!.off('data', onData);
+          child.stdout!.resume();
+          resolve();
+        }
+      };
+      child.stdout!.on('data', onData);
+    });
+  });
+}
+
+/** The real API process (api/main.ts) on `port`; resolves once /readyz answers 200. */
+export function startApi(port: number, env: Record<string, string> = {}): Promise<ChildProcess> {
+  return spawnUntil('api/main.ts', { PORT: String(port), NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '1000000000', ...env }, async (child) => {
+    child.stdout!.resume();
+    for (let i = 0; ; i++) {
+      if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false)) return;
+      if (i > 300) throw new Error('API did not become ready');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+}
+
+export function stop(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+/** The p-th percentile (0–100) by nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** JSON calls against the API with a bearer token. */
+export function apiClient(base: string, token: string) {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are read field by field
+  return async function call(method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await fetch(`${base}${p}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+}
