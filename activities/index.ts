@@ -1,4 +1,6 @@
 import { createDockerActivities, type DockerActivityDeps } from './docker';
+import { createMigrationDockerActivities } from './migration-docker';
+import { createMigrationActivities } from './migrations';
 import { createHeartbeatActivities, type HeartbeatActivityDeps } from './heartbeat';
 import { createReservationActivities, type ReservationDeps } from './reservations';
 import { createServerActivities, type ServerActivityDeps } from './servers';
@@ -19,6 +21,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createReservationActivities(deps),
     ...createWorkspaceDockerActivities(deps),
     ...createWorkspaceActivities(deps),
+    ...createMigrationActivities(deps),
+    ...createMigrationDockerActivities(deps),
   };
 }
 
@@ -27,3 +31,4 @@ export type { EngineFacts, DaemonAudit } from './docker';
 export type { HeartbeatResult } from './heartbeat';
 export type { Reservation, ReserveRequest } from './reservations';
 export type { WorkspaceRecord } from './workspaces';
+export type { CopyResult, Manifest } from './migration-docker';

@@ -17,6 +17,8 @@ export interface WorkspaceRecord {
   strategy: string;
   constraints: Record<string, unknown> | null;
   requestedServerId: string | null;
+  /** The server it lives on now (null before placement). */
+  serverId: string | null;
 }
 
 export interface RunningDetails {
@@ -39,7 +41,7 @@ export function createWorkspaceActivities({ prisma, redis }: WorkspaceActivityDe
       const ws = await prisma.workspace.findUnique({ where: { id: workspaceId } });
       if (!ws) throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist`, 'WorkspaceNotFound');
       const constraints = (ws.constraints ?? null) as (Record<string, unknown> & { serverId?: string }) | null;
-      return { id: ws.id, ownerId: ws.ownerId, tier: ws.tier, image: ws.image, strategy: ws.strategy, constraints, requestedServerId: constraints?.serverId ?? null };
+      return { id: ws.id, ownerId: ws.ownerId, tier: ws.tier, image: ws.image, strategy: ws.strategy, constraints, requestedServerId: constraints?.serverId ?? null, serverId: ws.serverId };
     },
 
     /** Sets the workspace's status (and reason) and announces it on Redis. */

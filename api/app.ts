@@ -27,6 +27,8 @@ export interface ApiSettings {
   overcommit: number;
   /** How long the user-facing server list may be reused (ms). */
   availableCacheMs: number;
+  migrationMaxParallel: number;
+  migrationHoldHealthyMs: number;
 }
 
 export function apiSettings(c: Config): ApiSettings {
@@ -42,6 +44,8 @@ export function apiSettings(c: Config): ApiSettings {
     strictAudit: c.STRICT_DAEMON_AUDIT,
     overcommit: c.OVERCOMMIT_RATIO,
     availableCacheMs: 1_000,
+    migrationMaxParallel: c.MIGRATION_MAX_PARALLEL,
+    migrationHoldHealthyMs: c.MIGRATION_HOLD_HEALTHY_SECONDS * 1000,
   };
 }
 

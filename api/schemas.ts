@@ -172,6 +172,12 @@ export const listWorkspacesQuery = z
     offset: z.coerce.number().int().min(0).default(0),
   })
   .strict();
+export const migrateWorkspaceBody = z
+  .object({
+    targetServer: z.uuid({ message: 'must be a server id' }).optional(),
+    strategy: z.enum(['SPREAD', 'BEST_FIT', 'AFFINITY']).optional(),
+  })
+  .strict();
 export const deleteWorkspaceQuery = z.object({ keepVolume: z.enum(['true', 'false']).default('false') }).strict();
 
 export const workspaceView = z.object({

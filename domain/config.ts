@@ -51,6 +51,10 @@ export const envSchema = z
     TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
     RATE_LIMIT_PER_MINUTE: positiveInt.default(100),
     OVERCOMMIT_RATIO: z.coerce.number().min(0.1).max(10).default(1),
+    /** Migrations in flight across the whole fleet when a request does not say (drains give their own). */
+    MIGRATION_MAX_PARALLEL: positiveInt.default(4),
+    /** How long a migrated workspace must stay healthy on its target before the switch. */
+    MIGRATION_HOLD_HEALTHY_SECONDS: z.coerce.number().int().min(0).max(600).default(10),
     STRICT_DAEMON_AUDIT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
 
     ENSURE_SCHEDULES: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),

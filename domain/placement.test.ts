@@ -97,3 +97,13 @@ describe('placement constraints', () => {
     expect(p.ok || p.excluded).toEqual({ nf: ['no capacity for the tier'] });
   });
 });
+
+describe('placement for a migration', () => {
+  it('never chooses a server the request avoids, and says why it was excluded', () => {
+    const a = server('a');
+    const b = server('b', { reserved: { cpu: 6, memoryMb: 0, diskGb: 0 } });
+    expect(names(place([a, b], req({ avoid: ['id-a'] })))).toEqual(['b']);
+    const none = place([a], req({ avoid: ['id-a'] }));
+    expect(none.ok || none.excluded).toEqual({ a: ['the workspace is moving away from it'] });
+  });
+});

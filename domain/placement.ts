@@ -34,6 +34,8 @@ export interface PlacementRequest {
   region?: string;
   labels?: Record<string, string>;
   gpu?: { type?: string; count: number };
+  /** Servers that must not be chosen, e.g. the one a migration moves the workspace away from. */
+  avoid?: readonly string[];
   /** Servers hosting the user's other workspaces, most workspaces first (AFFINITY). */
   affinity?: string[];
   overcommit: number;
@@ -46,6 +48,7 @@ export type Placement =
 /** Why a server cannot take the request; empty when it can. */
 export function exclusions(s: Candidate, r: PlacementRequest): string[] {
   const why: string[] = [];
+  if (r.avoid?.includes(s.id)) why.push('the workspace is moving away from it');
   if (s.status !== 'active') why.push(`status ${s.status}`);
   if (s.cordoned) why.push('cordoned');
   if (s.inMaintenance) why.push('in maintenance');
@@ -75,7 +78,7 @@ function loadAfter(s: Candidate, need: Capacity, overcommit: number): number {
  * building the reasons, since a placement scans every server of the fleet.
  */
 function eligible(s: Candidate, r: PlacementRequest, labels: readonly [string, string][]): boolean {
-  if (s.status !== 'active' || s.cordoned || s.inMaintenance) return false;
+  if (s.status !== 'active' || s.cordoned || s.inMaintenance || r.avoid?.includes(s.id)) return false;
   if (r.architecture && s.architecture !== r.architecture) return false;
   if (r.region && s.region !== r.region) return false;
   for (const [k, v] of labels) if (String(s.labels[k]) !== v) return false;

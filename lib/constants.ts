@@ -15,4 +15,5 @@ export const WORKFLOW_ID = {
   probeEngine: (host: string, port: number) => `probe-engine-${host}-${port}`,
   onboardServer: (serverId: string) => `onboard-server-${serverId}`,
   workspace: (workspaceId: string) => `workspace-${workspaceId}`,
+  migrateWorkspace: (workspaceId: string) => `migrate-workspace-${workspaceId}`,
 } as const;

@@ -3,16 +3,17 @@ import type { AddressInfo } from 'node:net';
 import { apiSettings, createApp, type ApiSettings } from '../api/app';
 import { mintToken } from '../api/auth';
 import { config } from '../lib/config';
+import type { ActivityDeps } from '../activities';
 import { temporalForTest } from './temporal-env';
 
 /**
  * The real API on a random loopback port, with a real worker polling the test's own task
  * queue: requests start real workflows on the stack's Temporal server.
  */
-export async function startHarness(prefix: string, settings: Partial<ApiSettings> = {}, opts: { inProcessWorker?: boolean } = {}) {
+export async function startHarness(prefix: string, settings: Partial<ApiSettings> = {}, opts: { inProcessWorker?: boolean; overrides?: Partial<ActivityDeps> } = {}) {
   const c = config();
   const runWorker = opts.inProcessWorker ?? true;
-  const t = await temporalForTest(prefix, {}, runWorker);
+  const t = await temporalForTest(prefix, opts.overrides ?? {}, runWorker);
   const app = createApp({
     prisma: t.deps.prisma,
     redis: t.deps.redis,

@@ -4,3 +4,4 @@ export { probeEngineWorkflow } from './probe-engine';
 export { onboardServerWorkflow } from './onboard-server';
 export { fleetHeartbeatWorkflow } from './fleet-heartbeat';
 export { workspaceWorkflow } from './workspace';
+export { migrateWorkspaceWorkflow } from './migrate-workspace';

@@ -6,6 +6,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  getExternalWorkflowHandle,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -18,6 +19,7 @@ import { workspaceNames } from '../domain/container-spec';
 import { PHASE } from '../lib/constants';
 import { dbLocalActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
 import { waitOutMaintenance } from './maintenance';
+import { migrationFinishedSignal, migrationReadySignal, migrationRequestedSignal, type MigrationOutcome } from './migration-signals';
 import { provisionWorkspace } from './provision-workspace';
 
 const db = proxyLocalActivities<Activities>(dbLocalActivity);
@@ -34,6 +36,8 @@ export interface WorkspaceState {
   /** Read once at provisioning (idle timeout) and kept, with the server's disk-limit support. */
   tier?: string;
   diskLimit?: string;
+  /** The migration moving this workspace; lifecycle commands wait for it. */
+  migrating?: string | null;
 }
 
 export interface WorkspaceInput {
@@ -43,7 +47,7 @@ export interface WorkspaceInput {
   resume?: WorkspaceState;
 }
 
-type Command = 'start' | 'stop' | 'restart' | 'delete';
+type Command = 'start' | 'stop' | 'restart' | 'delete' | 'migrate';
 
 export const workspaceStateQuery = defineQuery<WorkspaceState>('workspaceState');
 export const startUpdate = defineUpdate<WorkspaceState>('start');
@@ -57,7 +61,8 @@ export const activitySignal = defineSignal('activity');
 export async function workspaceWorkflow(input: WorkspaceInput): Promise<WorkspaceState> {
   const id = input.workspaceId;
   const state: WorkspaceState = input.resume ?? { workspaceId: id, status: 'provisioning', phase: 'starting', serverId: null, endpoint: null, error: null };
-  const queue: { cmd: Command; keepVolume?: boolean; done: boolean; error?: string }[] = [];
+  const queue: { cmd: Command; keepVolume?: boolean; migrationWorkflowId?: string; done: boolean; error?: string }[] = [];
+  let migrationOutcome: MigrationOutcome | undefined;
   let lastActivity = Date.now();
   const phase = (p: string) => {
     state.phase = p;
@@ -77,13 +82,21 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
   };
   const notGone = () => {
     if (state.status === 'deleted' || state.status === 'failed') throw new Error(`workspace is ${state.status}`);
+    if (state.migrating) throw new Error('workspace is migrating to another server; try again when it has moved');
   };
+  setHandler(migrationRequestedSignal, ({ migrationWorkflowId }) => {
+    queue.push({ cmd: 'migrate', migrationWorkflowId, done: false });
+  });
+  setHandler(migrationFinishedSignal, (outcome) => {
+    migrationOutcome = outcome;
+  });
   setHandler(startUpdate, () => enqueue('start'), { validator: notGone });
   setHandler(stopUpdate, () => enqueue('stop'), { validator: notGone });
   setHandler(restartUpdate, () => enqueue('restart'), { validator: notGone });
   setHandler(deleteUpdate, (o) => enqueue('delete', o?.keepVolume), {
     validator: (o) => {
       if (state.status === 'deleted') throw new Error('workspace is already deleted');
+      if (state.migrating) throw new Error('workspace is migrating to another server; try again when it has moved');
       if (o?.keepVolume !== undefined && typeof o.keepVolume !== 'boolean') throw new Error('keepVolume must be a boolean');
     },
   });
@@ -116,7 +129,8 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
     const ticket = queue.shift();
     if (ticket) {
       try {
-        await apply(ticket.cmd, ticket.keepVolume);
+        if (ticket.cmd === 'migrate') await migrate(ticket.migrationWorkflowId!);
+        else await apply(ticket.cmd, ticket.keepVolume);
       } catch (err) {
         ticket.error = (err as Error).message;
       }
@@ -130,6 +144,27 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
       await condition(allHandlersFinished);
       await continueAsNew<typeof workspaceWorkflow>({ workspaceId: id, defaultImage: input.defaultImage, resume: state });
     }
+  }
+
+  /** Hands the workspace to a migration and holds every other command until it is done. */
+  async function migrate(migrationWorkflowId: string): Promise<void> {
+    state.migrating = migrationWorkflowId;
+    phase('migrating');
+    migrationOutcome = undefined;
+    await getExternalWorkflowHandle(migrationWorkflowId).signal(migrationReadySignal, {
+      status: state.status,
+      serverId: state.serverId,
+      endpoint: state.endpoint,
+      diskLimit: state.diskLimit,
+      defaultImage: input.defaultImage,
+    });
+    await condition(() => migrationOutcome !== undefined);
+    const o = migrationOutcome!;
+    if (o.moved) Object.assign(state, { serverId: o.moved.serverId, endpoint: o.moved.endpoint, diskLimit: o.moved.diskLimit });
+    state.status = o.status;
+    state.migrating = null;
+    lastActivity = Date.now();
+    phase(state.status);
   }
 
   async function apply(cmd: Command, keepVolume?: boolean): Promise<void> {

@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
-import { WORKFLOW_ID, WORKSPACE_ID } from '../../lib/constants';
+import { PHASE, SERVER_ID, WORKFLOW_ID, WORKSPACE_ID } from '../../lib/constants';
 import type { Workspace } from '../../lib/prisma';
-import { workspaceWorkflow } from '../../workflows';
+import { migrateWorkspaceWorkflow, workspaceWorkflow } from '../../workflows';
 import { deleteUpdate, restartUpdate, startUpdate, stopUpdate, workspaceStateQuery } from '../../workflows/workspace';
 import type { ApiDeps } from '../app';
-import { principal } from '../auth';
+import { principal, requireAdmin } from '../auth';
 import { HttpError, notFound, parse, route } from '../errors';
 import { type WorkspaceEvents } from '../events';
-import { createWorkspaceBody, createWorkspaceQuery, deleteWorkspaceQuery, listWorkspacesQuery, uuidParam } from '../schemas';
+import { createWorkspaceBody, createWorkspaceQuery, deleteWorkspaceQuery, listWorkspacesQuery, migrateWorkspaceBody, uuidParam } from '../schemas';
 
 export function toWorkspaceView(w: Workspace) {
   return {
@@ -179,6 +179,44 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         await runUpdate(() => temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).executeUpdate(deleteUpdate, { args: [{ keepVolume: q.keepVolume === 'true' }] }));
       }
       res.status(204).end();
+    }),
+  );
+
+  /**
+   * Moves one workspace and its data to another server (placement chooses unless the
+   * caller names one): the same migration workflow a drain runs for each workspace.
+   * 202 with the workflow id, or the result with ?wait=true.
+   */
+  r.post(
+    '/workspaces/:id/migrate',
+    requireAdmin,
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const body = parse(migrateWorkspaceBody, req.body ?? {});
+      const q = parse(createWorkspaceQuery, req.query, 'query');
+      const w = await visible(res, id);
+      if (w.status !== 'running' && w.status !== 'stopped') throw new HttpError(409, 'conflict', `a ${w.status} workspace cannot be migrated`);
+      if (body.targetServer && body.targetServer === w.serverId) throw new HttpError(400, 'bad_request', 'targetServer: the workspace is on that server already', { field: 'targetServer' });
+      const workflowId = WORKFLOW_ID.migrateWorkspace(id);
+      const handle = await temporal.workflow.start(migrateWorkspaceWorkflow, {
+        taskQueue: settings.taskQueue,
+        workflowId,
+        args: [{ workspaceId: id, targetServerId: body.targetServer, strategy: body.strategy, maxParallel: settings.migrationMaxParallel, mode: 'live', holdHealthyMs: settings.migrationHoldHealthyMs }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        typedSearchAttributes: [
+          { key: WORKSPACE_ID, value: id },
+          { key: SERVER_ID, value: w.serverId ?? '' },
+          { key: PHASE, value: 'waiting-for-slot' },
+        ],
+      });
+      await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'workspace.migrate', targetType: 'workspace', targetId: id, before: { serverId: w.serverId }, after: { targetServer: body.targetServer ?? 'auto' } } });
+      if (q.wait === 'true') {
+        const result = await handle.result();
+        res.status(result.outcome === 'moved' ? 200 : 409).json({ migration: result, workflowId, workspace: toWorkspaceView(await visible(res, id)) });
+        return;
+      }
+      res.status(202).json({ workflowId });
     }),
   );
 

@@ -1,0 +1,131 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { place, type PlacementRequest } from '../domain/placement';
+import type { PrismaClient } from '../lib/prisma';
+import { loadCandidates, type Reservation } from './reservations';
+
+export interface MigrationDeps {
+  prisma: PrismaClient;
+  overcommit: number;
+}
+
+export interface SlotRequest {
+  workspaceId: string;
+  workflowId: string;
+  drainId?: string;
+  sourceServerId: string;
+  maxParallel: number;
+}
+
+export type TargetRequest = { workspaceId: string; sourceServerId: string } & Omit<PlacementRequest, 'overcommit' | 'affinity' | 'avoid'>;
+
+/** The workspace's new home, once the switch is recorded. */
+export interface SwitchDetails {
+  internalIp: string;
+  diskLimit: string;
+  status: 'running' | 'stopped';
+}
+
+/**
+ * The database side of moving a workspace: a fleet-wide migration slot, the capacity held
+ * on the target, and the switch of the record. Every step is idempotent by workspace id.
+ */
+export function createMigrationActivities({ prisma, overcommit }: MigrationDeps) {
+  return {
+    /**
+     * Takes one of the fleet-wide migration slots if fewer than `maxParallel` migrations are
+     * in flight anywhere (every drain and single migration counts), under one advisory lock
+     * so that two requests cannot both see room for one. Returns how many are in flight.
+     */
+    async acquireMigrationSlot(r: SlotRequest): Promise<{ acquired: boolean; inFlight: number }> {
+      return prisma.$transaction(async (tx) => {
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('podex:migration-slots'))`;
+        const mine = await tx.migration.findUnique({ where: { workspaceId: r.workspaceId } });
+        const inFlight = await tx.migration.count();
+        if (mine) {
+          if (mine.workflowId !== r.workflowId) return { acquired: false, inFlight };
+          return { acquired: true, inFlight };
+        }
+        if (inFlight >= r.maxParallel) return { acquired: false, inFlight };
+        await tx.migration.create({ data: { workspaceId: r.workspaceId, workflowId: r.workflowId, drainId: r.drainId, sourceServerId: r.sourceServerId } });
+        return { acquired: true, inFlight: inFlight + 1 };
+      });
+    },
+
+    /**
+     * Chooses the target by placement (never the source, never an ineligible server) and
+     * reserves the workspace's capacity there in one conditional statement, as provisioning
+     * does. A migration that holds a target already gets it back.
+     */
+    async reserveMigrationTarget(r: TargetRequest): Promise<Reservation> {
+      const held = await prisma.$queryRaw<{ id: string; host: string; docker_port: number | null; docker_runtime: string | null }[]>`
+        SELECT s.id::text, host(s.ip_address) AS host, s.docker_port, s.docker_runtime
+          FROM migrations m JOIN workspace_servers s ON s.id = m.target_server_id WHERE m.workspace_id = ${r.workspaceId}::uuid`;
+      if (held[0]) return { serverId: held[0].id, host: held[0].host, port: held[0].docker_port ?? 2376, runtime: held[0].docker_runtime ?? 'runsc' };
+      const { candidates, affinity } = await loadCandidates(prisma, r.workspaceId, r.strategy === 'AFFINITY');
+      const placement = place(candidates, { ...r, overcommit, affinity, avoid: [r.sourceServerId] });
+      if (!placement.ok) throw ApplicationFailure.nonRetryable(placement.reason, 'NoCapacity', placement.excluded);
+      for (const s of placement.ranked) {
+        const [won] = await prisma.$queryRaw<{ host: string; docker_port: number | null; docker_runtime: string | null }[]>`
+          WITH m AS (
+            SELECT workspace_id FROM migrations WHERE workspace_id = ${r.workspaceId}::uuid AND target_server_id IS NULL FOR UPDATE
+          ), srv AS (
+            UPDATE workspace_servers
+               SET reserved_cpu = reserved_cpu + ${r.need.cpu}, reserved_memory_mb = reserved_memory_mb + ${r.need.memoryMb},
+                   reserved_disk_gb = reserved_disk_gb + ${r.need.diskGb}
+             WHERE id = ${s.id}::uuid AND EXISTS (SELECT 1 FROM m) AND status = 'active' AND NOT cordoned
+               AND reserved_cpu + ${r.need.cpu} <= total_cpu * ${overcommit}
+               AND reserved_memory_mb + ${r.need.memoryMb} <= total_memory_mb * ${overcommit}
+               AND reserved_disk_gb + ${r.need.diskGb} <= total_disk_gb * ${overcommit}
+            RETURNING id, ip_address, docker_port, docker_runtime
+          ), held AS (
+            UPDATE migrations SET target_server_id = srv.id, reserved_cpu = ${r.need.cpu}, reserved_memory_mb = ${r.need.memoryMb}, reserved_disk_gb = ${r.need.diskGb}
+              FROM srv WHERE workspace_id = (SELECT workspace_id FROM m)
+            RETURNING workspace_id
+          )
+          SELECT host(srv.ip_address) AS host, srv.docker_port, srv.docker_runtime FROM srv, held`;
+        if (won) return { serverId: s.id, host: won.host, port: won.docker_port ?? 2376, runtime: won.docker_runtime ?? 'runsc' };
+      }
+      throw ApplicationFailure.nonRetryable('no capacity: every eligible target was filled by concurrent requests', 'NoCapacity');
+    },
+
+    /**
+     * The switch, in one transaction: the workspace now lives on the target, the source's
+     * counters give its capacity back, the target's reservation becomes the workspace's own,
+     * and the slot is freed. A second call finds the switch done and changes nothing.
+     */
+    async switchWorkspaceServer(workspaceId: string, d: SwitchDetails): Promise<{ switched: boolean }> {
+      return prisma.$transaction(async (tx) => {
+        const [m] = await tx.$queryRaw<{ target_server_id: string | null }[]>`
+          SELECT target_server_id::text FROM migrations WHERE workspace_id = ${workspaceId}::uuid FOR UPDATE`;
+        if (!m) return { switched: false };
+        if (!m.target_server_id) throw ApplicationFailure.nonRetryable('the migration holds no target', 'NoTarget');
+        await tx.$executeRaw`
+          UPDATE workspace_servers s
+             SET reserved_cpu = GREATEST(0, s.reserved_cpu - w.assigned_cpu),
+                 reserved_memory_mb = GREATEST(0, s.reserved_memory_mb - w.assigned_memory_mb),
+                 reserved_disk_gb = GREATEST(0, s.reserved_disk_gb - w.assigned_disk_gb)
+            FROM workspaces w WHERE w.id = ${workspaceId}::uuid AND s.id = w.server_id AND w.assigned_cpu IS NOT NULL`;
+        await tx.$executeRaw`
+          UPDATE workspaces w
+             SET server_id = m.target_server_id, assigned_cpu = m.reserved_cpu, assigned_memory_mb = m.reserved_memory_mb,
+                 assigned_disk_gb = m.reserved_disk_gb, internal_ip = ${d.internalIp}, disk_limit = ${d.diskLimit},
+                 status = ${d.status}, status_reason = NULL, updated_at = now()
+            FROM migrations m WHERE m.workspace_id = w.id AND w.id = ${workspaceId}::uuid`;
+        await tx.migration.delete({ where: { workspaceId } });
+        return { switched: true };
+      });
+    },
+
+    /** Rollback: the target's capacity goes back and the slot is freed. Nothing to release is fine. */
+    async releaseMigration(workspaceId: string): Promise<boolean> {
+      const n = await prisma.$executeRaw`
+        WITH m AS (DELETE FROM migrations WHERE workspace_id = ${workspaceId}::uuid RETURNING *)
+        UPDATE workspace_servers s
+           SET reserved_cpu = GREATEST(0, s.reserved_cpu - m.reserved_cpu),
+               reserved_memory_mb = GREATEST(0, s.reserved_memory_mb - m.reserved_memory_mb),
+               reserved_disk_gb = GREATEST(0, s.reserved_disk_gb - m.reserved_disk_gb)
+          FROM m WHERE s.id = m.target_server_id`;
+      return n > 0;
+    },
+  };
+}

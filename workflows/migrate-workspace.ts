@@ -1,0 +1,206 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineQuery,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities, Reservation } from '../activities';
+import type { Strategy } from '../domain/placement';
+import { TIERS, type TierName } from '../domain/tiers';
+import { PHASE, WORKFLOW_ID } from '../lib/constants';
+import { dbLocalActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
+import { migrationFinishedSignal, migrationReadySignal, migrationRequestedSignal, type WorkspaceSnapshot } from './migration-signals';
+
+const db = proxyLocalActivities<Activities>(dbLocalActivity);
+const docker = proxyActivities<Activities>(workspaceDockerActivity);
+const ready = proxyActivities<Activities>(readinessActivity);
+/** A copy of many gigabytes takes long: it heartbeats its progress, so a lost worker is noticed in 30 s. */
+const copy = proxyActivities<Activities>({
+  startToCloseTimeout: '4 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['NoCapacity'] },
+});
+
+export interface MigrateInput {
+  workspaceId: string;
+  /** A server chosen by the operator; otherwise placement chooses (never the source). */
+  targetServerId?: string;
+  strategy?: Strategy;
+  /** The drain this migration belongs to, if any. */
+  drainId?: string;
+  /** Migrations in flight across the whole fleet may not exceed this while this one waits for a slot. */
+  maxParallel: number;
+  /** `live`: a running workspace comes back running. `stopped`: it is moved stopped (a drain's forced deadline). */
+  mode: 'live' | 'stopped';
+  /** How long the target must stay healthy before the switch. */
+  holdHealthyMs: number;
+}
+
+export interface MigrationState {
+  workspaceId: string;
+  phase: string;
+  sourceServerId: string | null;
+  targetServerId: string | null;
+  bytesCopied: number;
+  /** Why the migration is not moving on right now (no slot, no capacity, …); null when it is. */
+  blocked: string | null;
+  error: string | null;
+}
+
+export interface MigrationResult {
+  workspaceId: string;
+  outcome: 'moved' | 'rolled-back';
+  sourceServerId: string;
+  targetServerId: string | null;
+  bytesCopied: number;
+  files: number;
+  digest: string | null;
+  status: 'running' | 'stopped';
+  error?: string;
+}
+
+export const migrationStateQuery = defineQuery<MigrationState>('migrationState');
+
+/**
+ * Moves one workspace and its data to another server: slot → handshake with the workspace's
+ * workflow → target reserved by placement → source stopped → target network, volume and
+ * container → volume copied as a tar stream between the two Docker APIs and verified by
+ * checksum on both sides → target started and held healthy → database switched → source
+ * removed. Any failure before the switch rolls back: the target's leftovers go, and the
+ * workspace runs on the source again, untouched.
+ */
+export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<MigrationResult> {
+  const id = input.workspaceId;
+  const me = workflowInfo().workflowId;
+  const state: MigrationState = { workspaceId: id, phase: 'waiting-for-slot', sourceServerId: null, targetServerId: null, bytesCopied: 0, blocked: null, error: null };
+  let snapshot: WorkspaceSnapshot | undefined;
+  setHandler(migrationStateQuery, () => state);
+  setHandler(migrationReadySignal, (s) => {
+    snapshot = s;
+  });
+  const phase = (p: string) => {
+    state.phase = p;
+    upsertSearchAttributes([{ key: PHASE, value: p }]);
+  };
+
+  const ws = await db.getWorkspace(id);
+  const tier = TIERS[ws.tier as TierName];
+  if (!ws.serverId || !tier) throw ApplicationFailure.nonRetryable(`workspace ${id} is not placed on a server`, 'NotPlaced');
+  state.sourceServerId = ws.serverId;
+
+  // A fleet-wide slot first, so that a workspace waiting its turn is not held from its user.
+  for (;;) {
+    const slot = await db.acquireMigrationSlot({ workspaceId: id, workflowId: me, drainId: input.drainId, sourceServerId: ws.serverId, maxParallel: input.maxParallel });
+    if (slot.acquired) break;
+    state.blocked = `fleet-wide limit: ${slot.inFlight} migration(s) in flight, at most ${input.maxParallel}`;
+    await sleep('2 seconds');
+  }
+  state.blocked = null;
+
+  const entity = getExternalWorkflowHandle(WORKFLOW_ID.workspace(id));
+  phase('handshake');
+  const asked = await entity.signal(migrationRequestedSignal, { migrationWorkflowId: me }).then(
+    () => true,
+    () => false, // the workspace's workflow has ended: it was deleted or never provisioned
+  );
+  if (!asked || !(await condition(() => snapshot !== undefined, '10 minutes'))) {
+    await db.releaseMigration(id);
+    throw ApplicationFailure.nonRetryable('the workspace did not answer the migration request', 'NoHandshake');
+  }
+  const source = snapshot!;
+  const wasRunning = source.status === 'running';
+  const sourceEndpoint = source.endpoint!;
+  const finish = (status: 'running' | 'stopped', moved?: { serverId: string; endpoint: { host: string; port: number }; diskLimit: string }) =>
+    entity.signal(migrationFinishedSignal, { status, moved });
+
+  let target: Reservation | undefined;
+  const targetLeftovers: { step: string; run: () => Promise<unknown> }[] = [];
+  let copied: { bytes: number; files: number; digest: string } | undefined;
+  let internalIp = '';
+  let diskLimit = '';
+  try {
+    if (source.status !== 'running' && source.status !== 'stopped') throw ApplicationFailure.nonRetryable(`a ${source.status} workspace cannot be migrated`, 'NotMigratable');
+    phase('reserving-target');
+    const c = (ws.constraints ?? {}) as { architecture?: string; region?: string; labels?: Record<string, string>; gpu?: { type?: string; count: number } };
+    target = await db.reserveMigrationTarget({
+      workspaceId: id,
+      sourceServerId: ws.serverId,
+      need: { cpu: tier.cpu, memoryMb: tier.memoryMb, diskGb: tier.diskGb },
+      strategy: input.strategy ?? (ws.strategy as Strategy),
+      serverId: input.targetServerId,
+      architecture: c.architecture,
+      region: c.region,
+      labels: c.labels,
+      gpu: c.gpu,
+    });
+    state.targetServerId = target.serverId;
+    const to = { host: target.host, port: target.port };
+
+    phase('stopping-source');
+    await docker.stopContainer(sourceEndpoint, id);
+
+    phase('preparing-target');
+    targetLeftovers.push({ step: 'network', run: () => docker.removeNetwork(to, id) });
+    await docker.ensureNetwork(to, id, ws.ownerId, tier.name);
+    if (await docker.ensureVolume(to, id, ws.ownerId, tier.name, me)) targetLeftovers.push({ step: 'volume', run: () => docker.removeVolume(to, id) });
+    const storage = await docker.engineDiskLimitSupport(to);
+    diskLimit = storage.detail;
+    targetLeftovers.push({ step: 'container', run: () => docker.removeContainer(to, id) });
+    await docker.ensureContainer(to, { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source.defaultImage, runtime: target.runtime, diskLimitSupported: storage.supported });
+
+    phase('copying');
+    const result = await copy.copyVolume(sourceEndpoint, to, id);
+    state.bytesCopied = result.bytes;
+    copied = { bytes: result.bytes, files: result.source.files, digest: result.source.digest };
+
+    if (input.mode === 'live') {
+      phase('starting-target');
+      internalIp = (await ready.startAndWaitReady(to, id)).internalIp;
+      phase('holding-healthy');
+      await ready.holdHealthy(to, id, input.holdHealthyMs);
+      if (!wasRunning) await docker.stopContainer(to, id);
+    }
+  } catch (err) {
+    state.error = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
+    phase('rolling-back');
+    await CancellationScope.nonCancellable(async () => {
+      for (const leftover of targetLeftovers.reverse()) {
+        try {
+          await leftover.run();
+        } catch (e) {
+          log.warn('removing a target leftover failed; continuing', { step: leftover.step, error: (e as Error).message });
+        }
+      }
+      await db.releaseMigration(id);
+      if (wasRunning) await ready.startAndWaitReady(sourceEndpoint, id);
+      await finish(wasRunning ? 'running' : 'stopped');
+    });
+    phase('rolled-back');
+    return { workspaceId: id, outcome: 'rolled-back', sourceServerId: ws.serverId, targetServerId: target?.serverId ?? null, bytesCopied: state.bytesCopied, files: 0, digest: null, status: wasRunning ? 'running' : 'stopped', error: state.error };
+  }
+
+  // The point of no return: from here on the workspace lives on the target.
+  phase('switching');
+  const status = input.mode === 'live' && wasRunning ? 'running' : 'stopped';
+  await db.switchWorkspaceServer(id, { internalIp, diskLimit, status });
+  await finish(status, { serverId: target.serverId, endpoint: { host: target.host, port: target.port }, diskLimit });
+
+  phase('removing-source');
+  for (const step of [docker.removeContainer, docker.removeNetwork, docker.removeVolume]) {
+    try {
+      await step(sourceEndpoint, id);
+    } catch (e) {
+      log.warn('removing the source copy failed; it is left for the operator', { workspaceId: id, error: (e as Error).message });
+    }
+  }
+  phase('moved');
+  return { workspaceId: id, outcome: 'moved', sourceServerId: ws.serverId, targetServerId: target.serverId, bytesCopied: copied!.bytes, files: copied!.files, digest: copied!.digest, status };
+}
