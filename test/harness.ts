@@ -4,6 +4,7 @@ import { apiSettings, createApp, type ApiSettings } from '../api/app';
 import { mintToken } from '../api/auth';
 import { config } from '../lib/config';
 import type { ActivityDeps } from '../activities';
+import { localEngines, uniq } from './helpers';
 import { temporalForTest } from './temporal-env';
 
 /**
@@ -63,6 +64,24 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
+
+/**
+ * Registers local engines (by index) as servers through the API, waits until onboarding made
+ * them active and gives each `totalCpu` (this machine has two CPUs; operators may set it).
+ */
+export async function registerEngines(h: Harness, prefix: string, indexes: number[], labels: Record<string, string>, totalCpu = 32): Promise<string[]> {
+  const ids: string[] = [];
+  for (const i of indexes) {
+    const e = localEngines()[i];
+    const res = await h.call('POST', '/servers', { body: { name: `engine-${i + 1}`, hostname: `${uniq(prefix)}.local`, ipAddress: e.host, dockerPort: e.port, labels } });
+    ids.push(res.body.server.id);
+  }
+  for (const id of ids) {
+    await eventually(async () => (await h.call('GET', `/servers/${id}`)).body.status === 'active', 60_000);
+    await h.call('PATCH', `/servers/${id}`, { body: { totalCpu } });
+  }
+  return ids;
+}
 
 /** Polls `fn` until it returns a truthy value or `ms` pass. */
 export async function eventually<T>(fn: () => Promise<T | undefined | null | false>, ms = 30_000, every = 200): Promise<T> {

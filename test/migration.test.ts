@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
-import { eventually, startHarness, type Harness } from './harness';
+import { registerEngines, startHarness, type Harness } from './harness';
 import { execIn, localEngines, testFleet, uniq } from './helpers';
 import { maybeRecordHistory } from './temporal-env';
 
@@ -29,15 +29,7 @@ describe('migrating a workspace and its data to another server', () => {
 
   beforeAll(async () => {
     h = await startHarness('migrate', { migrationHoldHealthyMs: 2_000 }, { overrides: { fleet } });
-    for (const i of [0, 1]) {
-      const e = localEngines()[i];
-      const res = await h.call('POST', '/servers', { body: { name: `engine-${i + 1}`, hostname: `${uniq('mig')}.local`, ipAddress: e.host, dockerPort: e.port, labels: { suite } } });
-      servers.push(res.body.server.id);
-    }
-    for (const id of servers) {
-      await eventually(async () => (await h.call('GET', `/servers/${id}`)).body.status === 'active', 60_000);
-      await h.call('PATCH', `/servers/${id}`, { body: { totalCpu: 32 } });
-    }
+    servers.push(...(await registerEngines(h, 'mig', [0, 1], { suite })));
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { workspaceStateQuery } from '../workflows/workspace';
-import { eventually, startHarness, type Harness } from './harness';
+import { eventually, registerEngines, startHarness, type Harness } from './harness';
 import { localEngines, uniq } from './helpers';
 
 const ROOT = path.join(__dirname, '..');
@@ -34,15 +34,7 @@ describe('a worker killed with SIGKILL during provisioning', () => {
   beforeAll(async () => {
     h = await startHarness('crash', {}, { inProcessWorker: false });
     worker = await spawnWorker(h.taskQueue);
-    for (const i of [0, 1]) {
-      const e = localEngines()[i];
-      const res = await h.call('POST', '/servers', { body: { name: `engine-${i + 1}`, hostname: `${uniq('crash')}.local`, ipAddress: e.host, dockerPort: e.port, labels: { suite } } });
-      servers.push(res.body.server.id);
-    }
-    for (const id of servers) {
-      await eventually(async () => (await h.call('GET', `/servers/${id}`)).body.status === 'active', 60_000);
-      await h.call('PATCH', `/servers/${id}`, { body: { totalCpu: 32 } });
-    }
+    servers.push(...(await registerEngines(h, 'crash', [0, 1], { suite })));
   });
 
   afterAll(async () => {

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { TIERS } from '../domain/tiers';
-import { eventually, startHarness, type Harness } from './harness';
+import { eventually, registerEngines, startHarness, type Harness } from './harness';
 import { execIn, localEngines, uniq } from './helpers';
 import { maybeRecordHistory } from './temporal-env';
 
@@ -12,15 +12,8 @@ describe('workspace provisioning and lifecycle on real engines', () => {
 
   beforeAll(async () => {
     h = await startHarness('workspaces');
-    for (const i of [0, 1]) {
-      const e = localEngines()[i];
-      const res = await h.call('POST', '/servers', { body: { name: `engine-${i + 1}`, hostname: `${uniq('wsrv')}.local`, ipAddress: e.host, dockerPort: e.port, labels: { suite } } });
-      servers.push(res.body.server.id);
-    }
-    for (const id of servers) await eventually(async () => (await h.call('GET', `/servers/${id}`)).body.status === 'active', 60_000);
-    // This machine has two CPUs; operators may set a server's capacity, and the tests give
-    // each server room for several workspaces (the burst test narrows it again).
-    for (const id of servers) await h.call('PATCH', `/servers/${id}`, { body: { totalCpu: 32 } });
+    // This machine has two CPUs; the tests give each server room for several workspaces (the burst test narrows it again).
+    servers.push(...(await registerEngines(h, 'wsrv', [0, 1], { suite })));
   });
 
   afterAll(async () => {

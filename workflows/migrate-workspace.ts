@@ -17,6 +17,7 @@ import type { Strategy } from '../domain/placement';
 import { TIERS, type TierName } from '../domain/tiers';
 import { PHASE, WORKFLOW_ID } from '../lib/constants';
 import { dbLocalActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
+import { undoAll, type Undo } from './compensate';
 import { migrationFinishedSignal, migrationReadySignal, migrationRequestedSignal, type WorkspaceSnapshot } from './migration-signals';
 
 const db = proxyLocalActivities<Activities>(dbLocalActivity);
@@ -122,7 +123,7 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     entity.signal(migrationFinishedSignal, { status, moved });
 
   let target: Reservation | undefined;
-  const targetLeftovers: { step: string; run: () => Promise<unknown> }[] = [];
+  const targetLeftovers: Undo[] = [];
   let copied: { bytes: number; files: number; digest: string } | undefined;
   let internalIp = '';
   let diskLimit = '';
@@ -171,14 +172,8 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
   } catch (err) {
     state.error = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
     phase('rolling-back');
+    await undoAll(targetLeftovers, 'migration rollback');
     await CancellationScope.nonCancellable(async () => {
-      for (const leftover of targetLeftovers.reverse()) {
-        try {
-          await leftover.run();
-        } catch (e) {
-          log.warn('removing a target leftover failed; continuing', { step: leftover.step, error: (e as Error).message });
-        }
-      }
       await db.releaseMigration(id);
       if (wasRunning) await ready.startAndWaitReady(sourceEndpoint, id);
       await finish(wasRunning ? 'running' : 'stopped');

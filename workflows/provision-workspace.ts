@@ -1,9 +1,10 @@
-import { ApplicationFailure, CancellationScope, log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities, Reservation, WorkspaceRecord } from '../activities';
 import type { Strategy } from '../domain/placement';
 import { TIERS, type TierName } from '../domain/tiers';
 import { workspaceNames } from '../domain/container-spec';
 import { dbLocalActivity, readinessActivity, workspaceDockerActivity } from './activity-options';
+import { undoAll, type Undo } from './compensate';
 import { waitOutMaintenance } from './maintenance';
 
 const db = proxyLocalActivities<Activities>(dbLocalActivity);
@@ -19,7 +20,7 @@ export async function provisionWorkspace(ws: WorkspaceRecord, createdBy: string,
   const tier = TIERS[ws.tier as TierName];
   if (!tier) throw ApplicationFailure.nonRetryable(`unknown tier ${ws.tier}`, 'BadRequest');
   const c = (ws.constraints ?? {}) as { architecture?: string; region?: string; labels?: Record<string, string>; gpu?: { type?: string; count: number } };
-  const compensations: { step: string; run: () => Promise<unknown> }[] = [];
+  const compensations: Undo[] = [];
   try {
     phase('placing');
     const reservation = await db.reserveCapacity({
@@ -62,15 +63,7 @@ export async function provisionWorkspace(ws: WorkspaceRecord, createdBy: string,
     await db.recordRunning(ws.id, { containerName: names.container, volumeName: names.volume, networkName: names.network, ...net, diskLimit: storage.detail });
     return { ...reservation, diskLimit: storage.detail };
   } catch (err) {
-    await CancellationScope.nonCancellable(async () => {
-      for (const comp of compensations.reverse()) {
-        try {
-          await comp.run();
-        } catch (e) {
-          log.warn('compensation failed; continuing', { step: comp.step, error: (e as Error).message });
-        }
-      }
-    });
+    await undoAll(compensations, 'provisioning');
     throw err;
   }
 }
