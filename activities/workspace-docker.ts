@@ -98,10 +98,15 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       const docker = engine(endpoint);
       const names = workspaceNames(workspaceId);
       const c = docker.getContainer(names.container);
+      // A busy engine can take longer than the heartbeat timeout to start a sandbox: keep
+      // telling the server this attempt is alive while the start call is in flight.
+      const beat = setInterval(() => heartbeat({ starting: true }), 2_000);
       try {
         await c.start();
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode !== 304) throw err; // already running
+      } finally {
+        clearInterval(beat);
       }
       const deadline = Date.now() + timeoutMs;
       for (let attempt = 0; ; attempt++) {
@@ -113,7 +118,8 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
         }
         if (Date.now() > deadline) throw new Error(`workspace not ready within ${timeoutMs} ms (probe: ${probe.code === -1 ? probe.out : `exit ${probe.code}`}; health: ${i.State.Health?.Status ?? 'none'})`);
         heartbeat({ attempt });
-        await new Promise((r) => setTimeout(r, 100));
+        // 100 ms, then slower: every probe is an exec in the sandbox, which costs the server CPU.
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** attempt)));
       }
     },
 

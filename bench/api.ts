@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     await prisma.workspaceServer.update({ where: { id: s.id }, data: { reservedCpu: 10, reservedMemoryMb: 5 * 4096, reservedDiskGb: 100 } });
   }
 
-  const api = spawn(path.join(__dirname, '..', 'node_modules', '.bin', 'tsx'), [path.join(__dirname, '..', 'api', 'main.ts')], {
+  const api = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'api', 'main.ts')], {
+    cwd: path.join(__dirname, '..'),
     env: { ...process.env, PORT: String(PORT), LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '1000000000', NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

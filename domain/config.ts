@@ -33,6 +33,10 @@ export const envSchema = z
     TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
     TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
     TEMPORAL_TASK_QUEUE: z.string().min(1).default('podex-orchestrator'),
+    /** Workflow tasks one worker runs at once (the SDK's default is 40; a burst of creates needs more). */
+    WORKER_MAX_WORKFLOW_TASKS: positiveInt.default(200),
+    /** Activities one worker runs at once (Docker calls wait on the engines, not on this process). */
+    WORKER_MAX_ACTIVITIES: positiveInt.default(400),
     TEMPORAL_UI_URL: z.string().url().default('http://127.0.0.1:8233'),
     TEMPORAL_TLS_CERT_FILE: optionalString,
     TEMPORAL_TLS_KEY_FILE: optionalString,

@@ -37,6 +37,8 @@ async function main(): Promise<void> {
       taskQueue: cfg.TEMPORAL_TASK_QUEUE,
       deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE, overcommit: cfg.OVERCOMMIT_RATIO },
       workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH ?? path.join(__dirname, '..', 'dist', 'workflow-bundle.js'),
+      maxWorkflowTasks: cfg.WORKER_MAX_WORKFLOW_TASKS,
+      maxActivities: cfg.WORKER_MAX_ACTIVITIES,
     });
     logger.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE }, 'worker started');
     // The SDK's Runtime shuts the worker down gracefully on SIGINT/SIGTERM; run() resolves then.

@@ -27,6 +27,8 @@ export interface WorkerOptions {
   deps: ActivityDeps;
   /** A prebuilt bundle (production); without it workflows are bundled from source at start. */
   workflowBundlePath?: string;
+  maxWorkflowTasks?: number;
+  maxActivities?: number;
 }
 
 /** Builds the orchestrator's worker: every workflow in workflows/, every activity from the factory. */
@@ -41,5 +43,7 @@ export async function createWorker(o: WorkerOptions): Promise<Worker> {
     taskQueue: o.taskQueue,
     activities: createActivities(o.deps),
     ...bundle,
+    ...(o.maxWorkflowTasks ? { maxConcurrentWorkflowTaskExecutions: o.maxWorkflowTasks, maxCachedWorkflows: Math.max(o.maxWorkflowTasks * 2, 400) } : {}),
+    ...(o.maxActivities ? { maxConcurrentActivityTaskExecutions: o.maxActivities, maxConcurrentLocalActivityExecutions: o.maxActivities } : {}),
   });
 }

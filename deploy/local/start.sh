@@ -12,9 +12,10 @@ set -a; source "$STACK_DIR/env"; source "$STACK_DIR/secrets.env"; set +a
 node prisma/cli.cjs migrate deploy >/dev/null
 log "migrations applied"
 
-TSX=$ROOT/node_modules/.bin/tsx
-"$TSX" workers/main.ts & worker=$!
-"$TSX" api/main.ts & api=$!
+# Node runs each process itself (tsx as a loader), so signals reach the process doing the work.
+TSX="node --import tsx"
+$TSX workers/main.ts & worker=$!
+$TSX api/main.ts & api=$!
 stop() { kill -TERM "$worker" "$api" 2>/dev/null || true; wait "$worker" "$api" 2>/dev/null || true; }
 trap 'stop; exit 0' INT TERM
 
