@@ -33,7 +33,7 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
   // costly on a busy engine, so its answer is kept for a few minutes per engine.
   const storage = new Map<string, { at: number; value: Promise<{ supported: boolean; detail: string }> }>();
 
-  return {
+  const steps = {
     /** Whether the engine's storage driver can enforce a per-container disk limit (overlay2 on xfs with pquota). */
     async engineDiskLimitSupport(endpoint: EngineEndpoint): Promise<{ supported: boolean; detail: string }> {
       const key = DockerFleet.key(endpoint);
@@ -143,6 +143,36 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
 
     async removeVolume(endpoint: EngineEndpoint, workspaceId: string): Promise<boolean> {
       return ignoreMissing(engine(endpoint).getVolume(workspaceNames(workspaceId).volume).remove());
+    },
+
+    /** Removes the volume only if `createdBy` made it: a user's existing data is never touched. */
+    async removeVolumeCreatedBy(endpoint: EngineEndpoint, workspaceId: string, createdBy: string): Promise<boolean> {
+      const volume = engine(endpoint).getVolume(workspaceNames(workspaceId).volume);
+      try {
+        const v = (await volume.inspect()) as { Labels?: Record<string, string> };
+        if (v.Labels?.['podex.created_by'] !== createdBy) return false;
+      } catch (err) {
+        if (gone(err)) return false;
+        throw err;
+      }
+      return ignoreMissing(volume.remove());
+    },
+  };
+
+  return {
+    ...steps,
+    /**
+     * The network, the volume and the engine's storage facts, asked for at once in one
+     * activity (they do not depend on each other). Every part is idempotent, so a retry
+     * finds what an earlier attempt made.
+     */
+    async prepareWorkspaceResources(endpoint: EngineEndpoint, workspaceId: string, ownerId: string, tier: string, createdBy: string) {
+      const [networkCreated, volumeCreated, storage] = await Promise.all([
+        steps.ensureNetwork(endpoint, workspaceId, ownerId, tier),
+        steps.ensureVolume(endpoint, workspaceId, ownerId, tier, createdBy),
+        steps.engineDiskLimitSupport(endpoint),
+      ]);
+      return { networkCreated, volumeCreated, storage };
     },
   };
 }

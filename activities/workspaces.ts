@@ -36,26 +36,28 @@ export function createWorkspaceActivities({ prisma, redis }: WorkspaceActivityDe
   }
 
   return {
-    /** The workspace as the API recorded it. */
+    /** The workspace as the API recorded it. (Raw SQL on this hot path: see loadCandidates.) */
     async getWorkspace(workspaceId: string): Promise<WorkspaceRecord> {
-      const ws = await prisma.workspace.findUnique({ where: { id: workspaceId } });
+      const [ws] = await prisma.$queryRaw<{ id: string; ownerId: string; tier: string; image: string | null; strategy: string; constraints: Record<string, unknown> | null; serverId: string | null }[]>`
+        SELECT id::text, owner_id AS "ownerId", tier, image, strategy, constraints, server_id::text AS "serverId" FROM workspaces WHERE id = ${workspaceId}::uuid`;
       if (!ws) throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist`, 'WorkspaceNotFound');
       const constraints = (ws.constraints ?? null) as (Record<string, unknown> & { serverId?: string }) | null;
-      return { id: ws.id, ownerId: ws.ownerId, tier: ws.tier, image: ws.image, strategy: ws.strategy, constraints, requestedServerId: constraints?.serverId ?? null, serverId: ws.serverId };
+      return { ...ws, constraints, requestedServerId: constraints?.serverId ?? null };
     },
 
     /** Sets the workspace's status (and reason) and announces it on Redis. */
     async setWorkspaceStatus(workspaceId: string, status: string, reason?: string | null): Promise<void> {
-      await prisma.workspace.update({ where: { id: workspaceId }, data: { status, statusReason: reason ?? null } });
+      await prisma.$executeRaw`UPDATE workspaces SET status = ${status}, status_reason = ${reason ?? null}, updated_at = now() WHERE id = ${workspaceId}::uuid`;
       await publish(workspaceId, status, reason);
     },
 
     /** Records where and how the workspace runs, then `running`. */
     async recordRunning(workspaceId: string, d: RunningDetails): Promise<void> {
-      await prisma.workspace.update({
-        where: { id: workspaceId },
-        data: { ...d, status: 'running', statusReason: null, lastActivityAt: new Date() },
-      });
+      await prisma.$executeRaw`
+        UPDATE workspaces SET container_name = ${d.containerName}, volume_name = ${d.volumeName}, network_name = ${d.networkName},
+               internal_ip = ${d.internalIp}, http_port = ${d.httpPort}, disk_limit = ${d.diskLimit},
+               status = 'running', status_reason = NULL, last_activity_at = now(), updated_at = now()
+         WHERE id = ${workspaceId}::uuid`;
       await publish(workspaceId, 'running');
     },
   };

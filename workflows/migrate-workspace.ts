@@ -149,10 +149,9 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     await docker.stopContainer(sourceEndpoint, id);
 
     phase('preparing-target');
+    targetLeftovers.push({ step: 'volume', run: () => docker.removeVolumeCreatedBy(to, id, me) });
     targetLeftovers.push({ step: 'network', run: () => docker.removeNetwork(to, id) });
-    await docker.ensureNetwork(to, id, ws.ownerId, tier.name);
-    if (await docker.ensureVolume(to, id, ws.ownerId, tier.name, me)) targetLeftovers.push({ step: 'volume', run: () => docker.removeVolume(to, id) });
-    const storage = await docker.engineDiskLimitSupport(to);
+    const { storage } = await docker.prepareWorkspaceResources(to, id, ws.ownerId, tier.name, me);
     diskLimit = storage.detail;
     targetLeftovers.push({ step: 'container', run: () => docker.removeContainer(to, id) });
     await docker.ensureContainer(to, { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source.defaultImage, runtime: target.runtime, diskLimitSupported: storage.supported });

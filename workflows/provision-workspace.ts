@@ -37,18 +37,12 @@ export async function provisionWorkspace(ws: WorkspaceRecord, createdBy: string,
     const endpoint = { host: reservation.host, port: reservation.port };
     await waitOutMaintenance(reservation.serverId, (until) => until && phase('waiting-for-maintenance'), { local: true });
 
-    // The network, the volume and the engine's storage facts do not depend on each other:
-    // asked for at once, and every one settled before compensations are decided.
+    // Undo steps first: a failed attempt may have made either. The volume goes only if this
+    // workflow made it (its label says so).
     phase('network-and-volume');
-    const [network, volume, disk] = await Promise.allSettled([
-      docker.ensureNetwork(endpoint, ws.id, ws.ownerId, tier.name),
-      docker.ensureVolume(endpoint, ws.id, ws.ownerId, tier.name, createdBy),
-      docker.engineDiskLimitSupport(endpoint),
-    ]);
-    if (volume.status === 'fulfilled' && volume.value) compensations.push({ step: 'volume', run: () => docker.removeVolume(endpoint, ws.id) });
+    compensations.push({ step: 'volume', run: () => docker.removeVolumeCreatedBy(endpoint, ws.id, createdBy) });
     compensations.push({ step: 'network', run: () => docker.removeNetwork(endpoint, ws.id) });
-    for (const r of [network, volume, disk]) if (r.status === 'rejected') throw r.reason;
-    const storage = (disk as PromiseFulfilledResult<{ supported: boolean; detail: string }>).value;
+    const { storage } = await docker.prepareWorkspaceResources(endpoint, ws.id, ws.ownerId, tier.name, createdBy);
 
     phase('container');
     const image = ws.image ?? defaultImage;

@@ -59,6 +59,7 @@ temporal_up() {
     [ -x "$BIN_DIR/temporal" ] || die "temporal binary missing (run setup)"
     setsid "$BIN_DIR/temporal" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
       --ui-port "$TEMPORAL_UI_PORT" --db-filename "$dir/temporal.db" --log-level warn \
+      --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
       --search-attribute PodexServerId=Keyword --search-attribute PodexWorkspaceId=Keyword \
       --search-attribute PodexPhase=Keyword \
       </dev/null >"$dir/temporal.log" 2>&1 &
