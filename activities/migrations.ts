@@ -116,6 +116,34 @@ export function createMigrationActivities({ prisma, overcommit }: MigrationDeps)
       });
     },
 
+    /**
+     * Starts a drain: the server takes no new workspaces (cordoned, status `draining`).
+     * Returns the status it had, for an abort to restore.
+     */
+    async beginDrain(serverId: string): Promise<{ previousStatus: string }> {
+      const [row] = await prisma.$queryRaw<{ previous: string | null }[]>`
+        UPDATE workspace_servers s SET cordoned = true, status = 'draining', updated_at = now()
+          FROM (SELECT id, status AS previous FROM workspace_servers WHERE id = ${serverId}::uuid FOR UPDATE) old
+         WHERE s.id = old.id RETURNING old.previous`;
+      if (!row) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFoundError');
+      return { previousStatus: row.previous === 'draining' ? 'active' : (row.previous ?? 'active') };
+    },
+
+    /** Ends a drain: `drained` when it emptied the server; otherwise back in service (uncordoned, the old status). */
+    async endDrain(serverId: string, outcome: 'drained' | 'restored', previousStatus: string): Promise<void> {
+      if (outcome === 'drained') {
+        await prisma.$executeRaw`UPDATE workspace_servers SET status = 'drained', updated_at = now() WHERE id = ${serverId}::uuid`;
+      } else {
+        await prisma.$executeRaw`UPDATE workspace_servers SET status = ${previousStatus}, cordoned = false, updated_at = now() WHERE id = ${serverId}::uuid`;
+      }
+    },
+
+    /** The workspaces a drain must move off the server, with their status; deleted and failed ones need nothing. */
+    async workspacesOnServer(serverId: string): Promise<{ id: string; status: string }[]> {
+      return prisma.$queryRaw<{ id: string; status: string }[]>`
+        SELECT id::text, status FROM workspaces WHERE server_id = ${serverId}::uuid AND status NOT IN ('deleted', 'failed') ORDER BY created_at`;
+    },
+
     /** Rollback: the target's capacity goes back and the slot is freed. Nothing to release is fine. */
     async releaseMigration(workspaceId: string): Promise<boolean> {
       const n = await prisma.$executeRaw`

@@ -55,6 +55,17 @@ export const listServersQuery = z
 
 export const availableQuery = z.object({ tier: z.enum(TIER_NAMES as [string, ...string[]]).default('free') }).strict();
 
+export const drainBody = z
+  .object({
+    deadline: z.iso.datetime({ offset: true }).describe('when onDeadline decides about what is left'),
+    maxParallel: z.number().int().min(1).max(64).optional().describe('migrations in flight across the whole fleet'),
+    onDeadline: z.enum(['force', 'abort']).default('force'),
+    strategy: z.enum(['SPREAD', 'BEST_FIT', 'AFFINITY']).optional(),
+  })
+  .strict()
+  .refine((b) => Date.parse(b.deadline) > Date.now(), { message: 'must be in the future', path: ['deadline'] });
+export const drainActionParams = z.object({ id: z.uuid({ message: 'must be a UUID' }), action: z.enum(['pause', 'resume', 'cancel']) });
+
 export const maintenanceBody = z
   .object({
     startsAt: z.iso.datetime({ offset: true }).optional().describe('default: now'),

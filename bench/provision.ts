@@ -36,6 +36,7 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 200);
 const PLACEMENT_SERVERS = 10_000;
 const RESERVATIONS = Number(process.env.BENCH_RESERVATIONS ?? 4000);
+const BURST_TIMEOUT_MS = 10 * 60_000;
 const RESERVATION_CALLERS = Number(process.env.BENCH_RESERVATION_CALLERS ?? 32);
 const OWNER = 'bench-user';
 const RAW_LABEL = 'podex.bench';
@@ -281,22 +282,23 @@ async function main(): Promise<void> {
     // Concurrent: every engine, capacity set to exactly the burst.
     const share = (i: number) => Math.floor(CONCURRENT / serverIds.length) + (i < CONCURRENT % serverIds.length ? 1 : 0);
     for (const [i, id] of serverIds.entries()) await setCapacity(id, share(i));
-    const results: number[] = [];
+    // Every create is accepted at once (202); the burst ends when the last workspace is final.
     const t0 = performance.now();
-    const burst = await Promise.all(
-      Array.from({ length: CONCURRENT }, (_, i) =>
-        user('POST', '/workspaces?wait=true', { name: `burst-${i}`, tier: tier.name }).then((r) => {
-          results.push(performance.now() - t0);
-          return r;
-        }),
-      ),
-    );
+    const burst = await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => user('POST', '/workspaces', { name: `burst-${i}`, tier: tier.name })));
+    const ids = burst.map((r) => r.body.workspace.id as string);
+    let final: { status: string; statusReason: string | null }[] = [];
+    for (let waited = 0; waited < BURST_TIMEOUT_MS; waited += 250) {
+      final = await prisma.workspace.findMany({ where: { id: { in: ids }, status: { in: ['running', 'failed'] } }, select: { status: true, statusReason: true } });
+      if (final.length === ids.length) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
     const oursSeconds = (performance.now() - t0) / 1000;
-    const oursOk = burst.filter((r) => r.status === 201).length;
-    const refused = burst.filter((r) => r.status === 503).length;
+    const oursOk = final.filter((w) => w.status === 'running').length;
+    const refused = final.filter((w) => /^no capacity/.test(w.statusReason ?? '')).length;
     const over = await overbooked(prisma, fleet, serverIds, c.OVERCOMMIT_RATIO);
-    log('burst (ours)', { ok: oursOk, refused, failed: CONCURRENT - oursOk - refused, seconds: round(oursSeconds), over, statuses: [...new Set(burst.map((r) => r.status))] });
-    await Promise.all(burst.filter((r) => r.body?.workspace?.id).map((r) => user('DELETE', `/workspaces/${r.body.workspace.id}`)));
+    const reasons = [...new Set(final.filter((w) => w.status === 'failed').map((w) => w.statusReason))];
+    log('burst (ours)', { ok: oursOk, refused, failed: final.length - oursOk - refused, unfinished: ids.length - final.length, seconds: round(oursSeconds), over, reasons });
+    await Promise.all(ids.map((id) => user('DELETE', `/workspaces/${id}`)));
     await Promise.all(engines.map((e) => cleanEngine(fleet.engine(e))));
 
     const r0 = performance.now();

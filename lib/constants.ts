@@ -16,4 +16,5 @@ export const WORKFLOW_ID = {
   onboardServer: (serverId: string) => `onboard-server-${serverId}`,
   workspace: (workspaceId: string) => `workspace-${workspaceId}`,
   migrateWorkspace: (workspaceId: string) => `migrate-workspace-${workspaceId}`,
+  drainServer: (serverId: string) => `drain-server-${serverId}`,
 } as const;

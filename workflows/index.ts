@@ -5,3 +5,4 @@ export { onboardServerWorkflow } from './onboard-server';
 export { fleetHeartbeatWorkflow } from './fleet-heartbeat';
 export { workspaceWorkflow } from './workspace';
 export { migrateWorkspaceWorkflow } from './migrate-workspace';
+export { drainServerWorkflow } from './drain-server';

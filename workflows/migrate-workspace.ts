@@ -97,38 +97,37 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
   if (!ws.serverId || !tier) throw ApplicationFailure.nonRetryable(`workspace ${id} is not placed on a server`, 'NotPlaced');
   state.sourceServerId = ws.serverId;
 
-  // A fleet-wide slot first, so that a workspace waiting its turn is not held from its user.
-  for (;;) {
-    const slot = await db.acquireMigrationSlot({ workspaceId: id, workflowId: me, drainId: input.drainId, sourceServerId: ws.serverId, maxParallel: input.maxParallel });
-    if (slot.acquired) break;
-    state.blocked = `fleet-wide limit: ${slot.inFlight} migration(s) in flight, at most ${input.maxParallel}`;
-    await sleep('2 seconds');
-  }
-  state.blocked = null;
-
   const entity = getExternalWorkflowHandle(WORKFLOW_ID.workspace(id));
-  phase('handshake');
-  const asked = await entity.signal(migrationRequestedSignal, { migrationWorkflowId: me }).then(
-    () => true,
-    () => false, // the workspace's workflow has ended: it was deleted or never provisioned
-  );
-  if (!asked || !(await condition(() => snapshot !== undefined, '10 minutes'))) {
-    await db.releaseMigration(id);
-    throw ApplicationFailure.nonRetryable('the workspace did not answer the migration request', 'NoHandshake');
-  }
-  const source = snapshot!;
-  const wasRunning = source.status === 'running';
-  const sourceEndpoint = source.endpoint!;
   const finish = (status: 'running' | 'stopped', moved?: { serverId: string; endpoint: { host: string; port: number }; diskLimit: string }) =>
     entity.signal(migrationFinishedSignal, { status, moved });
-
+  let source: WorkspaceSnapshot | undefined;
   let target: Reservation | undefined;
   const targetLeftovers: Undo[] = [];
   let copied: { bytes: number; files: number; digest: string } | undefined;
   let internalIp = '';
   let diskLimit = '';
+  const wasRunning = () => source?.status === 'running';
   try {
+    // A fleet-wide slot first, so that a workspace waiting its turn is not held from its user.
+    for (;;) {
+      const slot = await db.acquireMigrationSlot({ workspaceId: id, workflowId: me, drainId: input.drainId, sourceServerId: ws.serverId, maxParallel: input.maxParallel });
+      if (slot.acquired) break;
+      state.blocked = `fleet-wide limit: ${slot.inFlight} migration(s) in flight, at most ${input.maxParallel}`;
+      await sleep('2 seconds');
+    }
+    state.blocked = null;
+
+    phase('handshake');
+    const asked = await entity.signal(migrationRequestedSignal, { migrationWorkflowId: me }).then(
+      () => true,
+      () => false, // the workspace's workflow has ended: it was deleted or never provisioned
+    );
+    if (!asked || !(await condition(() => snapshot !== undefined, '10 minutes'))) {
+      throw ApplicationFailure.nonRetryable('the workspace did not answer the migration request', 'NoHandshake');
+    }
+    source = snapshot!;
     if (source.status !== 'running' && source.status !== 'stopped') throw ApplicationFailure.nonRetryable(`a ${source.status} workspace cannot be migrated`, 'NotMigratable');
+    const sourceEndpoint = source.endpoint!;
     phase('reserving-target');
     const c = (ws.constraints ?? {}) as { architecture?: string; region?: string; labels?: Record<string, string>; gpu?: { type?: string; count: number } };
     target = await db.reserveMigrationTarget({
@@ -166,7 +165,7 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
       internalIp = (await ready.startAndWaitReady(to, id)).internalIp;
       phase('holding-healthy');
       await ready.holdHealthy(to, id, input.holdHealthyMs);
-      if (!wasRunning) await docker.stopContainer(to, id);
+      if (!wasRunning()) await docker.stopContainer(to, id);
     }
   } catch (err) {
     state.error = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
@@ -174,18 +173,23 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     await undoAll(targetLeftovers, 'migration rollback');
     await CancellationScope.nonCancellable(async () => {
       await db.releaseMigration(id);
-      if (wasRunning) await ready.startAndWaitReady(sourceEndpoint, id);
-      await finish(wasRunning ? 'running' : 'stopped');
+      // The workspace is handed back only if it was handed over.
+      if (source) {
+        if (wasRunning()) await ready.startAndWaitReady(source.endpoint!, id);
+        await finish(wasRunning() ? 'running' : 'stopped');
+      }
     });
     phase('rolled-back');
-    return { workspaceId: id, outcome: 'rolled-back', sourceServerId: ws.serverId, targetServerId: target?.serverId ?? null, bytesCopied: state.bytesCopied, files: 0, digest: null, status: wasRunning ? 'running' : 'stopped', error: state.error };
+    const status = source && !wasRunning() ? 'stopped' : 'running';
+    return { workspaceId: id, outcome: 'rolled-back', sourceServerId: ws.serverId, targetServerId: target?.serverId ?? null, bytesCopied: state.bytesCopied, files: 0, digest: null, status, error: state.error };
   }
 
   // The point of no return: from here on the workspace lives on the target.
   phase('switching');
-  const status = input.mode === 'live' && wasRunning ? 'running' : 'stopped';
+  const status = input.mode === 'live' && wasRunning() ? 'running' : 'stopped';
+  const sourceEndpoint = source!.endpoint!;
   await db.switchWorkspaceServer(id, { internalIp, diskLimit, status });
-  await finish(status, { serverId: target.serverId, endpoint: { host: target.host, port: target.port }, diskLimit });
+  await finish(status, { serverId: target!.serverId, endpoint: { host: target!.host, port: target!.port }, diskLimit });
 
   phase('removing-source');
   for (const step of [docker.removeContainer, docker.removeNetwork, docker.removeVolume]) {
@@ -196,5 +200,5 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     }
   }
   phase('moved');
-  return { workspaceId: id, outcome: 'moved', sourceServerId: ws.serverId, targetServerId: target.serverId, bytesCopied: copied!.bytes, files: copied!.files, digest: copied!.digest, status };
+  return { workspaceId: id, outcome: 'moved', sourceServerId: ws.serverId, targetServerId: target!.serverId, bytesCopied: copied!.bytes, files: copied!.files, digest: copied!.digest, status };
 }

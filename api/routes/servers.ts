@@ -2,11 +2,13 @@ import { Router } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { tier, type TierName } from '../../domain/tiers';
 import { PHASE, SERVER_ID, WORKFLOW_ID } from '../../lib/constants';
-import { onboardServerWorkflow } from '../../workflows';
+import { drainServerWorkflow, onboardServerWorkflow } from '../../workflows';
+import { cancelDrainSignal, drainStateQuery, pauseDrainSignal, resumeDrainSignal, type DrainState } from '../../workflows/drain-server';
+import { migrationStateQuery } from '../../workflows/migrate-workspace';
 import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
 import { conflict, notFound, parse, route } from '../errors';
-import { availableQuery, createServerBody, listServersQuery, maintenanceBody, updateServerBody, uuidParam, windowParams } from '../schemas';
+import { availableQuery, createServerBody, drainActionParams, drainBody, listServersQuery, maintenanceBody, updateServerBody, uuidParam, windowParams } from '../schemas';
 import { AvailableServers } from '../available';
 import { inMaintenanceNow, snapshot, toServerView } from '../server-views';
 
@@ -191,6 +193,77 @@ export function serversRouter(deps: ApiDeps): Router {
       const onboarding = await startOnboarding(id, s.strictAudit);
       await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'server.onboard', targetType: 'server', targetId: id, before: { status: s.status } } });
       res.status(202).json({ onboarding });
+    }),
+  );
+
+  /** Starts draining the server (admins): the drain workflow's id derives from the server's. */
+  r.post(
+    '/servers/:id/drain',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const body = parse(drainBody, req.body);
+      const s = await prisma.workspaceServer.findUnique({ where: { id } });
+      if (!s) throw notFound('server');
+      if (s.status === 'drained') throw conflict('the server is drained already');
+      const workflowId = WORKFLOW_ID.drainServer(id);
+      const maxParallel = body.maxParallel ?? settings.migrationMaxParallel;
+      await temporal.workflow.start(drainServerWorkflow, {
+        taskQueue: settings.taskQueue,
+        workflowId,
+        args: [{ serverId: id, deadline: body.deadline, maxParallel, onDeadline: body.onDeadline, strategy: body.strategy, holdHealthyMs: settings.migrationHoldHealthyMs }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        typedSearchAttributes: [
+          { key: SERVER_ID, value: id },
+          { key: PHASE, value: 'cordoning' },
+        ],
+      });
+      await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'server.drain', targetType: 'server', targetId: id, before: { status: s.status }, after: { ...body, maxParallel } } });
+      res.status(202).json({ workflowId, temporalUi: `${settings.temporalUiUrl}/namespaces/${settings.namespace}/workflows/${workflowId}` });
+    }),
+  );
+
+  /** The drain's progress: each workspace's phase and bytes copied (from its migration), and why anything waits. */
+  r.get(
+    '/servers/:id/drain',
+    route(async (req, res) => {
+      const { id } = parse(uuidParam, req.params, 'params');
+      const handle = temporal.workflow.getHandle(WORKFLOW_ID.drainServer(id));
+      let drain: DrainState;
+      let status: string;
+      try {
+        [drain, status] = await Promise.all([handle.query(drainStateQuery), handle.describe().then((d) => d.status.name)]);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw notFound('drain');
+        throw err;
+      }
+      const workspaces = await Promise.all(
+        drain.workspaces.map(async (w) => {
+          if (w.phase !== 'migrating') return w;
+          const m = await temporal.workflow
+            .getHandle(`${WORKFLOW_ID.migrateWorkspace(w.workspaceId)}-drain-${w.attempts - 1}`)
+            .query(migrationStateQuery)
+            .catch(() => undefined);
+          return m ? { ...w, migrationPhase: m.phase, bytesCopied: m.bytesCopied, targetServerId: m.targetServerId, blocked: m.blocked } : w;
+        }),
+      );
+      res.json({ ...drain, workspaces, workflowStatus: status, workflowId: handle.workflowId });
+    }),
+  );
+
+  r.post(
+    '/servers/:id/drain/:action',
+    route(async (req, res) => {
+      const { id, action } = parse(drainActionParams, req.params, 'params');
+      const signal = { pause: pauseDrainSignal, resume: resumeDrainSignal, cancel: cancelDrainSignal }[action];
+      try {
+        await temporal.workflow.getHandle(WORKFLOW_ID.drainServer(id)).signal(signal);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw conflict('the server has no drain in progress');
+        throw err;
+      }
+      await prisma.auditLog.create({ data: { actor: principal(res).id, action: `server.drain.${action}`, targetType: 'server', targetId: id } });
+      res.status(202).json({ signalled: action });
     }),
   );
 

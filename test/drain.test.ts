@@ -1,0 +1,100 @@
+import { registerEngines, eventually, startHarness, type Harness } from './harness';
+import { execIn, localEngines, uniq } from './helpers';
+import { maybeRecordHistory } from './temporal-env';
+
+const SUMS = `cd /workspace && find . -type f | sort | xargs sha256sum`;
+
+describe('draining a server', () => {
+  let h: Harness;
+  const suite = uniq('drain');
+  const servers: string[] = [];
+  const workspaces: string[] = [];
+
+  beforeAll(async () => {
+    h = await startHarness('drain', { migrationHoldHealthyMs: 1_000 });
+    servers.push(...(await registerEngines(h, 'drain', [0, 1], { suite })));
+  });
+
+  afterAll(async () => {
+    for (const id of workspaces) await h.call('DELETE', `/workspaces/${id}`);
+    await h.deps.prisma.workspace.deleteMany({ where: { id: { in: workspaces } } });
+    await h.deps.prisma.workspaceServer.deleteMany({ where: { id: { in: servers } } });
+    await h.close();
+  });
+
+  it('refuses a drain it cannot run, naming the field', async () => {
+    const past = await h.call('POST', `/servers/${servers[0]}/drain`, { body: { deadline: new Date(Date.now() - 1000).toISOString() } });
+    expect(past.status).toBe(400);
+    expect(JSON.stringify(past.body)).toContain('deadline');
+    const zero = await h.call('POST', `/servers/${servers[0]}/drain`, { body: { deadline: new Date(Date.now() + 60_000).toISOString(), maxParallel: 0 } });
+    expect(zero.status).toBe(400);
+    expect(JSON.stringify(zero.body)).toContain('maxParallel');
+    expect((await h.call('POST', `/servers/${servers[0]}/drain/pause`)).status).toBe(409);
+  });
+
+  it('moves every workspace with its files, never more than maxParallel at once, pauses and resumes, then the server can go', async () => {
+    const sums = new Map<string, string>();
+    for (const [i, size] of [52_428_800, 4096, 1024, 2048].entries()) {
+      const res = await h.call('POST', '/workspaces?wait=true', { token: h.userToken, body: { name: `drained-${i}`, tier: 'free', server: servers[0], constraints: { labels: { suite } } } });
+      expect(res.status).toBe(201);
+      const ws = res.body.workspace;
+      workspaces.push(ws.id);
+      const c = h.deps.fleet.engine(localEngines()[0]).getContainer(ws.containerName);
+      expect((await execIn(c, ['sh', '-c', `mkdir -p /workspace/d && head -c ${size} /dev/urandom > /workspace/d/data.bin && echo ${i} > /workspace/id && sync`])).code).toBe(0);
+      sums.set(ws.id, (await execIn(c, ['sh', '-c', SUMS])).stdout);
+    }
+    // One of them is stopped: it is moved and stays stopped.
+    expect((await h.call('POST', `/workspaces/${workspaces[3]}/stop`, { token: h.userToken })).body.status).toBe('stopped');
+
+    const started = await h.call('POST', `/servers/${servers[0]}/drain`, { body: { deadline: new Date(Date.now() + 10 * 60_000).toISOString(), maxParallel: 2 } });
+    expect(started.status).toBe(202);
+    // Paused at once: what is in flight finishes, nothing new starts.
+    expect((await h.call('POST', `/servers/${servers[0]}/drain/pause`)).status).toBe(202);
+    let maxInFlight = 0;
+    const watch = async () => {
+      const d = (await h.call('GET', `/servers/${servers[0]}/drain`)).body;
+      const rows = await h.deps.prisma.migration.count({ where: { sourceServerId: servers[0] } });
+      maxInFlight = Math.max(maxInFlight, rows, d.workspaces?.filter((w: { phase: string }) => w.phase === 'migrating').length ?? 0);
+      return d;
+    };
+    const held = await eventually(async () => {
+      const d = await watch();
+      return d.paused && d.blocked === 'paused by an operator' && d.workspaces.length === 4 && !d.workspaces.some((w: { phase: string }) => w.phase === 'migrating') ? d : undefined;
+    }, 120_000, 300);
+    const queued = held.workspaces.filter((w: { phase: string }) => w.phase === 'queued').length;
+    expect(queued).toBeGreaterThanOrEqual(2);
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect((await watch()).workspaces.filter((w: { phase: string }) => w.phase === 'queued').length).toBe(queued);
+
+    expect((await h.call('POST', `/servers/${servers[0]}/drain/resume`)).status).toBe(202);
+    const done = await eventually(async () => {
+      const d = await watch();
+      return d.workflowStatus === 'COMPLETED' ? d : undefined;
+    }, 240_000, 300);
+    expect(done.phase).toBe('drained');
+    expect(done.maxParallelSeen).toBeLessThanOrEqual(2);
+    expect(maxInFlight).toBeLessThanOrEqual(2);
+    expect(maxInFlight).toBeGreaterThanOrEqual(1);
+    process.stdout.write(`drain: most migrations seen in flight ${Math.max(maxInFlight, done.maxParallelSeen)} (maxParallel 2)\n`);
+    expect(done.workspaces.map((w: { phase: string }) => w.phase)).toEqual(['moved', 'moved', 'moved', 'moved']);
+    expect(done.workspaces[0].bytesCopied).toBeGreaterThan(50 * 1024 * 1024);
+
+    for (const [i, id] of workspaces.entries()) {
+      const ws = (await h.call('GET', `/workspaces/${id}`)).body;
+      expect(ws).toMatchObject({ serverId: servers[1], status: i === 3 ? 'stopped' : 'running' });
+      if (i === 3) expect((await h.call('POST', `/workspaces/${id}/start`, { token: h.userToken })).body.status).toBe('running');
+      const c = h.deps.fleet.engine(localEngines()[1]).getContainer(ws.containerName);
+      expect((await execIn(c, ['sh', '-c', SUMS])).stdout).toBe(sums.get(id));
+    }
+    const server = (await h.call('GET', `/servers/${servers[0]}`)).body;
+    expect(server).toMatchObject({ status: 'drained', cordoned: true, reserved: { cpu: 0, memoryMb: 0, diskGb: 0 } });
+    const list = h.client.workflow.list({ query: `WorkflowType = 'drainServerWorkflow' AND PodexServerId = '${servers[0]}'` });
+    const found: string[] = [];
+    for await (const wf of list) found.push(wf.workflowId);
+    expect(found).toContain(started.body.workflowId);
+    maybeRecordHistory('drain-server', await h.client.workflow.getHandle(started.body.workflowId).fetchHistory());
+
+    expect((await h.call('DELETE', `/servers/${servers[0]}`)).status).toBe(204);
+    servers.shift();
+  }, 400_000);
+});
