@@ -61,6 +61,7 @@ export const drainBody = z
     maxParallel: z.number().int().min(1).max(64).optional().describe('migrations in flight across the whole fleet'),
     onDeadline: z.enum(['force', 'abort']).default('force'),
     strategy: z.enum(['SPREAD', 'BEST_FIT', 'AFFINITY']).optional(),
+    paused: z.boolean().default(false).describe('cordon now, move nothing until resumed'),
   })
   .strict()
   .refine((b) => Date.parse(b.deadline) > Date.now(), { message: 'must be in the future', path: ['deadline'] });

@@ -97,4 +97,56 @@ describe('draining a server', () => {
     expect((await h.call('DELETE', `/servers/${servers[0]}`)).status).toBe(204);
     servers.shift();
   }, 400_000);
+
+  async function workspacesOn(serverId: string, n: number, prefix: string): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const res = await h.call('POST', '/workspaces?wait=true', { token: h.userToken, body: { name: `${prefix}-${i}`, tier: 'free', server: serverId, constraints: { labels: { suite } } } });
+      expect(res.status).toBe(201);
+      ids.push(res.body.workspace.id);
+      workspaces.push(res.body.workspace.id);
+    }
+    return ids;
+  }
+  const drainDone = (serverId: string) =>
+    eventually(async () => {
+      const d = (await h.call('GET', `/servers/${serverId}/drain`)).body;
+      return d.workflowStatus && d.workflowStatus !== 'RUNNING' ? d : undefined;
+    }, 240_000, 300);
+
+  it('at an abort deadline, rolls back what is in flight and puts the server back in service', async () => {
+    // engine-1's record went with the drain above; it joins again as the target.
+    servers.push(...(await registerEngines(h, 'drain', [0], { suite })));
+    const [source, target] = [servers[0], servers[1]];
+    const ids = await workspacesOn(source, 2, 'abort');
+    const started = await h.call('POST', `/servers/${source}/drain`, { body: { deadline: new Date(Date.now() + 4_000).toISOString(), maxParallel: 1, onDeadline: 'abort' } });
+    expect(started.status).toBe(202);
+    const d = await drainDone(source);
+    expect(d.phase).toBe('aborted');
+    expect((await h.call('GET', `/servers/${source}`)).body).toMatchObject({ status: 'active', cordoned: false });
+    expect(await h.deps.prisma.migration.count({ where: { sourceServerId: source } })).toBe(0);
+    // Whatever was in flight at the deadline rolled back; a move that finished before it stays.
+    expect(d.workspaces.some((w: { phase: string }) => w.phase !== 'moved')).toBe(true);
+    const targetEngine = h.deps.fleet.engine(localEngines()[0]);
+    for (const id of ids) {
+      const ws = (await h.call('GET', `/workspaces/${id}`)).body;
+      expect(ws.status).toBe('running');
+      if (ws.serverId === source) await expect(targetEngine.getContainer(ws.containerName).inspect()).rejects.toMatchObject({ statusCode: 404 });
+      else expect(ws.serverId).toBe(target);
+    }
+  }, 300_000);
+
+  it('at a force deadline, moves what is left stopped', async () => {
+    const [source, target] = [servers[0], servers[1]];
+    const ids = (await h.deps.prisma.workspace.findMany({ where: { serverId: source, status: 'running', id: { in: workspaces } }, select: { id: true } })).map((w) => w.id);
+    expect(ids.length).toBeGreaterThanOrEqual(1);
+    // Started paused and held until the deadline, then released: what is left moves stopped.
+    const started = await h.call('POST', `/servers/${source}/drain`, { body: { deadline: new Date(Date.now() + 5_000).toISOString(), maxParallel: 1, onDeadline: 'force', paused: true } });
+    expect(started.status).toBe(202);
+    await eventually(async () => ((await h.call('GET', `/servers/${source}/drain`)).body.deadlinePassed ? true : undefined), 60_000, 300);
+    await h.call('POST', `/servers/${source}/drain/resume`);
+    const d = await drainDone(source);
+    expect(d.phase).toBe('drained');
+    for (const id of ids) expect((await h.call('GET', `/workspaces/${id}`)).body).toMatchObject({ serverId: target, status: 'stopped' });
+  }, 300_000);
 });

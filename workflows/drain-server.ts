@@ -33,6 +33,8 @@ export interface DrainInput {
   holdHealthyMs: number;
   /** Attempts per workspace before the drain gives up on it. */
   maxAttempts?: number;
+  /** Starts paused: cordoned at once, nothing moves until an operator resumes it. */
+  paused?: boolean;
 }
 
 export interface DrainedWorkspace {
@@ -77,7 +79,7 @@ export async function drainServerWorkflow(input: DrainInput): Promise<DrainState
   const state: DrainState = {
     serverId: input.serverId,
     phase: 'cordoning',
-    paused: false,
+    paused: input.paused ?? false,
     deadline: input.deadline,
     onDeadline: input.onDeadline,
     deadlinePassed: false,

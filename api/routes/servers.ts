@@ -210,7 +210,7 @@ export function serversRouter(deps: ApiDeps): Router {
       await temporal.workflow.start(drainServerWorkflow, {
         taskQueue: settings.taskQueue,
         workflowId,
-        args: [{ serverId: id, deadline: body.deadline, maxParallel, onDeadline: body.onDeadline, strategy: body.strategy, holdHealthyMs: settings.migrationHoldHealthyMs }],
+        args: [{ serverId: id, deadline: body.deadline, maxParallel, onDeadline: body.onDeadline, strategy: body.strategy, holdHealthyMs: settings.migrationHoldHealthyMs, paused: body.paused }],
         workflowIdConflictPolicy: 'USE_EXISTING',
         workflowIdReusePolicy: 'ALLOW_DUPLICATE',
         typedSearchAttributes: [
