@@ -3,7 +3,7 @@ import path from 'node:path';
 import { heartbeatCacheKey } from '../activities/heartbeat';
 import { ensureHeartbeatSchedule } from '../workers/schedules';
 import { eventually, startHarness, type Harness } from './harness';
-import { localEngines, uniq } from './helpers';
+import { localEngines, uniq, withEngine3 } from './helpers';
 import { maybeRecordHistory } from './temporal-env';
 
 const STACK = path.join(__dirname, '..', 'deploy', 'local', 'stack.sh');
@@ -31,7 +31,8 @@ describe('fleet heartbeat on a Temporal Schedule detects a dead engine and its r
     await h.close();
   });
 
-  it('records usage each interval, marks the server unreachable within interval × K of its engine dying, and restores it', async () => {
+  it('records usage each interval, marks the server unreachable within interval × K of its engine dying, and restores it', () =>
+    withEngine3(async () => {
     await ensureHeartbeatSchedule(h.client, { taskQueue: h.taskQueue, intervalSeconds: INTERVAL_S, threshold: THRESHOLD, scheduleId, serverIds: [serverId] });
     const desc = await h.client.schedule.getHandle(scheduleId).describe();
     expect(desc.spec.intervals?.[0].every).toBe(INTERVAL_S * 1000);
@@ -94,5 +95,5 @@ describe('fleet heartbeat on a Temporal Schedule detects a dead engine and its r
       break;
     }
     process.stdout.write(`heartbeat: unreachable detected ${detectedMs} ms after the engine stopped (interval ${INTERVAL_S}s, K=${THRESHOLD})\n`);
-  });
+    }));
 });

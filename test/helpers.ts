@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { config } from '../lib/config';
 import { DockerFleet, parseEndpoints, type EngineEndpoint } from '../lib/docker-fleet';
@@ -20,3 +22,35 @@ export function uniq(prefix: string): string {
 }
 
 export { demuxStreams as demuxLogs, execIn } from '../lib/docker-exec';
+
+/**
+ * Engine-3 is the one tests stop and start; two suites running at once take turns through
+ * this lock (a directory, created atomically; a holder that died leaves it to be taken).
+ */
+export async function withEngine3<T>(fn: () => Promise<T>): Promise<T> {
+  const dir = path.join(__dirname, '..', '.stack', 'locks', 'engine-3');
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  for (;;) {
+    try {
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'pid'), String(process.pid));
+      break;
+    } catch {
+      const holder = Number(fs.readFileSync(path.join(dir, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0);
+      let alive = false;
+      try {
+        if (holder) process.kill(holder, 0);
+        alive = holder > 0;
+      } catch {
+        alive = false;
+      }
+      if (!alive && holder) fs.rmSync(dir, { recursive: true, force: true });
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,7 +1,10 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import Docker from 'dockerode';
 import { DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
-import { registerEngines, startHarness, type Harness } from './harness';
-import { execIn, localEngines, testFleet, uniq } from './helpers';
+import { migrationStateQuery } from '../workflows/migrate-workspace';
+import { eventually, registerEngines, startHarness, type Harness } from './harness';
+import { execIn, localEngines, testFleet, uniq, withEngine3 } from './helpers';
 import { maybeRecordHistory } from './temporal-env';
 
 /** The real fleet, except that an engine can be made unreachable (a closed loopback port) on demand. */
@@ -16,8 +19,9 @@ class BreakableFleet extends DockerFleet {
   }
 }
 
-const FILES = `cd /workspace && mkdir -p src/deep && echo 'fn main() {}' > src/main.rs && printf 'notes\\n' > src/deep/notes.md &&
-  head -c 52428800 /dev/urandom > big.bin && ln -s src/main.rs link && sync`;
+const files = (bytes: number) => `cd /workspace && mkdir -p src/deep && echo 'fn main() {}' > src/main.rs && printf 'notes\\n' > src/deep/notes.md &&
+  head -c ${bytes} /dev/urandom > big.bin && ln -s src/main.rs link && sync`;
+const STACK = path.join(__dirname, '..', 'deploy', 'local', 'stack.sh');
 const SUMS = `cd /workspace && find . -type f | sort | xargs sha256sum && readlink link`;
 
 describe('migrating a workspace and its data to another server', () => {
@@ -40,13 +44,13 @@ describe('migrating a workspace and its data to another server', () => {
     await h.close();
   });
 
-  async function workspaceWithFiles(name: string) {
+  async function workspaceWithFiles(name: string, bytes = 52_428_800) {
     const res = await h.call('POST', '/workspaces?wait=true', { token: h.userToken, body: { name, tier: 'free', server: servers[0], constraints: { labels: { suite } } } });
     expect(res.status).toBe(201);
     const ws = res.body.workspace;
     workspaces.push(ws.id);
     const c = h.deps.fleet.engine(localEngines()[0]).getContainer(ws.containerName);
-    expect((await execIn(c, ['sh', '-c', FILES])).code).toBe(0);
+    expect((await execIn(c, ['sh', '-c', files(bytes)])).code).toBe(0);
     const sums = await execIn(c, ['sh', '-c', SUMS]);
     expect(sums.stdout).toMatch(/big\.bin/);
     return { ws, sums: sums.stdout };
@@ -83,19 +87,23 @@ describe('migrating a workspace and its data to another server', () => {
     const { ws, sums } = await workspaceWithFiles('stayer');
     const before = [await reserved(servers[0]), await reserved(servers[1])];
     fleet.broken.add(DockerFleet.key(localEngines()[1]));
-    const res = await h.call('POST', `/workspaces/${ws.id}/migrate?wait=true`, { body: { targetServer: servers[1] } });
+    const started = await h.call('POST', `/workspaces/${ws.id}/migrate`, { body: { targetServer: servers[1] } });
+    expect(started.status).toBe(202);
+    const handle = h.client.workflow.getHandle(started.body.workflowId);
+    // The workspace comes back first; the target's leftovers are cleaned once it answers again.
+    await eventually(async () => (await handle.query(migrationStateQuery)).phase === 'removing-target-leftovers', 120_000, 300);
+    expect((await h.call('GET', `/workspaces/${ws.id}`)).body).toMatchObject({ serverId: servers[0], status: 'running' });
     fleet.broken.clear();
-    expect(res.status).toBe(409);
-    expect(res.body.migration).toMatchObject({ outcome: 'rolled-back', status: 'running' });
-    expect(res.body.migration.error).toMatch(/ECONNREFUSED|connect/);
-    expect(res.body.workspace).toMatchObject({ serverId: servers[0], status: 'running' });
+    const result = await handle.result();
+    expect(result).toMatchObject({ outcome: 'rolled-back', status: 'running' });
+    expect(result.error).toMatch(/ECONNREFUSED|connect/);
     const c = h.deps.fleet.engine(localEngines()[0]).getContainer(ws.containerName);
     expect((await c.inspect()).State.Running).toBe(true);
     expect((await execIn(c, ['sh', '-c', SUMS])).stdout).toBe(sums);
     expect([await reserved(servers[0]), await reserved(servers[1])]).toEqual(before);
     await expect(h.deps.fleet.engine(localEngines()[1]).getContainer(ws.containerName).inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect(await h.deps.prisma.migration.count({ where: { workspaceId: ws.id } })).toBe(0);
-    maybeRecordHistory('migrate-workspace-rolled-back', await h.client.workflow.getHandle(res.body.workflowId).fetchHistory());
+    maybeRecordHistory('migrate-workspace-rolled-back', await handle.fetchHistory());
   });
 
   it('refuses what cannot be migrated, naming the field', async () => {
@@ -104,4 +112,35 @@ describe('migrating a workspace and its data to another server', () => {
     expect(JSON.stringify(res.body)).toContain('targetServer');
     expect((await h.call('POST', `/workspaces/${workspaces[0]}/migrate`, { token: h.userToken, body: {} })).status).toBe(403);
   });
+
+  it('killing the target engine mid-copy rolls the workspace back to the source intact; its leftovers go when the engine returns', () =>
+    withEngine3(async () => {
+      const [third] = await registerEngines(h, 'mig3', [2], { suite });
+      servers.push(third);
+      const { ws, sums } = await workspaceWithFiles('interrupted', 400 * 1024 * 1024);
+      const before = await reserved(third);
+      const started = await h.call('POST', `/workspaces/${ws.id}/migrate`, { body: { targetServer: third } });
+      const handle = h.client.workflow.getHandle(started.body.workflowId);
+      await eventually(async () => (await handle.query(migrationStateQuery)).phase === 'copying', 120_000, 50);
+      try {
+        execFileSync('bash', [STACK, 'engine-stop', '3']);
+        await eventually(async () => ['removing-target-leftovers', 'rolled-back'].includes((await handle.query(migrationStateQuery)).phase), 180_000, 300);
+        expect((await h.call('GET', `/workspaces/${ws.id}`)).body).toMatchObject({ serverId: servers[0], status: 'running' });
+        const c = h.deps.fleet.engine(localEngines()[0]).getContainer(ws.containerName);
+        expect((await execIn(c, ['sh', '-c', SUMS])).stdout).toBe(sums);
+      } finally {
+        execFileSync('bash', [STACK, 'engine-start', '3']);
+      }
+      const result = await handle.result();
+      expect(result).toMatchObject({ outcome: 'rolled-back', status: 'running' });
+      process.stdout.write(`interrupted copy: ${result.error}\n`);
+      const third3 = h.deps.fleet.engine(localEngines()[2]);
+      const byLabel = JSON.stringify({ label: [`podex.workspace_id=${ws.id}`] });
+      expect(await third3.listContainers({ all: true, filters: byLabel })).toEqual([]);
+      expect(await third3.listNetworks({ filters: byLabel })).toEqual([]);
+      expect((await third3.listVolumes({ filters: byLabel })).Volumes ?? []).toEqual([]);
+      expect(await reserved(third)).toBe(before);
+      expect(await h.deps.prisma.migration.count({ where: { workspaceId: ws.id } })).toBe(0);
+    }),
+  400_000);
 });

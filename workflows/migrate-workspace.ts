@@ -23,6 +23,11 @@ import { migrationFinishedSignal, migrationReadySignal, migrationRequestedSignal
 const db = proxyLocalActivities<Activities>(dbLocalActivity);
 const docker = proxyActivities<Activities>(workspaceDockerActivity);
 const ready = proxyActivities<Activities>(readinessActivity);
+/** Removing what a failed move left on its target keeps trying for about ten minutes (the target may be down). */
+const cleanup = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 24 },
+});
 /** A copy of many gigabytes takes long: it heartbeats its progress, so a lost worker is noticed in 30 s. */
 const copy = proxyActivities<Activities>({
   startToCloseTimeout: '4 hours',
@@ -148,11 +153,11 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     await docker.stopContainer(sourceEndpoint, id);
 
     phase('preparing-target');
-    targetLeftovers.push({ step: 'volume', run: () => docker.removeVolumeCreatedBy(to, id, me) });
-    targetLeftovers.push({ step: 'network', run: () => docker.removeNetwork(to, id) });
+    targetLeftovers.push({ step: 'volume', run: () => cleanup.removeVolumeCreatedBy(to, id, me) });
+    targetLeftovers.push({ step: 'network', run: () => cleanup.removeNetwork(to, id) });
     const { storage } = await docker.prepareWorkspaceResources(to, id, ws.ownerId, tier.name, me);
     diskLimit = storage.detail;
-    targetLeftovers.push({ step: 'container', run: () => docker.removeContainer(to, id) });
+    targetLeftovers.push({ step: 'container', run: () => cleanup.removeContainer(to, id) });
     await docker.ensureContainer(to, { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source.defaultImage, runtime: target.runtime, diskLimitSupported: storage.supported });
 
     phase('copying');
@@ -170,7 +175,7 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
   } catch (err) {
     state.error = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
     phase('rolling-back');
-    await undoAll(targetLeftovers, 'migration rollback');
+    // The user's workspace first: capacity back, the source running again, its workflow told.
     await CancellationScope.nonCancellable(async () => {
       await db.releaseMigration(id);
       // The workspace is handed back only if it was handed over.
@@ -179,6 +184,9 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
         await finish(wasRunning() ? 'running' : 'stopped');
       }
     });
+    // Then the target's leftovers, patiently: a target that went down is cleaned when it returns.
+    phase('removing-target-leftovers');
+    await undoAll(targetLeftovers, 'migration rollback');
     phase('rolled-back');
     const status = source && !wasRunning() ? 'stopped' : 'running';
     return { workspaceId: id, outcome: 'rolled-back', sourceServerId: ws.serverId, targetServerId: target?.serverId ?? null, bytesCopied: state.bytesCopied, files: 0, digest: null, status, error: state.error };

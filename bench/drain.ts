@@ -1,0 +1,170 @@
+/**
+ * Draining a server, against the real stack with the real worker and API processes:
+ * BENCH_WORKSPACES (50) workspaces holding BENCH_MB (50) MB each are drained from engine-1
+ * to engine-2 with maxParallel BENCH_PARALLEL (8). The baseline, in the same run, copies the
+ * same volumes between the same engines with a raw tar stream (dockerode getArchive →
+ * putArchive into a fresh container and volume), BENCH_PARALLEL at a time.
+ *
+ * Ours does more than copy: stop, prepare the target, copy, read the copy back to verify its
+ * checksum, start, hold healthy (MIGRATION_HOLD_HEALTHY_SECONDS, 1 s here), switch, remove the
+ * source. Afterwards every workspace's files are hashed on the target against the source.
+ *
+ * Last line: {"ratio", "max_parallel_seen", "checksum_mismatches", ...}.
+ */
+import type { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import { mintToken } from '../api/auth';
+import { WORKSPACE_MOUNT } from '../domain/container-spec';
+import { config } from '../lib/config';
+import { execIn } from '../lib/docker-exec';
+import { DockerFleet, parseEndpoints } from '../lib/docker-fleet';
+import { createPrisma } from '../lib/prisma';
+import { apiClient, round, startApi, startWorker, stop } from './lib';
+
+const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 50);
+const MB = Number(process.env.BENCH_MB ?? 50);
+const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 8);
+const HOLD_SECONDS = Number(process.env.BENCH_HOLD_SECONDS ?? 1);
+const OWNER = 'bench-drain';
+const RAW_LABEL = 'podex.bench';
+const SUMS = `cd ${WORKSPACE_MOUNT} && find . -type f | sort | xargs sha256sum`;
+
+const log = (msg: string, extra: Record<string, unknown> = {}) => console.error(JSON.stringify({ msg, ...extra }));
+
+async function pool<T>(items: T[], n: number, task: (item: T, i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await task(items[i], i);
+      }
+    }),
+  );
+  return (performance.now() - t0) / 1000;
+}
+
+async function cleanEngine(docker: Docker): Promise<void> {
+  for (const label of [`podex.owner=${OWNER}`, `${RAW_LABEL}=drain`]) {
+    const filters = JSON.stringify({ label: [label] });
+    await Promise.all((await docker.listContainers({ all: true, filters })).map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await Promise.all((await docker.listNetworks({ filters })).map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
+    await Promise.all(((await docker.listVolumes({ filters })).Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
+  }
+}
+
+async function main(): Promise<void> {
+  const c = config();
+  const prisma = createPrisma(c.DATABASE_URL, 4);
+  const fleet = new DockerFleet({ caFile: c.DOCKER_TLS_CA_FILE, certFile: c.DOCKER_TLS_CERT_FILE, keyFile: c.DOCKER_TLS_KEY_FILE }, 600_000);
+  const [e1, e2] = parseEndpoints(process.env.PODEX_LOCAL_ENGINES);
+  const [d1, d2] = [fleet.engine(e1), fleet.engine(e2)];
+  const port = 19000 + Math.floor(Math.random() * 1000);
+  const taskQueue = `bench-drain-${process.pid}`;
+  const cleanDb = async () => {
+    await prisma.migration.deleteMany({ where: { workspaceId: { in: (await prisma.workspace.findMany({ where: { ownerId: OWNER }, select: { id: true } })).map((w) => w.id) } } });
+    await prisma.workspace.deleteMany({ where: { ownerId: OWNER } });
+    await prisma.workspaceServer.deleteMany({ where: { hostname: { startsWith: 'bench-drain-' } } });
+  };
+  await cleanDb();
+  await Promise.all([cleanEngine(d1), cleanEngine(d2)]);
+
+  const worker = await startWorker(taskQueue, { MIGRATION_HOLD_HEALTHY_SECONDS: String(HOLD_SECONDS) });
+  const api = await startApi(port, { TEMPORAL_TASK_QUEUE: taskQueue, MIGRATION_HOLD_HEALTHY_SECONDS: String(HOLD_SECONDS) });
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    const admin = apiClient(base, await mintToken(c.JWT_SECRET_KEY, 'bench-admin', 'admin'));
+    const user = apiClient(base, await mintToken(c.JWT_SECRET_KEY, OWNER, 'user'));
+    const servers: string[] = [];
+    for (const [i, e] of [e1, e2].entries()) {
+      const res = await admin('POST', '/servers', { name: `bench-drain-${i + 1}`, hostname: `bench-drain-${i + 1}-${process.pid}.local`, ipAddress: e.host, dockerPort: e.port });
+      servers.push(res.body.server.id);
+    }
+    for (const id of servers) {
+      for (let i = 0; (await admin('GET', `/servers/${id}`)).body.status !== 'active'; i++) {
+        if (i > 300) throw new Error(`server ${id} did not become active`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await admin('PATCH', `/servers/${id}`, { totalCpu: WORKSPACES + 8, totalMemoryMb: (WORKSPACES + 8) * 1024, totalDiskGb: (WORKSPACES + 8) * 5 });
+    }
+
+    // The workspaces on engine-1, each holding MB of random data, and their checksums.
+    const ids: string[] = [];
+    const sums = new Map<string, string>();
+    await pool(
+      Array.from({ length: WORKSPACES }, (_, i) => i),
+      4,
+      async (i) => {
+        const res = await user('POST', '/workspaces?wait=true', { name: `drain-${i}`, tier: 'free', server: servers[0] });
+        if (res.status !== 201) throw new Error(`create ${i}: ${res.status} ${JSON.stringify(res.body)}`);
+        const ws = res.body.workspace;
+        ids.push(ws.id);
+        const cont = d1.getContainer(ws.containerName);
+        const w = await execIn(cont, ['sh', '-c', `head -c ${MB * 1024 * 1024} /dev/urandom > ${WORKSPACE_MOUNT}/data.bin && echo ${i} > ${WORKSPACE_MOUNT}/id && sync`]);
+        if (w.code !== 0) throw new Error(`filling ${ws.id}: ${w.out}`);
+        sums.set(ws.id, (await execIn(cont, ['sh', '-c', SUMS])).stdout);
+      },
+    );
+    log('workspaces ready', { workspaces: ids.length, mb: MB });
+
+    // Baseline: the same volumes, engine-1 → engine-2, a raw tar stream per volume.
+    const image = c.WORKSPACE_IMAGE;
+    const rawSeconds = await pool(ids, PARALLEL, async (id) => {
+      const name = `bench-raw-drain-${id}`;
+      await d2.createVolume({ Name: name, Labels: { [RAW_LABEL]: 'drain' } });
+      const target = await d2.createContainer({ name, Image: image, Labels: { [RAW_LABEL]: 'drain' }, HostConfig: { Binds: [`${name}:${WORKSPACE_MOUNT}`], NetworkMode: 'none' } });
+      const archive = (await d1.getContainer(`podex-ws-${id}`).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
+      await target.putArchive(archive, { path: '/' });
+    });
+    log('raw copy', { seconds: round(rawSeconds) });
+    await cleanEngine(d2);
+
+    // Ours: the drain, watched for the number of migrations in flight.
+    const t0 = performance.now();
+    const started = await admin('POST', `/servers/${servers[0]}/drain`, { deadline: new Date(Date.now() + 3_600_000).toISOString(), maxParallel: PARALLEL });
+    if (started.status !== 202) throw new Error(`drain: ${started.status} ${JSON.stringify(started.body)}`);
+    let seen = 0;
+    let drain: { workflowStatus: string; phase: string; maxParallelSeen: number; workspaces: { phase: string; error: string | null }[] };
+    for (;;) {
+      seen = Math.max(seen, await prisma.migration.count());
+      drain = (await admin('GET', `/servers/${servers[0]}/drain`)).body;
+      if (drain.workflowStatus && drain.workflowStatus !== 'RUNNING') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const oursSeconds = (performance.now() - t0) / 1000;
+    log('drain', { seconds: round(oursSeconds), phase: drain.phase, status: drain.workflowStatus, failed: drain.workspaces.filter((w) => w.phase !== 'moved').map((w) => w.error) });
+
+    let mismatches = 0;
+    for (const id of ids) {
+      const ws = (await admin('GET', `/workspaces/${id}`)).body;
+      const got = ws.serverId === servers[1] ? (await execIn(d2.getContainer(ws.containerName), ['sh', '-c', SUMS])).stdout : '';
+      if (got !== sums.get(id)) mismatches++;
+    }
+    console.log(
+      JSON.stringify({
+        ratio: round(oursSeconds / rawSeconds),
+        max_parallel_seen: Math.max(seen, drain.maxParallelSeen),
+        checksum_mismatches: mismatches,
+        workspaces: WORKSPACES,
+        mb_each: MB,
+        max_parallel: PARALLEL,
+        drain_seconds: round(oursSeconds),
+        raw_copy_seconds: round(rawSeconds),
+        moved: drain.workspaces.filter((w) => w.phase === 'moved').length,
+        hold_healthy_s: HOLD_SECONDS,
+      }),
+    );
+    await Promise.all(ids.map((id) => user('DELETE', `/workspaces/${id}`)));
+  } finally {
+    await Promise.all([stop(api), stop(worker)]);
+    await Promise.all([cleanEngine(d1), cleanEngine(d2)]).catch(() => undefined);
+    await cleanDb();
+    await prisma.$disconnect();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
