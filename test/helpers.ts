@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -53,4 +54,27 @@ export async function withEngine3<T>(fn: () => Promise<T>): Promise<T> {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The real worker process (workers/main.ts) on a test's task queue; resolves once it polls.
+ * Node itself runs it (tsx as a loader, not the tsx CLI, whose own child would outlive a SIGKILL).
+ */
+export async function spawnWorker(taskQueue: string, env: Record<string, string> = {}): Promise<ChildProcess> {
+  const root = path.join(__dirname, '..');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'workers', 'main.ts')], {
+    cwd: root,
+    env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue, ENSURE_SCHEDULES: 'false', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('"msg":"worker started"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
+  });
+  child.stdout!.resume();
+  return child;
 }

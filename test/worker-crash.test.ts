@@ -1,32 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { PHASE } from '../lib/constants';
 import { eventually, registerEngines, startHarness, type Harness } from './harness';
-import { localEngines, uniq } from './helpers';
-
-const ROOT = path.join(__dirname, '..');
-
-/**
- * The real worker process (workers/main.ts) on the test's task queue; resolves once it polls.
- * Node itself runs it (tsx as a loader, not the tsx CLI, whose own child would outlive a SIGKILL).
- */
-async function spawnWorker(taskQueue: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'workers', 'main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue, ENSURE_SCHEDULES: 'false', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('"msg":"worker started"')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
-  });
-  child.stdout!.resume();
-  return child;
-}
+import { localEngines, spawnWorker, uniq } from './helpers';
 
 describe('a worker killed with SIGKILL during provisioning', () => {
   let h: Harness;
