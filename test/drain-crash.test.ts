@@ -1,9 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { eventually, registerEngines, startHarness, type Harness } from './harness';
-import { execIn, localEngines, spawnWorker, uniq } from './helpers';
+import { execIn, localEngines, spawnWorker, uniq, WORKSPACE_SUMS } from './helpers';
 import { startPrivateTemporal } from './private-temporal';
 
-const SUMS = `cd /workspace && find . -type f | sort | xargs sha256sum`;
+const SUMS = WORKSPACE_SUMS;
 
 describe('a drain survives a SIGKILL of its worker and a restart of the Temporal server', () => {
   let temporal: Awaited<ReturnType<typeof startPrivateTemporal>>;

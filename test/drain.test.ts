@@ -1,8 +1,8 @@
 import { registerEngines, eventually, startHarness, type Harness } from './harness';
-import { execIn, localEngines, uniq } from './helpers';
+import { execIn, localEngines, uniq, WORKSPACE_SUMS } from './helpers';
 import { maybeRecordHistory } from './temporal-env';
 
-const SUMS = `cd /workspace && find . -type f | sort | xargs sha256sum`;
+const SUMS = WORKSPACE_SUMS;
 
 describe('draining a server', () => {
   let h: Harness;

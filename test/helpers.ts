@@ -78,3 +78,6 @@ export async function spawnWorker(taskQueue: string, env: Record<string, string>
   child.stdout!.resume();
   return child;
 }
+
+/** Every file under /workspace with its SHA-256, sorted: what must be identical after a move. */
+export const WORKSPACE_SUMS = 'cd /workspace && find . -type f | sort | xargs sha256sum';

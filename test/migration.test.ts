@@ -62,8 +62,9 @@ describe('migrating a workspace and its data to another server', () => {
     const before = [await reserved(servers[0]), await reserved(servers[1])];
 
     const res = await h.call('POST', `/workspaces/${ws.id}/migrate?wait=true`, { body: { targetServer: servers[1] } });
-    expect(res.status).toBe(200);
+    // The outcome first: on a failure it shows the reason.
     expect(res.body.migration).toMatchObject({ outcome: 'moved', sourceServerId: servers[0], targetServerId: servers[1], status: 'running' });
+    expect(res.status).toBe(200);
     expect(res.body.migration.bytesCopied).toBeGreaterThan(50 * 1024 * 1024);
     expect(res.body.workspace).toMatchObject({ serverId: servers[1], status: 'running' });
 
