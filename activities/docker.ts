@@ -36,7 +36,7 @@ export interface DockerActivityDeps {
 }
 
 /** Runs a short-lived container to completion and returns its exit code and output; always removes it. */
-async function runProbe(docker: Docker, name: string, opts: Docker.ContainerCreateOptions): Promise<{ code: number; out: string }> {
+export async function runProbe(docker: Docker, name: string, opts: Docker.ContainerCreateOptions): Promise<{ code: number; out: string }> {
   await docker.getContainer(name).remove({ force: true }).catch(() => undefined);
   const c = await docker.createContainer({ name, ...opts, Labels: { 'podex.managed': 'true', 'podex.probe': 'true' } });
   try {

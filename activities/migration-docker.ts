@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import tar from 'tar-stream';
+import type Docker from 'dockerode';
 import { READY_PROBE, WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { execIn } from '../lib/docker-exec';
+import { runProbe } from './docker';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
 import { within } from '../lib/timeout';
 
@@ -28,30 +28,27 @@ export interface CopyResult {
 }
 
 /**
- * Reads a tar stream to its end and describes its content: each entry's path, type, mode
- * and SHA-256, sorted by path, hashed together. Owner and times are left out, so the same
- * data gives the same digest on any server.
+ * Every entry of the workspace volume (path, type, mode, SHA-256 or link target), sorted,
+ * then hashed together: run by busybox in a short-lived container on the volume's own server
+ * (runc, no network, the volume read-only), so a check costs a local read, not a transfer.
  */
-export async function manifestOf(archive: Readable): Promise<Manifest> {
-  const extract = tar.extract();
-  const entries: string[] = [];
-  let bytes = 0;
-  extract.on('entry', (header, stream, next) => {
-    const h = createHash('sha256');
-    stream.on('data', (chunk: Buffer) => {
-      h.update(chunk);
-      bytes += chunk.length;
-    });
-    stream.on('end', () => {
-      const target = header.type === 'symlink' || header.type === 'link' ? ` -> ${header.linkname}` : '';
-      entries.push(`${header.name.replace(/\/$/, '')}\t${header.type}\t${(header.mode ?? 0).toString(8)}\t${h.digest('hex')}${target}`);
-      next();
-    });
-    stream.resume();
+const MANIFEST_SCRIPT = `cd /data && find . | sort | while IFS= read -r f; do
+  if [ -L "$f" ]; then printf '%s\\tlink\\t%s\\n' "$f" "$(readlink "$f")";
+  elif [ -f "$f" ]; then printf '%s\\tfile\\t%s\\t%s\\t%s\\n' "$f" "$(stat -c %a "$f")" "$(stat -c %s "$f")" "$(sha256sum < "$f" | cut -d ' ' -f 1)";
+  elif [ -d "$f" ]; then printf '%s\\tdir\\t%s\\n' "$f" "$(stat -c %a "$f")"; fi
+done > /tmp/manifest && wc -l < /tmp/manifest && awk -F '\\t' '$2 == "file" { n += $4 } END { print n + 0 }' /tmp/manifest && sha256sum < /tmp/manifest | cut -d ' ' -f 1`;
+
+async function manifestOnServer(docker: Docker, workspaceId: string, image: string, side: 'source' | 'target'): Promise<Manifest> {
+  const volume = workspaceNames(workspaceId).volume;
+  const name = `podex-manifest-${workspaceId}-${side}`;
+  const r = await runProbe(docker, name, {
+    Image: image,
+    Cmd: ['sh', '-c', MANIFEST_SCRIPT],
+    HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/data:ro`], CapDrop: ['ALL'], CapAdd: ['DAC_READ_SEARCH'], SecurityOpt: ['no-new-privileges:true'] },
   });
-  await pipeline(archive, extract);
-  entries.sort();
-  return { files: entries.length, bytes, digest: createHash('sha256').update(entries.join('\n')).digest('hex') };
+  const [files, bytes, digest] = r.out.trim().split('\n');
+  if (r.code !== 0 || !/^[0-9a-f]{64}$/.test(digest ?? '')) throw new Error(`manifest of ${volume} failed (exit ${r.code}): ${r.out.slice(0, 300)}`);
+  return { files: Number(files), bytes: Number(bytes), digest };
 }
 
 /** Moving a workspace's data between engines, through their Docker APIs only (no SSH, no shared disk). */
@@ -65,7 +62,7 @@ export function createMigrationDockerActivities({ fleet }: MigrationDockerDeps) 
      * reads the target's copy back and hashes it again. Progress (bytes) is heartbeated. A
      * retried copy starts again from the first byte: the target volume is overwritten.
      */
-    async copyVolume(source: EngineEndpoint, target: EngineEndpoint, workspaceId: string): Promise<CopyResult> {
+    async copyVolume(source: EngineEndpoint, target: EngineEndpoint, workspaceId: string, image: string): Promise<CopyResult> {
       const ctx = Context.current();
       const from = (await container(source, workspaceId).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
       let bytes = 0;
@@ -80,19 +77,14 @@ export function createMigrationDockerActivities({ fleet }: MigrationDockerDeps) 
           done(null, chunk);
         },
       });
-      const toTarget = new PassThrough();
-      const toHash = new PassThrough();
-      counter.pipe(toTarget);
-      counter.pipe(toHash);
       // The archive's top entry is the mount's own name ("workspace/…"): unpacked at "/" it lands in the mount.
-      const [, sourceManifest] = await Promise.all([
-        container(target, workspaceId).putArchive(toTarget, { path: '/' }),
-        manifestOf(toHash),
-        pipeline(from, counter),
-      ]);
+      await Promise.all([container(target, workspaceId).putArchive(counter, { path: '/' }), pipeline(from, counter)]);
       ctx.heartbeat({ bytes, verifying: true });
-      const back = (await container(target, workspaceId).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
-      const targetManifest = await manifestOf(back);
+      // Each side hashes its own disk, on its own server, with the same script: nothing is read back over the network.
+      const [sourceManifest, targetManifest] = await Promise.all([
+        manifestOnServer(fleet.engine(source), workspaceId, image, 'source'),
+        manifestOnServer(fleet.engine(target), workspaceId, image, 'target'),
+      ]);
       if (targetManifest.digest !== sourceManifest.digest) {
         throw ApplicationFailure.retryable(
           `checksum mismatch after copy: source ${sourceManifest.files} entries ${sourceManifest.digest.slice(0, 12)}, target ${targetManifest.files} entries ${targetManifest.digest.slice(0, 12)}`,
@@ -100,11 +92,6 @@ export function createMigrationDockerActivities({ fleet }: MigrationDockerDeps) 
         );
       }
       return { bytes, source: sourceManifest, target: targetManifest };
-    },
-
-    /** The data's manifest as it is on one server now (used to prove a rolled-back source is untouched). */
-    async volumeManifest(endpoint: EngineEndpoint, workspaceId: string): Promise<Manifest> {
-      return manifestOf((await container(endpoint, workspaceId).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable);
     },
 
     /**

@@ -161,7 +161,8 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     await docker.ensureContainer(to, { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source.defaultImage, runtime: target.runtime, diskLimitSupported: storage.supported });
 
     phase('copying');
-    const result = await copy.copyVolume(sourceEndpoint, to, id);
+    // The platform image (on every server since onboarding) hashes both sides, whatever image the workspace runs.
+    const result = await copy.copyVolume(sourceEndpoint, to, id, source.defaultImage);
     state.bytesCopied = result.bytes;
     copied = { bytes: result.bytes, files: result.source.files, digest: result.source.digest };
 
