@@ -2,11 +2,10 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import { READY_PROBE, WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
-import { execIn } from '../lib/docker-exec';
+import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { runProbe } from './docker';
+import { probeReady } from './workspace-docker';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
-import { within } from '../lib/timeout';
 
 const HOLD_FAILURES_IN_A_ROW = 3;
 
@@ -106,7 +105,7 @@ export function createMigrationDockerActivities({ fleet }: MigrationDockerDeps) 
       let failed = 0;
       let inARow = 0;
       for (;;) {
-        const r = await within(execIn(c, READY_PROBE), 5_000, 'readiness probe').catch((err: Error) => ({ code: -1, out: err.message }));
+        const r = await probeReady(c);
         probes++;
         if (r.code === 0) inARow = 0;
         else {

@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { place, type PlacementRequest } from '../domain/placement';
 import type { PrismaClient } from '../lib/prisma';
-import { loadCandidates, type Reservation } from './reservations';
+import { loadCandidates, serverHasRoom, toReservation, type Reservation } from './reservations';
 
 export interface MigrationDeps {
   prisma: PrismaClient;
@@ -57,33 +57,30 @@ export function createMigrationActivities({ prisma, overcommit }: MigrationDeps)
      * does. A migration that holds a target already gets it back.
      */
     async reserveMigrationTarget(r: TargetRequest): Promise<Reservation> {
-      const held = await prisma.$queryRaw<{ id: string; host: string; docker_port: number | null; docker_runtime: string | null }[]>`
-        SELECT s.id::text, host(s.ip_address) AS host, s.docker_port, s.docker_runtime
+      const held = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null }[]>`
+        SELECT s.id::text AS server_id, host(s.ip_address) AS host, s.docker_port, s.docker_runtime
           FROM migrations m JOIN workspace_servers s ON s.id = m.target_server_id WHERE m.workspace_id = ${r.workspaceId}::uuid`;
-      if (held[0]) return { serverId: held[0].id, host: held[0].host, port: held[0].docker_port ?? 2376, runtime: held[0].docker_runtime ?? 'runsc' };
+      if (held[0]) return toReservation(held[0]);
       const { candidates, affinity } = await loadCandidates(prisma, r.workspaceId, r.strategy === 'AFFINITY');
       const placement = place(candidates, { ...r, overcommit, affinity, avoid: [r.sourceServerId] });
       if (!placement.ok) throw ApplicationFailure.nonRetryable(placement.reason, 'NoCapacity', placement.excluded);
       for (const s of placement.ranked) {
-        const [won] = await prisma.$queryRaw<{ host: string; docker_port: number | null; docker_runtime: string | null }[]>`
+        const [won] = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null }[]>`
           WITH m AS (
             SELECT workspace_id FROM migrations WHERE workspace_id = ${r.workspaceId}::uuid AND target_server_id IS NULL FOR UPDATE
           ), srv AS (
             UPDATE workspace_servers
                SET reserved_cpu = reserved_cpu + ${r.need.cpu}, reserved_memory_mb = reserved_memory_mb + ${r.need.memoryMb},
                    reserved_disk_gb = reserved_disk_gb + ${r.need.diskGb}
-             WHERE id = ${s.id}::uuid AND EXISTS (SELECT 1 FROM m) AND status = 'active' AND NOT cordoned
-               AND reserved_cpu + ${r.need.cpu} <= total_cpu * ${overcommit}
-               AND reserved_memory_mb + ${r.need.memoryMb} <= total_memory_mb * ${overcommit}
-               AND reserved_disk_gb + ${r.need.diskGb} <= total_disk_gb * ${overcommit}
+             WHERE id = ${s.id}::uuid AND EXISTS (SELECT 1 FROM m) AND ${serverHasRoom(r.need, overcommit)}
             RETURNING id, ip_address, docker_port, docker_runtime
           ), held AS (
             UPDATE migrations SET target_server_id = srv.id, reserved_cpu = ${r.need.cpu}, reserved_memory_mb = ${r.need.memoryMb}, reserved_disk_gb = ${r.need.diskGb}
               FROM srv WHERE workspace_id = (SELECT workspace_id FROM m)
             RETURNING workspace_id
           )
-          SELECT host(srv.ip_address) AS host, srv.docker_port, srv.docker_runtime FROM srv, held`;
-        if (won) return { serverId: s.id, host: won.host, port: won.docker_port ?? 2376, runtime: won.docker_runtime ?? 'runsc' };
+          SELECT srv.id::text AS server_id, host(srv.ip_address) AS host, srv.docker_port, srv.docker_runtime FROM srv, held`;
+        if (won) return toReservation(won);
       }
       throw ApplicationFailure.nonRetryable('no capacity: every eligible target was filled by concurrent requests', 'NoCapacity');
     },

@@ -17,6 +17,23 @@ export interface Reservation {
   runtime: string;
 }
 
+/** A server row (id, `host(ip_address)`, port, runtime) as a reservation, with the registry's defaults. */
+export function toReservation(row: { server_id: string; host: string; docker_port: number | null; docker_runtime: string | null }): Reservation {
+  return { serverId: row.server_id, host: row.host, port: row.docker_port ?? 2376, runtime: row.docker_runtime ?? 'runsc' };
+}
+
+/**
+ * The condition under which a server (the `workspace_servers` row in scope) may take `need`:
+ * active, not cordoned, and its counters stay within capacity × overcommit. Provisioning and
+ * migration both reserve under it, in a statement that re-checks it under the row lock.
+ */
+export function serverHasRoom(need: { cpu: number; memoryMb: number; diskGb: number }, overcommit: number) {
+  return Prisma.sql`status = 'active' AND NOT cordoned
+    AND reserved_cpu + ${need.cpu} <= total_cpu * ${overcommit}
+    AND reserved_memory_mb + ${need.memoryMb} <= total_memory_mb * ${overcommit}
+    AND reserved_disk_gb + ${need.diskGb} <= total_disk_gb * ${overcommit}`;
+}
+
 interface CandidateRow {
   id: string;
   name: string;
@@ -94,7 +111,7 @@ export function createReservationActivities({ prisma, overcommit }: ReservationD
         FROM workspaces w LEFT JOIN workspace_servers s ON s.id = w.server_id AND w.assigned_cpu IS NOT NULL
        WHERE w.id = ${workspaceId}::uuid`;
     if (!row) throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist`, 'WorkspaceNotFound');
-    return row.server_id ? { serverId: row.server_id, host: row.host!, port: row.docker_port ?? 2376, runtime: row.docker_runtime ?? 'runsc' } : null;
+    return row.server_id ? toReservation({ ...row, server_id: row.server_id, host: row.host! }) : null;
   }
 
   /**
@@ -109,10 +126,7 @@ export function createReservationActivities({ prisma, overcommit }: ReservationD
         SELECT id FROM workspaces WHERE id = ${r.workspaceId}::uuid AND assigned_cpu IS NULL FOR UPDATE
       ), target AS (
         SELECT id FROM workspace_servers
-         WHERE id = ${serverId}::uuid AND EXISTS (SELECT 1 FROM ws) AND status = 'active' AND NOT cordoned
-           AND reserved_cpu + ${r.need.cpu} <= total_cpu * ${overcommit}
-           AND reserved_memory_mb + ${r.need.memoryMb} <= total_memory_mb * ${overcommit}
-           AND reserved_disk_gb + ${r.need.diskGb} <= total_disk_gb * ${overcommit}
+         WHERE id = ${serverId}::uuid AND EXISTS (SELECT 1 FROM ws) AND ${serverHasRoom(r.need, overcommit)}
          FOR UPDATE ${skipLocked ? Prisma.sql`SKIP LOCKED` : Prisma.empty}
       ), srv AS (
         UPDATE workspace_servers
@@ -128,7 +142,7 @@ export function createReservationActivities({ prisma, overcommit }: ReservationD
       )
       SELECT srv.id::text AS server_id, host(srv.ip_address) AS host, srv.docker_port, srv.docker_runtime
         FROM srv, claimed`;
-    return won ? { serverId: won.server_id, host: won.host, port: won.docker_port ?? 2376, runtime: won.docker_runtime ?? 'runsc' } : null;
+    return won ? toReservation(won) : null;
   }
 
   return {

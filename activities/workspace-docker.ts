@@ -9,6 +9,11 @@ const STORAGE_FACTS_TTL_MS = 5 * 60_000;
 /** One readiness probe; a busy gVisor sandbox can be slow to run an exec, never this slow. */
 const PROBE_TIMEOUT_MS = 5_000;
 
+/** Runs the readiness probe once in the workspace's container; a probe that errs or hangs counts as failed. */
+export function probeReady(c: Docker.Container): Promise<{ code: number; out: string }> {
+  return within(execIn(c, READY_PROBE), PROBE_TIMEOUT_MS, 'readiness probe').catch((err: Error) => ({ code: -1, out: err.message }));
+}
+
 export interface WorkspaceDockerDeps {
   fleet: DockerFleet;
 }
@@ -110,7 +115,7 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       }
       const deadline = Date.now() + timeoutMs;
       for (let attempt = 0; ; attempt++) {
-        const probe = await within(execIn(c, READY_PROBE), PROBE_TIMEOUT_MS, 'readiness probe').catch((err: Error) => ({ code: -1, out: err.message }));
+        const probe = await probeReady(c);
         const i = await c.inspect();
         if (!i.State.Running && i.State.Status === 'exited') throw new Error(`workspace container exited with ${i.State.ExitCode}`);
         if (probe.code === 0 || i.State.Health?.Status === 'healthy') {
