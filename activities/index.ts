@@ -1,3 +1,4 @@
+import { createBackupActivities, type BackupDeps } from './backups';
 import { createDockerActivities, type DockerActivityDeps } from './docker';
 import { createMigrationDockerActivities } from './migration-docker';
 import { createMigrationActivities } from './migrations';
@@ -7,7 +8,7 @@ import { createServerActivities, type ServerActivityDeps } from './servers';
 import { createWorkspaceDockerActivities } from './workspace-docker';
 import { createWorkspaceActivities } from './workspaces';
 
-export type ActivityDeps = DockerActivityDeps & ServerActivityDeps & HeartbeatActivityDeps & ReservationDeps;
+export type ActivityDeps = DockerActivityDeps & ServerActivityDeps & HeartbeatActivityDeps & ReservationDeps & BackupDeps;
 
 /**
  * Every activity the worker registers, built from the process's shared clients.
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createWorkspaceActivities(deps),
     ...createMigrationActivities(deps),
     ...createMigrationDockerActivities(deps),
+    ...createBackupActivities(deps),
   };
 }
 
@@ -32,3 +34,4 @@ export type { HeartbeatResult } from './heartbeat';
 export type { Reservation, ReserveRequest } from './reservations';
 export type { WorkspaceRecord } from './workspaces';
 export type { CopyResult, Manifest } from './migration-docker';
+export type { BackupTarget, SnapshotInfo, SnapshotRecord } from './backups';

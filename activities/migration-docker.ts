@@ -37,8 +37,7 @@ const MANIFEST_SCRIPT = `cd /data && find . | sort | while IFS= read -r f; do
   elif [ -d "$f" ]; then printf '%s\\tdir\\t%s\\n' "$f" "$(stat -c %a "$f")"; fi
 done > /tmp/manifest && wc -l < /tmp/manifest && awk -F '\\t' '$2 == "file" { n += $4 } END { print n + 0 }' /tmp/manifest && sha256sum < /tmp/manifest | cut -d ' ' -f 1`;
 
-export async function manifestOnServer(docker: Docker, workspaceId: string, image: string, side: 'source' | 'target'): Promise<Manifest> {
-  const volume = workspaceNames(workspaceId).volume;
+export async function manifestOnServer(docker: Docker, workspaceId: string, image: string, side: string, volume = workspaceNames(workspaceId).volume): Promise<Manifest> {
   const name = `podex-manifest-${workspaceId}-${side}`;
   const r = await runProbe(docker, name, {
     Image: image,

@@ -12,6 +12,9 @@ import { rateLimiter } from './rate-limit';
 import { auditRouter } from './routes/audit';
 import { serversRouter } from './routes/servers';
 import { workspacesRouter } from './routes/workspaces';
+import { backupsRouter } from './routes/backups';
+import { metricsText } from './metrics';
+import { Restic, resticFromConfig, type ResticSettings } from '../lib/restic';
 import { WorkspaceEvents } from './events';
 
 export interface ApiSettings {
@@ -29,6 +32,8 @@ export interface ApiSettings {
   availableCacheMs: number;
   migrationMaxParallel: number;
   migrationHoldHealthyMs: number;
+  /** The restic repository backups go to (the password stays in its file). */
+  restic: ResticSettings;
 }
 
 export function apiSettings(c: Config): ApiSettings {
@@ -46,6 +51,7 @@ export function apiSettings(c: Config): ApiSettings {
     availableCacheMs: 1_000,
     migrationMaxParallel: c.MIGRATION_MAX_PARALLEL,
     migrationHoldHealthyMs: c.MIGRATION_HOLD_HEALTHY_SECONDS * 1000,
+    restic: resticFromConfig(c).settings,
   };
 }
 
@@ -107,6 +113,15 @@ export function createApp(deps: ApiDeps): Express {
     res.json(openapi);
   });
 
+  /** Prometheus metrics: aggregate counts only, nothing per user or secret. */
+  app.get('/metrics', async (_req, res, next) => {
+    try {
+      res.type('text/plain; version=0.0.4').send(await metricsText(deps.prisma));
+    } catch (err) {
+      next(err);
+    }
+  });
+
   app.use(rateLimiter(deps.redis, deps.settings.rateLimitPerMinute, (err) => log.warn({ err: err.message }, 'rate limiter unavailable')));
   app.use(authenticator(deps.settings.jwtSecret, deps.settings.internalApiKey));
   app.use(serversRouter(deps));
@@ -114,6 +129,7 @@ export function createApp(deps: ApiDeps): Express {
   const events = new WorkspaceEvents(deps.redis);
   app.locals.close = () => events.close();
   app.use(workspacesRouter({ ...deps, events }));
+  app.use(backupsRouter({ ...deps, restic: new Restic(deps.settings.restic) }));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'no such route' });

@@ -210,3 +210,54 @@ export const workspaceView = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
 });
+
+const snapshotId = z.string().regex(/^[0-9a-f]{8,64}$/, 'must be a restic snapshot id (8 to 64 hex characters)');
+export const startBackupBody = z
+  .object({
+    workspaceIds: z.array(z.uuid({ message: 'must be a workspace id' })).max(1000).optional().describe('only these workspaces (default: all with a volume)'),
+    skipDatabase: z.boolean().optional(),
+    parallel: z.number().int().min(1).max(32).optional().describe('workspace volumes streamed at once'),
+  })
+  .strict();
+export const waitQuery = z.object({ wait: z.enum(['true', 'false']).default('false') }).strict();
+export const listBackupsQuery = z
+  .object({
+    kind: z.enum(['database', 'workspace']).optional(),
+    workspaceId: z.uuid({ message: 'must be a workspace id' }).optional(),
+    runs: z.coerce.number().int().min(0).max(100).default(20).describe('how many recent runs to include'),
+  })
+  .strict();
+export const restoreBody = z
+  .object({
+    snapshotId,
+    workspaceId: z.uuid({ message: 'must be a workspace id' }).optional().describe('restore this workspace volume (its own snapshot)'),
+    mode: z.enum(['in-place', 'new-volume']).default('in-place').describe('in-place stops the workspace, replaces its data and starts it again'),
+    targetDatabase: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case database name (letters, digits, _)')
+      .optional()
+      .describe('restore a database snapshot into this new database'),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    if (!b.workspaceId === !b.targetDatabase) ctx.addIssue({ code: 'custom', path: ['workspaceId'], message: 'give exactly one of workspaceId and targetDatabase' });
+  });
+export const snapshotView = z.object({
+  id: z.string(),
+  time: z.string(),
+  kind: z.enum(['database', 'workspace']).optional(),
+  workspaceId: z.string().optional(),
+  serverId: z.string().optional(),
+  database: z.string().optional(),
+  run: z.string().optional(),
+});
+export const backupRunView = z.object({
+  workflowId: z.string(),
+  trigger: z.string(),
+  status: z.enum(['running', 'succeeded', 'failed']),
+  snapshots: z.number().int(),
+  bytes: z.number(),
+  error: z.string().nullable(),
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+});

@@ -4,6 +4,7 @@
  * Compute is Docker only; there are no cloud-provider settings.
  */
 import { z } from 'zod';
+import { CHECK_SUBSET, DEFAULT_RETENTION } from './backup';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -65,8 +66,27 @@ export const envSchema = z
     HEARTBEAT_INTERVAL_SECONDS: positiveInt.default(30),
     HEARTBEAT_MISSED_THRESHOLD: positiveInt.default(3),
 
+    /** Where the orchestrator keeps its own files on the platform server (the default restic repository lives here). */
+    DATA_DIR: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/podex'),
+    /** Any restic repository string (a path, s3:…, b2:…, rest:…); default DATA_DIR/restic. Credentials for S3/B2 come from their own env. */
     RESTIC_REPOSITORY: optionalString,
     RESTIC_PASSWORD_FILE: optionalString,
+    RESTIC_CACHE_DIR: optionalString,
+    HEARTBEAT_SCHEDULE_ID: z.string().min(1).default('fleet-heartbeat'),
+    BACKUP_SCHEDULE_ID: z.string().min(1).default('backup-daily'),
+    /** Five-field cron, UTC. */
+    BACKUP_CRON: z
+      .string()
+      .regex(/^\s*(\S+\s+){4}\S+\s*$/, 'must be a five-field cron expression')
+      .default('0 3 * * *'),
+    /** A run missed while the platform server was down still starts if it comes back within this window. */
+    BACKUP_CATCHUP_WINDOW_MINUTES: positiveInt.default(360),
+    /** Workspace volumes streamed into restic at once. */
+    BACKUP_PARALLEL: positiveInt.max(32).default(2),
+    BACKUP_CHECK_SUBSET: z.string().regex(CHECK_SUBSET, 'must be n/t, a percentage or a size, as restic check --read-data-subset takes').default('10%'),
+    BACKUP_KEEP_DAILY: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.daily),
+    BACKUP_KEEP_WEEKLY: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.weekly),
+    BACKUP_KEEP_MONTHLY: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.monthly),
 
     OPENROUTER_API_KEY: optionalString,
     OPENROUTER_BASE_URL: z.string().url().default('https://openrouter.ai/api/v1'),

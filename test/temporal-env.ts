@@ -7,6 +7,7 @@ import { config } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
+import { backupDeps } from '../workers/worker';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { createWorker } from '../workers/worker';
 import type { ActivityDeps } from '../activities';
@@ -41,6 +42,7 @@ export function testDeps(): ActivityDeps & { close(): Promise<void> } {
     logger: createLogger(process.env.LOG_LEVEL ?? 'warn'),
     imageArchive: c.WORKSPACE_IMAGE_ARCHIVE,
     overcommit: c.OVERCOMMIT_RATIO,
+    ...backupDeps(c),
     async close() {
       await Promise.allSettled([prisma.$disconnect(), redis.quit()]);
     },

@@ -6,8 +6,8 @@ import { DockerFleet } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
 import { createNativeConnection, temporalConnectionOptions } from '../lib/temporal';
-import { ensureHeartbeatSchedule } from './schedules';
-import { createWorker, installRuntimeLogger } from './worker';
+import { ensureSchedules } from './schedules';
+import { backupDeps, createWorker, installRuntimeLogger } from './worker';
 
 /** The worker process: connects to Temporal, ensures schedules, runs workflows and activities until SIGTERM. */
 async function main(): Promise<void> {
@@ -25,17 +25,13 @@ async function main(): Promise<void> {
   try {
     const client = new Client({ connection: clientConnection, namespace: cfg.TEMPORAL_NAMESPACE });
     if (cfg.ENSURE_SCHEDULES) {
-      await ensureHeartbeatSchedule(
-        client,
-        { taskQueue: cfg.TEMPORAL_TASK_QUEUE, intervalSeconds: cfg.HEARTBEAT_INTERVAL_SECONDS, threshold: cfg.HEARTBEAT_MISSED_THRESHOLD },
-        logger,
-      );
+      await ensureSchedules(client, cfg, logger);
     }
     const worker = await createWorker({
       connection,
       namespace: cfg.TEMPORAL_NAMESPACE,
       taskQueue: cfg.TEMPORAL_TASK_QUEUE,
-      deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE, overcommit: cfg.OVERCOMMIT_RATIO },
+      deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE, overcommit: cfg.OVERCOMMIT_RATIO, ...backupDeps(cfg) },
       workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH ?? path.join(__dirname, '..', 'dist', 'workflow-bundle.js'),
       maxWorkflowTasks: cfg.WORKER_MAX_WORKFLOW_TASKS,
       maxActivities: cfg.WORKER_MAX_ACTIVITIES,

@@ -3,6 +3,9 @@ import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, type NativeConnection, type LogLevel } from '@temporalio/worker';
 import type { Logger } from '../lib/logger';
 import { createActivities, type ActivityDeps } from '../activities';
+import type { BackupDeps } from '../activities/backups';
+import type { Config } from '../domain/config';
+import { resticFromConfig } from '../lib/restic';
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
   TRACE: 'trace',
@@ -18,6 +21,15 @@ export function installRuntimeLogger(logger: Logger, level: LogLevel = 'INFO'): 
   Runtime.install({
     logger: new DefaultLogger(level, ({ level: l, message, meta }) => sdk[PINO_LEVEL[l]](meta ?? {}, message)),
   });
+}
+
+/** What the backup activities need from the configuration: the repository, the database to dump, the policy. */
+export function backupDeps(c: Config): Pick<BackupDeps, 'restic' | 'databaseUrl' | 'backup'> {
+  return {
+    restic: resticFromConfig(c),
+    databaseUrl: c.DATABASE_URL,
+    backup: { retention: { daily: c.BACKUP_KEEP_DAILY, weekly: c.BACKUP_KEEP_WEEKLY, monthly: c.BACKUP_KEEP_MONTHLY }, checkSubset: c.BACKUP_CHECK_SUBSET },
+  };
 }
 
 export interface WorkerOptions {

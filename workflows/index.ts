@@ -6,3 +6,5 @@ export { fleetHeartbeatWorkflow } from './fleet-heartbeat';
 export { workspaceWorkflow } from './workspace';
 export { migrateWorkspaceWorkflow } from './migrate-workspace';
 export { drainServerWorkflow } from './drain-server';
+export { backupWorkflow } from './backup';
+export { restoreDatabaseWorkflow, restoreWorkspaceWorkflow } from './restore';

@@ -61,7 +61,7 @@ export const activitySignal = defineSignal('activity');
 export async function workspaceWorkflow(input: WorkspaceInput): Promise<WorkspaceState> {
   const id = input.workspaceId;
   const state: WorkspaceState = input.resume ?? { workspaceId: id, status: 'provisioning', phase: 'starting', serverId: null, endpoint: null, error: null };
-  const queue: { cmd: Command; keepVolume?: boolean; migrationWorkflowId?: string; done: boolean; error?: string }[] = [];
+  const queue: { cmd: Command; keepVolume?: boolean; migrationWorkflowId?: string; purpose?: string; done: boolean; error?: string }[] = [];
   let migrationOutcome: MigrationOutcome | undefined;
   let lastActivity = Date.now();
   const phase = (p: string) => {
@@ -80,12 +80,14 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
     if (ticket.error) throw ApplicationFailure.nonRetryable(ticket.error, 'LifecycleError');
     return state;
   };
+  const busy = () =>
+    state.phase === 'restoring' ? 'workspace is being restored from a backup; try again when it is done' : 'workspace is migrating to another server; try again when it has moved';
   const notGone = () => {
     if (state.status === 'deleted' || state.status === 'failed') throw new Error(`workspace is ${state.status}`);
-    if (state.migrating) throw new Error('workspace is migrating to another server; try again when it has moved');
+    if (state.migrating) throw new Error(busy());
   };
-  setHandler(migrationRequestedSignal, ({ migrationWorkflowId }) => {
-    queue.push({ cmd: 'migrate', migrationWorkflowId, done: false });
+  setHandler(migrationRequestedSignal, ({ migrationWorkflowId, purpose }) => {
+    queue.push({ cmd: 'migrate', migrationWorkflowId, purpose, done: false });
   });
   setHandler(migrationFinishedSignal, (outcome) => {
     migrationOutcome = outcome;
@@ -96,7 +98,7 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
   setHandler(deleteUpdate, (o) => enqueue('delete', o?.keepVolume), {
     validator: (o) => {
       if (state.status === 'deleted') throw new Error('workspace is already deleted');
-      if (state.migrating) throw new Error('workspace is migrating to another server; try again when it has moved');
+      if (state.migrating) throw new Error(busy());
       if (o?.keepVolume !== undefined && typeof o.keepVolume !== 'boolean') throw new Error('keepVolume must be a boolean');
     },
   });
@@ -129,7 +131,7 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
     const ticket = queue.shift();
     if (ticket) {
       try {
-        if (ticket.cmd === 'migrate') await migrate(ticket.migrationWorkflowId!);
+        if (ticket.cmd === 'migrate') await migrate(ticket.migrationWorkflowId!, ticket.purpose === 'restore' ? 'restoring' : 'migrating');
         else await apply(ticket.cmd, ticket.keepVolume);
       } catch (err) {
         ticket.error = (err as Error).message;
@@ -146,10 +148,10 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
     }
   }
 
-  /** Hands the workspace to a migration and holds every other command until it is done. */
-  async function migrate(migrationWorkflowId: string): Promise<void> {
+  /** Hands the workspace to a migration (or an in-place restore) and holds every other command until it is done. */
+  async function migrate(migrationWorkflowId: string, label: string): Promise<void> {
     state.migrating = migrationWorkflowId;
-    phase('migrating');
+    phase(label);
     migrationOutcome = undefined;
     await getExternalWorkflowHandle(migrationWorkflowId).signal(migrationReadySignal, {
       status: state.status,

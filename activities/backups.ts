@@ -1,0 +1,368 @@
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import {
+  DATABASE_NAME,
+  DATABASE_STDIN_NAME,
+  parseSnapshotTags,
+  snapshotTags,
+  workspaceStdinName,
+  type RetentionPolicy,
+  type SnapshotKind,
+} from '../domain/backup';
+import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
+import { execIn } from '../lib/docker-exec';
+import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
+import type { Logger } from '../lib/logger';
+import type { PrismaClient } from '../lib/prisma';
+import { ResticError, type Restic } from '../lib/restic';
+import { runProbe } from './docker';
+
+export interface BackupSettings {
+  retention: RetentionPolicy;
+  checkSubset: string;
+}
+
+export interface BackupDeps {
+  prisma: PrismaClient;
+  fleet: DockerFleet;
+  logger: Logger;
+  restic: Restic;
+  /** The database `pg_dump` saves; its credentials go to pg_dump through its environment only. */
+  databaseUrl: string;
+  backup: BackupSettings;
+}
+
+export interface SnapshotRecord {
+  kind: SnapshotKind;
+  snapshotId: string;
+  bytes: number;
+  workspaceId?: string;
+  serverId?: string;
+  database?: string;
+}
+
+export interface BackupTarget {
+  workspaceId: string;
+  serverId: string;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  time: string;
+  kind?: SnapshotKind;
+  workspaceId?: string;
+  serverId?: string;
+  database?: string;
+  run?: string;
+}
+
+/** Empties the current folder, dot-files included (busybox find has no -delete; unmatched globs stay literal and rm -f skips them). */
+const EMPTY_HERE = 'rm -rf -- * .[!.]* ..?*';
+
+const NON_RETRYABLE_KINDS = new Set(['WrongPassword', 'NoRepository', 'SnapshotNotFound']);
+
+/** A restic error as a Temporal failure of the same kind; a wrong password or a missing snapshot is not retried. */
+function asFailure(err: unknown): unknown {
+  if (!(err instanceof ResticError)) return err;
+  return NON_RETRYABLE_KINDS.has(err.kind) ? ApplicationFailure.nonRetryable(err.message, err.kind) : ApplicationFailure.retryable(err.message, err.kind);
+}
+
+async function resticCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw asFailure(err);
+  }
+}
+
+/** libpq's environment for a postgresql:// URL: the password never appears on a command line. */
+export function pgEnv(databaseUrl: string, database?: string): NodeJS.ProcessEnv {
+  const u = new URL(databaseUrl);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PGHOST: decodeURIComponent(u.hostname),
+    PGPORT: u.port || '5432',
+    PGUSER: decodeURIComponent(u.username),
+    PGPASSWORD: decodeURIComponent(u.password),
+    PGDATABASE: database ?? decodeURIComponent(u.pathname.replace(/^\//, '')),
+  };
+  const ssl = u.searchParams.get('sslmode');
+  if (ssl) env.PGSSLMODE = ssl;
+  return env;
+}
+
+export const databaseName = (databaseUrl: string) => decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, ''));
+
+/** A tar archive ends with two zero blocks; without them the stream was cut off. */
+class TarTail {
+  private tail = Buffer.alloc(0);
+  push(chunk: Buffer): void {
+    this.tail = Buffer.concat([this.tail, chunk]).subarray(-1024);
+  }
+  problem(): string | null {
+    return this.tail.length === 1024 && this.tail.every((b) => b === 0) ? null : 'the archive from the engine ended before its end-of-archive blocks';
+  }
+}
+
+function heartbeater() {
+  const ctx = Context.current();
+  let last = 0;
+  return (details: Record<string, unknown>) => {
+    if (Date.now() - last < 1_000) return;
+    last = Date.now();
+    ctx.heartbeat(details);
+  };
+}
+
+/** Runs a child process that reads `input` on its stdin; rejects with its stderr when it fails. */
+function feedProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, input: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      if (err.length < 16_384) err += d.toString();
+    });
+    child.on('error', reject);
+    child.stdin!.on('error', () => undefined);
+    input.on('error', (e) => {
+      child.kill('SIGKILL');
+      reject(e);
+    });
+    input.pipe(child.stdin!);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${err.trim().split('\n').slice(-3).join(' ').slice(0, 400)}`))));
+  });
+}
+
+/** Backups into and restores from the restic repository. Data moves as streams: Docker API ⇄ restic, pg_dump → restic → psql. */
+export function createBackupActivities({ prisma, fleet, logger, restic, databaseUrl, backup }: BackupDeps) {
+  const log = logger.child({ component: 'backup' });
+
+  async function endpointOf(serverId: string): Promise<EngineEndpoint> {
+    const s = await prisma.workspaceServer.findUnique({ where: { id: serverId }, select: { ipAddress: true, dockerPort: true } });
+    if (!s) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFoundError');
+    return { host: s.ipAddress, port: s.dockerPort ?? 2376 };
+  }
+
+  /** A short-lived, never-started helper container on `volume` at the workspace mount: the Docker API unpacks archives through it. */
+  async function helperOn(endpoint: EngineEndpoint, name: string, volume: string, image: string) {
+    const docker = fleet.engine(endpoint);
+    await docker.getContainer(name).remove({ force: true }).catch(() => undefined);
+    return docker.createContainer({
+      name,
+      Image: image,
+      Cmd: ['true'],
+      Labels: { 'podex.managed': 'true', 'podex.probe': 'true' },
+      HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:${WORKSPACE_MOUNT}`] },
+    });
+  }
+
+  return {
+    /** Where a server's Docker API is. */
+    async serverEndpoint(serverId: string): Promise<EngineEndpoint> {
+      return endpointOf(serverId);
+    },
+
+    async beginBackupRun(workflowId: string, trigger: string): Promise<void> {
+      await prisma.backupRun.upsert({ where: { workflowId }, create: { workflowId, trigger }, update: {} });
+    },
+
+    /** Records how the run ended. A failed run is logged at error level with its reason: never a silent success. */
+    async finishBackupRun(workflowId: string, r: { status: 'succeeded' | 'failed'; snapshots: SnapshotRecord[]; error?: string }): Promise<void> {
+      const bytes = r.snapshots.reduce((n, s) => n + s.bytes, 0);
+      await prisma.backupRun.update({
+        where: { workflowId },
+        data: { status: r.status, snapshots: r.snapshots as object[], bytes: BigInt(bytes), error: r.error ?? null, finishedAt: new Date() },
+      });
+      if (r.status === 'failed') log.error({ workflowId, snapshots: r.snapshots.length, reason: r.error }, 'backup run failed');
+      else log.info({ workflowId, snapshots: r.snapshots.length, bytes }, 'backup run succeeded');
+    },
+
+    /** Opens the repository (creating it when nothing is there). A wrong password fails at once, clearly. */
+    async ensureResticRepository(): Promise<'exists' | 'created'> {
+      return resticCall(() => restic.ensureRepository());
+    },
+
+    /** `pg_dump` streamed into `restic backup --stdin`; a dump that fails kills restic before it may commit. */
+    async backupDatabase(run: string): Promise<SnapshotRecord> {
+      const beat = heartbeater();
+      const database = databaseName(databaseUrl);
+      const dump = spawn('pg_dump', ['--no-owner', '--no-privileges', '--format=plain'], { env: pgEnv(databaseUrl), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      dump.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number>((resolve) => dump.on('close', (code) => resolve(code ?? -1)));
+      // restic's stdin ends only once pg_dump has exited 0: a failed dump kills restic before it may commit.
+      const summary = await resticCall(() =>
+        restic.backupStream(dump.stdout!, DATABASE_STDIN_NAME, snapshotTags({ kind: 'database', run, database }), {
+          onBytes: (bytes) => beat({ bytes }),
+          complete: async () => {
+            const code = await exited;
+            return code === 0 ? null : `pg_dump exited ${code}: ${stderr.trim().slice(0, 300)}`;
+          },
+        }),
+      );
+      return { kind: 'database', snapshotId: summary.snapshotId, bytes: summary.bytes, database };
+    },
+
+    /** Every workspace whose volume exists on a server, running or stopped (or only those listed). */
+    async listBackupTargets(workspaceIds?: string[]): Promise<BackupTarget[]> {
+      const rows = await prisma.workspace.findMany({
+        where: { status: { in: ['running', 'stopped'] }, serverId: { not: null }, ...(workspaceIds ? { id: { in: workspaceIds } } : {}) },
+        select: { id: true, serverId: true },
+        orderBy: { createdAt: 'asc' },
+      });
+      return rows.map((w) => ({ workspaceId: w.id, serverId: w.serverId! }));
+    },
+
+    /**
+     * One workspace's volume as a tar stream from its server's Docker API into restic's stdin,
+     * tagged with the workspace and server. The server is read afresh on each attempt (the
+     * workspace may have moved). A deleted workspace is skipped; a cut-off stream is never
+     * committed; a crashed earlier attempt's snapshot of this run is forgotten.
+     */
+    async backupWorkspaceVolume(run: string, workspaceId: string): Promise<SnapshotRecord | { skipped: string; workspaceId: string }> {
+      const ws = await prisma.workspace.findUnique({ where: { id: workspaceId }, select: { serverId: true, status: true } });
+      if (!ws || !ws.serverId || !['running', 'stopped'].includes(ws.status)) return { skipped: `workspace is ${ws?.status ?? 'gone'}`, workspaceId };
+      const endpoint = await endpointOf(ws.serverId);
+      const container = fleet.engine(endpoint).getContainer(workspaceNames(workspaceId).container);
+      let running = false;
+      try {
+        running = Boolean(((await container.inspect()) as { State?: { Running?: boolean } }).State?.Running);
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) {
+          const now = await prisma.workspace.findUnique({ where: { id: workspaceId }, select: { status: true, serverId: true } });
+          if (!now || now.status === 'deleted' || now.serverId !== ws.serverId) return { skipped: 'workspace was deleted or moved during the run', workspaceId };
+        }
+        throw err;
+      }
+      // gVisor keeps written pages in its sentry until synced: flush them to the volume first.
+      if (running) await execIn(container, ['sync']).catch(() => undefined);
+      const beat = heartbeater();
+      const archive = (await container.getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
+      const tail = new TarTail();
+      archive.on('data', (c: Buffer) => tail.push(c));
+      const tags = snapshotTags({ kind: 'workspace', run, workspaceId, serverId: ws.serverId });
+      const summary = await resticCall(() =>
+        restic.backupStream(archive, workspaceStdinName(workspaceId), tags, { onBytes: (bytes) => beat({ bytes }), complete: () => tail.problem() }),
+      );
+      // A worker killed mid-stream leaves restic to commit what it had read: that snapshot is not this run's backup.
+      const mine = await resticCall(() => restic.snapshots({ tags: [`run=${run}`, `workspace=${workspaceId}`] }));
+      // (restic's summary gives the short id.)
+      await resticCall(() => restic.forgetIds(mine.filter((s) => !s.id.startsWith(summary.snapshotId)).map((s) => s.id)));
+      return { kind: 'workspace', snapshotId: summary.snapshotId, bytes: summary.bytes, workspaceId, serverId: ws.serverId };
+    },
+
+    async applyRetention(): Promise<{ kept: number; removed: number }> {
+      return resticCall(() => restic.applyRetention(backup.retention));
+    },
+
+    async checkRepository(): Promise<void> {
+      await resticCall(() => restic.check(backup.checkSubset));
+    },
+
+    async listSnapshots(): Promise<SnapshotInfo[]> {
+      const all = await resticCall(() => restic.snapshots({ tags: ['podex'] }));
+      return all.map((s) => ({ id: s.id, time: s.time, ...parseSnapshotTags(s.tags) }));
+    },
+
+    async findSnapshot(snapshotId: string): Promise<SnapshotInfo> {
+      const s = await resticCall(() => restic.snapshot(snapshotId));
+      if (!s) throw ApplicationFailure.nonRetryable(`snapshot ${snapshotId} is not in the repository`, 'SnapshotNotFound');
+      return { id: s.id, time: s.time, ...parseSnapshotTags(s.tags) };
+    },
+
+    /**
+     * Unpacks a workspace snapshot into `volume` (created if missing, emptied first) on the
+     * engine, through a never-started helper container: restic dump → Docker putArchive.
+     */
+    async restoreSnapshotToVolume(endpoint: EngineEndpoint, snapshotId: string, sourceWorkspaceId: string, volume: string, image: string, labels: Record<string, string>): Promise<{ bytes: number }> {
+      const docker = fleet.engine(endpoint);
+      await docker.createVolume({ Name: volume, Labels: { 'podex.managed': 'true', ...labels } });
+      const helperName = `${volume}-restore-helper`;
+      const empty = await runProbe(docker, `${helperName}-empty`, {
+        Image: image,
+        Cmd: ['sh', '-c', `cd ${WORKSPACE_MOUNT} && ${EMPTY_HERE}`],
+        HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:${WORKSPACE_MOUNT}`] },
+      });
+      if (empty.code !== 0) throw new Error(`could not empty ${volume}: ${empty.out.slice(0, 300)}`);
+      const helper = await helperOn(endpoint, helperName, volume, image);
+      const beat = heartbeater();
+      try {
+        const { stream, done, child } = restic.dump(snapshotId, workspaceStdinName(sourceWorkspaceId));
+        let bytes = 0;
+        stream.on('data', (c: Buffer) => {
+          bytes += c.length;
+          beat({ bytes });
+        });
+        try {
+          // The archive's top entry is the mount's own name: unpacked at "/" it lands in the volume.
+          await Promise.all([helper.putArchive(stream, { path: '/' }), resticCall(() => done)]);
+        } catch (err) {
+          child.kill('SIGKILL');
+          throw err;
+        }
+        return { bytes };
+      } finally {
+        await helper.remove({ force: true }).catch(() => undefined);
+      }
+    },
+
+    /** Makes the workspace's own volume hold exactly what `from` holds (a local copy on the server, runc, no network). */
+    async replaceVolumeContents(endpoint: EngineEndpoint, workspaceId: string, from: string, image: string): Promise<void> {
+      const live = workspaceNames(workspaceId).volume;
+      const r = await runProbe(fleet.engine(endpoint), `podex-restore-swap-${workspaceId}`, {
+        Image: image,
+        Cmd: ['sh', '-c', `cd /live && ${EMPTY_HERE} && cp -a ${WORKSPACE_MOUNT}/. /live/`],
+        HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${from}:${WORKSPACE_MOUNT}:ro`, `${live}:/live`] },
+      });
+      if (r.code !== 0) throw new Error(`could not copy the restored data into ${live}: ${r.out.slice(0, 300)}`);
+    },
+
+    async removeVolumeNamed(endpoint: EngineEndpoint, name: string): Promise<void> {
+      await fleet
+        .engine(endpoint)
+        .getVolume(name)
+        .remove()
+        .catch((err: { statusCode?: number }) => {
+          if (err.statusCode !== 404) throw err;
+        });
+    },
+
+    /**
+     * Restores a database snapshot into a new database `target` on the same PostgreSQL server.
+     * The database is marked with the workflow run that made it, so a retry replaces its own
+     * half-restored database but never touches anybody else's.
+     */
+    async restoreDatabase(snapshotId: string, target: string, madeBy: string): Promise<{ tables: number }> {
+      if (!DATABASE_NAME.test(target)) throw ApplicationFailure.nonRetryable(`targetDatabase ${target} is not a plain lower-case name`, 'InvalidTarget');
+      if (target === databaseName(databaseUrl)) throw ApplicationFailure.nonRetryable('targetDatabase may not be the live database', 'InvalidTarget');
+      const marker = `podex-restore:${madeBy}`;
+      const [existing] = await prisma.$queryRaw<{ comment: string | null }[]>`
+        SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = ${target}`;
+      if (existing && existing.comment !== marker) throw ApplicationFailure.nonRetryable(`database ${target} already exists`, 'TargetExists');
+      if (existing) await prisma.$executeRawUnsafe(`DROP DATABASE "${target}" WITH (FORCE)`);
+      await prisma.$executeRawUnsafe(`CREATE DATABASE "${target}"`);
+      await prisma.$executeRawUnsafe(`COMMENT ON DATABASE "${target}" IS '${marker.replace(/'/g, "''")}'`);
+      const { stream, done, child } = restic.dump(snapshotId, DATABASE_STDIN_NAME);
+      try {
+        await Promise.all([feedProcess('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'], pgEnv(databaseUrl, target), stream), resticCall(() => done)]);
+      } catch (err) {
+        child.kill('SIGKILL');
+        throw err;
+      }
+      const tables = await countTables(databaseUrl, target);
+      log.info({ snapshotId, target, tables }, 'database restored');
+      return { tables };
+    },
+  };
+}
+
+async function countTables(databaseUrl: string, target: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('psql', ['-X', '-At', '-c', "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"], { env: pgEnv(databaseUrl, target) });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`psql exited ${code}`))));
+  });
+}
