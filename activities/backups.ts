@@ -236,7 +236,9 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
         throw err;
       }
       // gVisor keeps written pages in its sentry until synced: flush them to the volume first.
+      const t0 = Date.now();
       if (running) await execIn(container, ['sync']).catch(() => undefined);
+      const t1 = Date.now();
       const beat = heartbeater();
       const archive = (await container.getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
       const tail = new TarTail();
@@ -245,10 +247,14 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
       const summary = await resticCall(() =>
         restic.backupStream(archive, workspaceStdinName(workspaceId), tags, { onBytes: (bytes) => beat({ bytes }), complete: () => tail.problem() }),
       );
-      // A worker killed mid-stream leaves restic to commit what it had read: that snapshot is not this run's backup.
-      const mine = await resticCall(() => restic.snapshots({ tags: [`run=${run}`, `workspace=${workspaceId}`] }));
-      // (restic's summary gives the short id.)
-      await resticCall(() => restic.forgetIds(mine.filter((s) => !s.id.startsWith(summary.snapshotId)).map((s) => s.id)));
+      // A worker killed mid-stream leaves restic to commit what it had read: that snapshot is not this run's
+      // backup. Only a retry can find one (each restic call pays the repository's key derivation, ~0.5 s).
+      if (Context.current().info.attempt > 1) {
+        const mine = await resticCall(() => restic.snapshots({ tags: [`run=${run}`, `workspace=${workspaceId}`] }));
+        // (restic's summary gives the short id.)
+        await resticCall(() => restic.forgetIds(mine.filter((s) => !s.id.startsWith(summary.snapshotId)).map((s) => s.id)));
+      }
+      log.info({ workspaceId, bytes: summary.bytes, syncMs: t1 - t0, streamMs: Date.now() - t1 }, 'workspace volume backed up');
       return { kind: 'workspace', snapshotId: summary.snapshotId, bytes: summary.bytes, workspaceId, serverId: ws.serverId };
     },
 

@@ -24,7 +24,9 @@ export function startWorker(taskQueue: string, env: Record<string, string> = {})
         out += d.toString();
         if (out.includes('"msg":"worker started"')) {
           child.stdout!.off('data', onData);
-          child.stdout!.resume();
+          // BENCH_VERBOSE=1: the worker's log goes to stderr (the last stdout line stays the result).
+          if (process.env.BENCH_VERBOSE === '1') child.stdout!.pipe(process.stderr);
+          else child.stdout!.resume();
           resolve();
         }
       };
