@@ -61,6 +61,8 @@ export function openApiDocument(): object {
         MaintenanceWindow: json(s.maintenanceView),
         AuditEntry: json(s.auditView),
         Workspace: json(s.workspaceView),
+        Snapshot: json(s.snapshotView),
+        BackupRun: json(s.backupRunView),
       },
     },
     paths: {
@@ -131,6 +133,45 @@ export function openApiDocument(): object {
         parameters: [idParam],
         get: op('status changes as server-sent events', { security: user, responses: { '200': { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '404': err('no such workspace') } }),
       },
+      '/workspaces/{id}/migrate': {
+        parameters: [idParam],
+        post: op('move the workspace and its data to another server (?wait=true for the outcome)', {
+          body: s.migrateWorkspaceBody,
+          parameters: queryParams(s.waitQuery),
+          responses: { '202': ok('started'), '200': ok('moved'), '404': err('no such workspace'), '409': err('rolled back, or not possible in its state') },
+        }),
+      },
+      '/servers/{id}/drain': {
+        parameters: [idParam],
+        post: op('cordon the server and migrate every workspace off it', { body: s.drainBody, responses: { '202': ok('started'), '404': missing, '409': err('a drain is already running') } }),
+        get: op('the drain’s progress: each workspace’s phase, bytes copied, what blocks it', { responses: { '200': ok('progress'), '404': err('no drain for this server') } }),
+      },
+      '/servers/{id}/drain/{action}': {
+        parameters: [idParam, { name: 'action', in: 'path', required: true, schema: { type: 'string', enum: ['pause', 'resume', 'cancel'] } }],
+        post: op('steer a running drain', { responses: { '202': ok('signalled'), '404': err('no drain for this server') } }),
+      },
+      '/backups': {
+        get: op('snapshots in the repository and recent backup runs', {
+          parameters: queryParams(s.listBackupsQuery),
+          responses: {
+            '200': ok('snapshots and runs', { type: 'object', properties: { repository: { type: 'string' }, snapshots: { type: 'array', items: ref('Snapshot') }, runs: { type: 'array', items: ref('BackupRun') } } }),
+            '503': err('the repository cannot be opened (wrong password, unreachable)'),
+          },
+        }),
+        post: op('start a backup run now (?wait=true for its result)', {
+          body: s.startBackupBody,
+          parameters: queryParams(s.waitQuery),
+          responses: { '202': ok('started'), '200': ok('finished'), '500': err('the run failed; the message says what failed') },
+        }),
+      },
+      '/backups/restore': {
+        post: op('restore a workspace volume (in place or into a new volume) or the database (into a new database)', {
+          body: s.restoreBody,
+          parameters: queryParams(s.waitQuery),
+          responses: { '202': ok('started'), '200': ok('restored'), '404': err('no such snapshot or workspace'), '409': err('not possible now (target exists, restore running)'), '503': err('the repository cannot be opened') },
+        }),
+      },
+      '/metrics': { get: op('Prometheus metrics (aggregate counts only)', { security: [], responses: { '200': { description: 'text/plain; version=0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } } } }) },
       '/audit': {
         get: op('admin actions, newest first', {
           parameters: queryParams(s.auditQuery),
