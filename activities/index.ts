@@ -1,4 +1,6 @@
 import { createBackupActivities, type BackupDeps } from './backups';
+import { createCloudflareActivities, type CloudflareDeps } from './cloudflare';
+import { createCutoverActivities } from './cutover';
 import { createDockerActivities, type DockerActivityDeps } from './docker';
 import { createMigrationDockerActivities } from './migration-docker';
 import { createMigrationActivities } from './migrations';
@@ -8,7 +10,7 @@ import { createServerActivities, type ServerActivityDeps } from './servers';
 import { createWorkspaceDockerActivities } from './workspace-docker';
 import { createWorkspaceActivities } from './workspaces';
 
-export type ActivityDeps = DockerActivityDeps & ServerActivityDeps & HeartbeatActivityDeps & ReservationDeps & BackupDeps;
+export type ActivityDeps = DockerActivityDeps & ServerActivityDeps & HeartbeatActivityDeps & ReservationDeps & BackupDeps & CloudflareDeps;
 
 /**
  * Every activity the worker registers, built from the process's shared clients.
@@ -25,6 +27,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createMigrationActivities(deps),
     ...createMigrationDockerActivities(deps),
     ...createBackupActivities(deps),
+    ...createCloudflareActivities(deps),
+    ...createCutoverActivities(deps),
   };
 }
 
@@ -35,3 +39,4 @@ export type { Reservation, ReserveRequest } from './reservations';
 export type { WorkspaceRecord } from './workspaces';
 export type { CopyResult, Manifest } from './migration-docker';
 export type { BackupTarget, SnapshotInfo, SnapshotRecord } from './backups';
+export type { CheckResult, ProbeResult } from './cutover';

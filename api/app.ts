@@ -13,6 +13,7 @@ import { auditRouter } from './routes/audit';
 import { serversRouter } from './routes/servers';
 import { workspacesRouter } from './routes/workspaces';
 import { backupsRouter } from './routes/backups';
+import { cutoversRouter } from './routes/cutovers';
 import { metricsText } from './metrics';
 import { Restic, resticFromConfig, type ResticSettings } from '../lib/restic';
 import { WorkspaceEvents } from './events';
@@ -130,6 +131,7 @@ export function createApp(deps: ApiDeps): Express {
   app.locals.close = () => events.close();
   app.use(workspacesRouter({ ...deps, events }));
   app.use(backupsRouter({ ...deps, restic: new Restic(deps.settings.restic) }));
+  app.use(cutoversRouter(deps));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'no such route' });

@@ -171,6 +171,28 @@ export function openApiDocument(): object {
           responses: { '202': ok('started'), '200': ok('restored'), '404': err('no such snapshot or workspace'), '409': err('not possible now (target exists, restore running)'), '503': err('the repository cannot be opened') },
         }),
       },
+      '/cutovers': {
+        post: op('start the GCP → self-hosted cutover of a zone: pre-flight, approval, DNS switch, health watch', {
+          body: s.cutoverBody,
+          responses: { '202': ok('started; follow it at /cutovers/{id}'), '409': err('a cutover of this zone is running') },
+        }),
+      },
+      '/cutovers/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^cutover-[0-9a-f]{32}$' } }],
+        get: op('phase, checklist, captured records, probe history', { responses: { '200': ok('the cutover'), '404': err('no such cutover') } }),
+      },
+      ...Object.fromEntries(
+        ['approve', 'rollback'].map((a) => [
+          `/cutovers/{id}/${a}`,
+          {
+            parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^cutover-[0-9a-f]{32}$' } }],
+            post: op(a === 'approve' ? 'approve the switch' : 'roll back: every record as captured (and the database, if the plan says so)', {
+              ...(a === 'rollback' ? { body: s.rollbackBody } : {}),
+              responses: { '202': ok('signalled'), '404': err('no such cutover'), '409': err('the cutover has ended') },
+            }),
+          },
+        ]),
+      ),
       '/metrics': { get: op('Prometheus metrics (aggregate counts only)', { security: [], responses: { '200': { description: 'text/plain; version=0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } } } }) },
       '/audit': {
         get: op('admin actions, newest first', {

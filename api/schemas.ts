@@ -1,4 +1,5 @@
 /** Request and response shapes of the API: validation and the OpenAPI document come from these. */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { TIER_NAMES } from '../domain/tiers';
 
@@ -261,3 +262,51 @@ export const backupRunView = z.object({
   startedAt: z.string(),
   finishedAt: z.string().nullable(),
 });
+
+const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address');
+const HOST_NAME = /^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]*[a-z0-9])?\.?$/i;
+const recordName = z
+  .string()
+  .max(253)
+  .regex(/^(@|\*|(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*)$/i, 'must be @, *, *.sub or a name relative to the zone (a wildcard is a whole leftmost label, as Cloudflare requires)');
+export const cutoverRecord = z
+  .object({
+    name: recordName,
+    type: z.enum(['A', 'AAAA', 'CNAME'], { message: 'must be A, AAAA or CNAME' }),
+    content: z.string().min(1).max(255),
+    proxied: z.boolean().default(true),
+    ttl: z.number().int().refine((t) => t === 1 || (t >= 30 && t <= 86400), 'must be 1 (automatic) or 30–86400 seconds').default(1),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    const bad =
+      (r.type === 'A' && isIP(r.content) !== 4 && 'must be an IPv4 address for an A record') ||
+      (r.type === 'AAAA' && isIP(r.content) !== 6 && 'must be an IPv6 address for an AAAA record') ||
+      (r.type === 'CNAME' && r.content !== '@' && !HOST_NAME.test(r.content) && 'must be a host name for a CNAME record');
+    if (bad) ctx.addIssue({ code: 'custom', path: ['content'], message: bad });
+  });
+export const cutoverBody = z
+  .object({
+    zoneId: z.string().regex(/^[0-9a-f]{32}$/, 'must be a Cloudflare zone id (32 hex characters)'),
+    targetIp: ipAddress.describe('the new platform server’s public address'),
+    records: z.array(cutoverRecord).min(1).max(100).optional().describe('default: the Phase 8 table (@, www, app, api, *, coolify) for targetIp'),
+    healthUrls: z.array(z.url({ message: 'must be a URL' })).min(1).max(20).describe('the new platform’s health URLs'),
+    preflight: z
+      .object({ backupMaxAgeHours: z.number().positive().max(720).default(24), serverLabels: z.record(z.string(), z.string()).optional() })
+      .strict()
+      .optional(),
+    autoApprove: z.boolean().default(false),
+    approvalTimeoutHours: z.number().positive().max(720).default(72),
+    lowerTtlTo: z.number().int().min(30).max(3600).default(60),
+    maxTtlWaitSeconds: z.number().int().min(0).max(86400).default(3600),
+    watch: z
+      .object({ hours: z.number().positive().max(720).default(48), probeEveryMinutes: z.number().positive().max(1440).default(5), failuresToRollback: z.number().int().min(1).max(100).default(3) })
+      .strict()
+      .optional(),
+    rollbackWindowDays: z.number().positive().max(90).default(14),
+    restoreDatabaseTo: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case database name').optional(),
+    decommission: z.array(z.string().min(1).max(500)).max(100).optional(),
+  })
+  .strict();
+export const cutoverIdParam = z.object({ id: z.string().regex(/^cutover-[0-9a-f]{32}$/, 'must be a cutover id (cutover-<zone id>)') });
+export const rollbackBody = z.object({ reason: z.string().max(500).optional() }).strict();

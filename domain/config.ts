@@ -88,6 +88,9 @@ export const envSchema = z
     BACKUP_KEEP_WEEKLY: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.weekly),
     BACKUP_KEEP_MONTHLY: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.monthly),
 
+    /** A Cloudflare API token with DNS edit on the zones a cutover switches. */
+    CLOUDFLARE_API_TOKEN: optionalString,
+    CLOUDFLARE_BASE_URL: z.string().url().default('https://api.cloudflare.com/client/v4'),
     OPENROUTER_API_KEY: optionalString,
     OPENROUTER_BASE_URL: z.string().url().default('https://openrouter.ai/api/v1'),
   })

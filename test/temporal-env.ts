@@ -1,13 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { SEARCH_ATTRIBUTES } from '../lib/constants';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { config } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
-import { backupDeps } from '../workers/worker';
+import { backupDeps, cloudflareDeps } from '../workers/worker';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { createWorker } from '../workers/worker';
 import type { ActivityDeps } from '../activities';
@@ -43,6 +46,7 @@ export function testDeps(): ActivityDeps & { close(): Promise<void> } {
     imageArchive: c.WORKSPACE_IMAGE_ARCHIVE,
     overcommit: c.OVERCOMMIT_RATIO,
     ...backupDeps(c),
+    ...cloudflareDeps(c),
     async close() {
       await Promise.allSettled([prisma.$disconnect(), redis.quit()]);
     },
@@ -79,4 +83,19 @@ export function maybeRecordHistory(name: string, history: History): void {
   if (process.env.RECORD_HISTORIES !== '1') return;
   fs.mkdirSync(HISTORIES_DIR, { recursive: true });
   fs.writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), historyToJSON(history));
+}
+
+/**
+ * Temporal's time-skipping test server (the Java one setup.sh fetched from Maven Central),
+ * with the orchestrator's search attributes registered as the stack registers them.
+ */
+export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: path.join(__dirname, '..', '.stack', 'bin', 'temporal-test-server') } },
+  });
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((a) => [a.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+  });
+  return env;
 }

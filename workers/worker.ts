@@ -32,6 +32,11 @@ export function backupDeps(c: Config): Pick<BackupDeps, 'restic' | 'databaseUrl'
   };
 }
 
+/** The Cloudflare client settings (the token stays in the worker process). */
+export function cloudflareDeps(c: Config): Pick<ActivityDeps, 'cloudflare'> {
+  return { cloudflare: { apiToken: c.CLOUDFLARE_API_TOKEN, baseURL: c.CLOUDFLARE_BASE_URL } };
+}
+
 export interface WorkerOptions {
   connection: NativeConnection;
   namespace: string;

@@ -8,3 +8,4 @@ export { migrateWorkspaceWorkflow } from './migrate-workspace';
 export { drainServerWorkflow } from './drain-server';
 export { backupWorkflow } from './backup';
 export { restoreDatabaseWorkflow, restoreWorkspaceWorkflow } from './restore';
+export { cutoverWorkflow } from './cutover';
