@@ -1,6 +1,7 @@
 import { createBackupActivities, type BackupDeps } from './backups';
 import { createCloudflareActivities, type CloudflareDeps } from './cloudflare';
 import { createCutoverActivities } from './cutover';
+import { createLlmActivities, type LlmDeps } from './llm';
 import { createDockerActivities, type DockerActivityDeps } from './docker';
 import { createMigrationDockerActivities } from './migration-docker';
 import { createMigrationActivities } from './migrations';
@@ -10,7 +11,7 @@ import { createServerActivities, type ServerActivityDeps } from './servers';
 import { createWorkspaceDockerActivities } from './workspace-docker';
 import { createWorkspaceActivities } from './workspaces';
 
-export type ActivityDeps = DockerActivityDeps & ServerActivityDeps & HeartbeatActivityDeps & ReservationDeps & BackupDeps & CloudflareDeps;
+export type ActivityDeps = DockerActivityDeps & ServerActivityDeps & HeartbeatActivityDeps & ReservationDeps & BackupDeps & CloudflareDeps & LlmDeps;
 
 /**
  * Every activity the worker registers, built from the process's shared clients.
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createBackupActivities(deps),
     ...createCloudflareActivities(deps),
     ...createCutoverActivities(deps),
+    ...createLlmActivities(deps),
   };
 }
 

@@ -14,6 +14,8 @@ import { serversRouter } from './routes/servers';
 import { workspacesRouter } from './routes/workspaces';
 import { backupsRouter } from './routes/backups';
 import { cutoversRouter } from './routes/cutovers';
+import { llmRouter } from './routes/llm';
+import { LlmRouter, llmSettings, type LlmSettings } from '../lib/llm';
 import { metricsText } from './metrics';
 import { Restic, resticFromConfig, type ResticSettings } from '../lib/restic';
 import { WorkspaceEvents } from './events';
@@ -35,6 +37,7 @@ export interface ApiSettings {
   migrationHoldHealthyMs: number;
   /** The restic repository backups go to (the password stays in its file). */
   restic: ResticSettings;
+  llm: LlmSettings;
 }
 
 export function apiSettings(c: Config): ApiSettings {
@@ -53,6 +56,7 @@ export function apiSettings(c: Config): ApiSettings {
     migrationMaxParallel: c.MIGRATION_MAX_PARALLEL,
     migrationHoldHealthyMs: c.MIGRATION_HOLD_HEALTHY_SECONDS * 1000,
     restic: resticFromConfig(c).settings,
+    llm: llmSettings(c),
   };
 }
 
@@ -132,6 +136,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(workspacesRouter({ ...deps, events }));
   app.use(backupsRouter({ ...deps, restic: new Restic(deps.settings.restic) }));
   app.use(cutoversRouter(deps));
+  app.use(llmRouter({ ...deps, llm: new LlmRouter(deps.prisma, deps.settings.llm, deps.logger) }));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'no such route' });

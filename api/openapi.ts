@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import * as s from './schemas';
+import { chatBody } from './routes/llm';
 
 const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
@@ -193,6 +194,27 @@ export function openApiDocument(): object {
           },
         ]),
       ),
+      '/v1/models': { get: op('models on offer (OpenAI-compatible)', { security: user, responses: { '200': ok('model list') } }) },
+      '/v1/chat/completions': {
+        post: op('chat completion, streamed (SSE) or not (OpenAI-compatible); routed to the user’s own provider or OpenRouter', {
+          security: user,
+          body: chatBody,
+          responses: { '200': ok('completion or text/event-stream'), '402': err('no Podex credit'), '502': err('every provider failed') },
+        }),
+      },
+      '/v1/jobs': { post: op('a durable completion run as a workflow', { security: user, body: chatBody, responses: { '202': ok('started') } }) },
+      '/v1/jobs/{id}': { get: op('a job’s status and result', { security: user, responses: { '200': ok('the job'), '404': err('no such job') } }) },
+      '/v1/providers': { get: op('the user’s own providers (never their keys)', { security: user, responses: { '200': ok('providers') } }) },
+      '/v1/providers/{provider}': {
+        parameters: [{ name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: ['anthropic', 'openai', 'ollama'] } }],
+        put: op('store the user’s key (or Ollama URL), encrypted at rest', { security: user, responses: { '204': ok('stored') } }),
+        delete: op('forget it', { security: user, responses: { '204': ok('removed'), '404': err('none stored') } }),
+      },
+      '/v1/credits': { get: op('the user’s Podex credit balance', { security: user, responses: { '200': ok('balance') } }) },
+      '/credits/{userId}': {
+        parameters: [{ name: 'userId', in: 'path', required: true, schema: { type: 'string' } }],
+        post: op('add Podex credits to a user', { responses: { '200': ok('new balance') } }),
+      },
       '/metrics': { get: op('Prometheus metrics (aggregate counts only)', { security: [], responses: { '200': { description: 'text/plain; version=0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } } } }) },
       '/audit': {
         get: op('admin actions, newest first', {

@@ -93,6 +93,19 @@ export const envSchema = z
     CLOUDFLARE_BASE_URL: z.string().url().default('https://api.cloudflare.com/client/v4'),
     OPENROUTER_API_KEY: optionalString,
     OPENROUTER_BASE_URL: z.string().url().default('https://openrouter.ai/api/v1'),
+    OPENROUTER_REFERER: z.string().url().default('https://podex.dev'),
+    OPENROUTER_TITLE: z.string().min(1).default('Podex'),
+    OPENAI_BASE_URL: z.string().url().default('https://api.openai.com/v1'),
+    ANTHROPIC_BASE_URL: z.string().url().default('https://api.anthropic.com/v1/'),
+    /** Podex's markup on OpenRouter's price (seed Task 9.5). */
+    LLM_MARKUP: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal number such as 1.2').default('1.2'),
+    /** Models tried, in order, when the requested one fails upstream (aliases). */
+    LLM_FALLBACK_MODELS: list,
+    /** 32 bytes, hex or base64: encrypts users' provider keys at rest. */
+    LLM_KEYS_ENCRYPTION_KEY: optionalString,
+    LLM_UPSTREAM_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+    LLM_UPSTREAM_TIMEOUT_MS: positiveInt.default(600_000),
+    LLM_PRICE_SCHEDULE_ID: z.string().min(1).default('llm-prices-daily'),
   })
   .superRefine((env, ctx) => {
     const both = (a: keyof typeof env, b: keyof typeof env) => {

@@ -19,7 +19,7 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
     prisma: t.deps.prisma,
     redis: t.deps.redis,
     temporal: t.client,
-    logger: t.deps.logger,
+    logger: opts.overrides?.logger ?? t.deps.logger,
     settings: { ...apiSettings(c), taskQueue: t.taskQueue, rateLimitPerMinute: 100_000, ...settings },
   });
   const server: Server = app.listen(0, '127.0.0.1');

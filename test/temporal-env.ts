@@ -10,7 +10,7 @@ import { config } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
-import { backupDeps, cloudflareDeps } from '../workers/worker';
+import { backupDeps, cloudflareDeps, llmDeps } from '../workers/worker';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { createWorker } from '../workers/worker';
 import type { ActivityDeps } from '../activities';
@@ -38,15 +38,17 @@ export function testDeps(): ActivityDeps & { close(): Promise<void> } {
   const c = config();
   const prisma = createPrisma(c.DATABASE_URL, 4);
   const redis = createRedis(c.REDIS_URL);
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
   return {
     fleet: testFleet(),
     prisma,
     redis,
-    logger: createLogger(process.env.LOG_LEVEL ?? 'warn'),
+    logger,
     imageArchive: c.WORKSPACE_IMAGE_ARCHIVE,
     overcommit: c.OVERCOMMIT_RATIO,
     ...backupDeps(c),
     ...cloudflareDeps(c),
+    ...llmDeps(c, prisma, logger),
     async close() {
       await Promise.allSettled([prisma.$disconnect(), redis.quit()]);
     },

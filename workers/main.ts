@@ -7,7 +7,7 @@ import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
 import { createNativeConnection, temporalConnectionOptions } from '../lib/temporal';
 import { ensureSchedules } from './schedules';
-import { backupDeps, cloudflareDeps, createWorker, installRuntimeLogger } from './worker';
+import { backupDeps, cloudflareDeps, createWorker, llmDeps, installRuntimeLogger } from './worker';
 
 /** The worker process: connects to Temporal, ensures schedules, runs workflows and activities until SIGTERM. */
 async function main(): Promise<void> {
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
       connection,
       namespace: cfg.TEMPORAL_NAMESPACE,
       taskQueue: cfg.TEMPORAL_TASK_QUEUE,
-      deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE, overcommit: cfg.OVERCOMMIT_RATIO, ...backupDeps(cfg), ...cloudflareDeps(cfg) },
+      deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE, overcommit: cfg.OVERCOMMIT_RATIO, ...backupDeps(cfg), ...cloudflareDeps(cfg), ...llmDeps(cfg, prisma, logger) },
       workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH ?? path.join(__dirname, '..', 'dist', 'workflow-bundle.js'),
       maxWorkflowTasks: cfg.WORKER_MAX_WORKFLOW_TASKS,
       maxActivities: cfg.WORKER_MAX_ACTIVITIES,

@@ -1,7 +1,7 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { Logger } from '../lib/logger';
 import type { Config } from '../domain/config';
-import { backupWorkflow, fleetHeartbeatWorkflow } from '../workflows';
+import { backupWorkflow, fleetHeartbeatWorkflow, syncModelPricesWorkflow } from '../workflows';
 
 export const HEARTBEAT_SCHEDULE_ID = 'fleet-heartbeat';
 
@@ -92,6 +92,17 @@ export async function ensureSchedules(client: Client, c: Config, logger?: Logger
   await ensureBackupSchedule(
     client,
     { taskQueue: c.TEMPORAL_TASK_QUEUE, scheduleId: c.BACKUP_SCHEDULE_ID, cron: c.BACKUP_CRON, catchupWindowMinutes: c.BACKUP_CATCHUP_WINDOW_MINUTES, parallel: c.BACKUP_PARALLEL },
+    logger,
+  );
+  // OpenRouter's prices, daily; the first run at once so a fresh install can bill.
+  await ensureSchedule(
+    client,
+    {
+      scheduleId: c.LLM_PRICE_SCHEDULE_ID,
+      spec: { cronExpressions: ['17 4 * * *'], timezone: 'UTC' },
+      action: { type: 'startWorkflow', workflowType: syncModelPricesWorkflow, workflowId: `${c.LLM_PRICE_SCHEDULE_ID}-run`, taskQueue: c.TEMPORAL_TASK_QUEUE, args: [] },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+    },
     logger,
   );
 }

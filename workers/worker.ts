@@ -6,6 +6,7 @@ import { createActivities, type ActivityDeps } from '../activities';
 import type { BackupDeps } from '../activities/backups';
 import type { Config } from '../domain/config';
 import { resticFromConfig } from '../lib/restic';
+import { LlmRouter, llmSettings } from '../lib/llm';
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
   TRACE: 'trace',
@@ -30,6 +31,11 @@ export function backupDeps(c: Config): Pick<BackupDeps, 'restic' | 'databaseUrl'
     databaseUrl: c.DATABASE_URL,
     backup: { retention: { daily: c.BACKUP_KEEP_DAILY, weekly: c.BACKUP_KEEP_WEEKLY, monthly: c.BACKUP_KEEP_MONTHLY }, checkSubset: c.BACKUP_CHECK_SUBSET },
   };
+}
+
+/** The LLM router the job activities call through (users' keys are opened inside it only). */
+export function llmDeps(c: Config, prisma: ActivityDeps['prisma'], logger: ActivityDeps['logger']): Pick<ActivityDeps, 'llm'> {
+  return { llm: new LlmRouter(prisma, llmSettings(c), logger) };
 }
 
 /** The Cloudflare client settings (the token stays in the worker process). */

@@ -9,3 +9,4 @@ export { drainServerWorkflow } from './drain-server';
 export { backupWorkflow } from './backup';
 export { restoreDatabaseWorkflow, restoreWorkspaceWorkflow } from './restore';
 export { cutoverWorkflow } from './cutover';
+export { llmJobWorkflow, syncModelPricesWorkflow } from './llm-job';

@@ -133,6 +133,8 @@ write_env() {
       printf 'JWT_SECRET_KEY=%s\nINTERNAL_API_KEY=%s\nRESTIC_PASSWORD=%s\n' \
         "$(openssl rand -hex 32)" "$(openssl rand -hex 24)" "$(openssl rand -hex 24)" >"$secrets" )
   fi
+  # Secrets added after a stack was first set up are appended, never regenerated.
+  grep -q '^LLM_KEYS_ENCRYPTION_KEY=' "$secrets" || ( umask 077; printf 'LLM_KEYS_ENCRYPTION_KEY=%s\n' "$(openssl rand -hex 32)" >>"$secrets" )
   ( umask 077; grep '^RESTIC_PASSWORD=' "$secrets" | cut -d= -f2- | tr -d '\n' >"$STACK_DIR/restic-password" )
   local engines=""
   for i in $(seq 1 "$ENGINE_COUNT"); do engines+="${engines:+,}127.0.0.1:$(engine_port "$i")"; done

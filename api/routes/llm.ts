@@ -1,0 +1,203 @@
+import { randomUUID } from 'node:crypto';
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { z } from 'zod';
+import { BYOK_PROVIDERS, MODELS } from '../../domain/llm';
+import { LlmError, type ChatRequest, type LlmRouter } from '../../lib/llm';
+import { llmJobWorkflow } from '../../workflows';
+import type { ApiDeps } from '../app';
+import { principal, requireAdmin } from '../auth';
+import { HttpError } from '../errors';
+
+const message = z
+  .object({
+    role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
+    content: z.union([z.string(), z.array(z.record(z.string(), z.unknown())), z.null()]).optional(),
+    name: z.string().optional(),
+    tool_calls: z.array(z.record(z.string(), z.unknown())).optional(),
+    tool_call_id: z.string().optional(),
+  })
+  .strict();
+export const chatBody = z
+  .object({
+    model: z.string().min(1).max(255),
+    messages: z.array(message).min(1).max(1000),
+    stream: z.boolean().optional(),
+    temperature: z.number().min(0).max(2).optional(),
+    top_p: z.number().min(0).max(1).optional(),
+    max_tokens: z.number().int().positive().optional(),
+    max_completion_tokens: z.number().int().positive().optional(),
+    stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
+    presence_penalty: z.number().min(-2).max(2).optional(),
+    frequency_penalty: z.number().min(-2).max(2).optional(),
+    seed: z.number().int().optional(),
+    user: z.string().max(255).optional(),
+    n: z.literal(1).optional(),
+    tools: z.array(z.record(z.string(), z.unknown())).optional(),
+    tool_choice: z.unknown().optional(),
+    response_format: z.record(z.string(), z.unknown()).optional(),
+    parallel_tool_calls: z.boolean().optional(),
+  })
+  .strict();
+const providerParam = z.object({ provider: z.enum(BYOK_PROVIDERS, { message: `must be one of ${BYOK_PROVIDERS.join(', ')}` }) });
+const credentialBody = z
+  .object({
+    apiKey: z.string().min(8).max(512).optional(),
+    baseUrl: z.url({ message: 'must be a URL' }).optional(),
+  })
+  .strict();
+const topUpBody = z.object({ addUsd: z.string().regex(/^\d{1,6}(\.\d{1,6})?$/, 'must be a positive decimal amount such as "10.00"') }).strict();
+
+/** OpenAI's error shape, so OpenAI clients show our errors as they show theirs. */
+function openAiError(res: Response, status: number, type: string, msg: string, param?: string) {
+  res.status(status).json({ error: { message: msg, type, param: param ?? null, code: type } });
+}
+
+function parseOr400<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const first = r.error.issues[0];
+  const field = first.path.join('.') || (first.code === 'unrecognized_keys' ? (first as { keys: string[] }).keys.join(', ') : 'body');
+  throw new LlmError(400, 'invalid_request_error', `${field}: ${first.code === 'unrecognized_keys' ? 'unknown field' : first.message}`, field);
+}
+
+const handle =
+  (fn: (req: Request, res: Response) => Promise<unknown>) =>
+  (req: Request, res: Response, next: NextFunction): void => {
+    fn(req, res).catch((err: unknown) => {
+      if (res.headersSent) return void res.end();
+      if (err instanceof LlmError) return openAiError(res, err.status, err.type, err.message, err.param);
+      if (err instanceof HttpError) return openAiError(res, err.status, err.code, err.message);
+      next(err);
+    });
+  };
+
+/** The OpenAI-compatible endpoint (`/v1`), users' own provider keys, credits and durable jobs. */
+export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
+  const { llm, prisma, temporal, settings } = deps;
+  const r = Router();
+
+  r.get(
+    '/v1/models',
+    handle(async (_req, res) => {
+      res.json({ object: 'list', data: MODELS.map((m) => ({ id: m.alias, object: 'model', created: 0, owned_by: 'podex', openrouter_id: m.openrouter })) });
+    }),
+  );
+
+  r.post(
+    '/v1/chat/completions',
+    handle(async (req, res) => {
+      const body = parseOr400(chatBody, req.body) as ChatRequest;
+      const userId = principal(res).id;
+      if (!body.stream) {
+        const { completion } = await llm.complete(userId, body);
+        return res.json(completion);
+      }
+      const abort = new AbortController();
+      res.on('close', () => {
+        if (!res.writableFinished) abort.abort();
+      });
+      let started = false;
+      try {
+        await llm.stream(
+          userId,
+          body,
+          (chunk) => {
+            if (!started) {
+              res.status(200).set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+              res.flushHeaders();
+              started = true;
+            }
+            res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+          },
+          abort.signal,
+        );
+      } catch (err) {
+        if (!started) throw err;
+        if (!abort.signal.aborted) res.write(`data: ${JSON.stringify({ error: { message: (err as Error).message, type: 'upstream_error' } })}\n\n`);
+      }
+      if (!started) res.status(200).set({ 'content-type': 'text/event-stream' });
+      if (!abort.signal.aborted) res.end('data: [DONE]\n\n');
+    }),
+  );
+
+  r.get(
+    '/v1/providers',
+    handle(async (_req, res) => {
+      res.json({ providers: await llm.listCredentials(principal(res).id) });
+    }),
+  );
+  r.put(
+    '/v1/providers/:provider',
+    handle(async (req, res) => {
+      const { provider } = parseOr400(providerParam, req.params);
+      const body = parseOr400(credentialBody, req.body);
+      if (provider === 'ollama' ? !body.baseUrl : !body.apiKey) {
+        throw new LlmError(400, 'invalid_request_error', provider === 'ollama' ? 'baseUrl: is required for ollama' : 'apiKey: is required', provider === 'ollama' ? 'baseUrl' : 'apiKey');
+      }
+      await llm.setCredential(principal(res).id, provider, body);
+      res.status(204).end();
+    }),
+  );
+  r.delete(
+    '/v1/providers/:provider',
+    handle(async (req, res) => {
+      const { provider } = parseOr400(providerParam, req.params);
+      res.status((await llm.removeCredential(principal(res).id, provider)) ? 204 : 404).end();
+    }),
+  );
+
+  r.get(
+    '/v1/credits',
+    handle(async (_req, res) => {
+      res.json({ balanceUsd: await llm.balance(principal(res).id) });
+    }),
+  );
+  r.post('/credits/:userId', requireAdmin);
+  r.post(
+    '/credits/:userId',
+    handle(async (req, res) => {
+      const { addUsd } = parseOr400(topUpBody, req.body);
+      const userId = String(req.params.userId);
+      await prisma.$executeRaw`
+        INSERT INTO llm_credits (user_id, balance_usd, updated_at) VALUES (${userId}, ${addUsd}::numeric, now())
+        ON CONFLICT (user_id) DO UPDATE SET balance_usd = llm_credits.balance_usd + ${addUsd}::numeric, updated_at = now()`;
+      await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'credits.add', targetType: 'user', targetId: userId, after: { addUsd } } });
+      res.json({ userId, balanceUsd: await llm.balance(userId) });
+    }),
+  );
+
+  /** A durable completion: a workflow calls the provider, retrying and falling back until it has an answer. */
+  r.post(
+    '/v1/jobs',
+    handle(async (req, res) => {
+      const body = parseOr400(chatBody, req.body) as ChatRequest;
+      if (body.stream) throw new LlmError(400, 'invalid_request_error', 'stream: a job is not streamed; poll GET /v1/jobs/{id}', 'stream');
+      const userId = principal(res).id;
+      // Checked now so a bad request fails here, not in the workflow.
+      const { plan } = await llm.route(userId, body.model);
+      void plan;
+      const id = `llm-job-${randomUUID()}`;
+      await prisma.llmJob.create({ data: { id, userId } });
+      await temporal.workflow.start(llmJobWorkflow, { taskQueue: settings.taskQueue, workflowId: id, args: [{ jobId: id, userId, request: body }] });
+      res.status(202).location(`/v1/jobs/${id}`).json({ id, object: 'job', status: 'running' });
+    }),
+  );
+  r.get(
+    '/v1/jobs/:id',
+    handle(async (req, res) => {
+      const id = String(req.params.id);
+      const job = await prisma.llmJob.findUnique({ where: { id } });
+      const p = principal(res);
+      if (!job || (p.role !== 'admin' && job.userId !== p.id)) throw new LlmError(404, 'not_found', 'no such job');
+      let workflowStatus: string | null = null;
+      try {
+        workflowStatus = (await temporal.workflow.getHandle(id).describe()).status.name;
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+      res.json({ id, object: 'job', status: job.status, workflowStatus, result: job.result, error: job.error, createdAt: job.createdAt.toISOString(), finishedAt: job.finishedAt?.toISOString() ?? null });
+    }),
+  );
+  return r;
+}
