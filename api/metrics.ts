@@ -1,4 +1,33 @@
+import client from 'prom-client';
+import type { NextFunction, Request, Response } from 'express';
 import type { PrismaClient } from '../lib/prisma';
+
+/** The API process's own metrics: request latency by route (the pattern, never an id) and Node's defaults. */
+export class ApiMetrics {
+  readonly registry = new client.Registry();
+  private readonly duration = new client.Histogram({
+    name: 'podex_http_request_duration_seconds',
+    help: 'API request latency by method, route pattern and status.',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'podex_api_' });
+  }
+
+  middleware() {
+    return (req: Request, res: Response, next: NextFunction) => {
+      const end = this.duration.startTimer();
+      res.on('finish', () => {
+        const route = req.route ? `${req.baseUrl}${String((req.route as { path: string }).path)}` : 'unmatched';
+        end({ method: req.method, route, status: String(res.statusCode) });
+      });
+      next();
+    };
+  }
+}
 
 /**
  * The orchestrator's Prometheus metrics, read from PostgreSQL on each scrape: every process
@@ -6,15 +35,18 @@ import type { PrismaClient } from '../lib/prisma';
  * `podex_backup_runs_total{result="failed"}` for as long as it is on record.
  */
 export async function metricsText(prisma: PrismaClient): Promise<string> {
-  const [runs, last, servers, workspaces] = await Promise.all([
+  const [runs, last, servers, workspaces, migrations] = await Promise.all([
     prisma.$queryRaw<{ status: string; n: bigint }[]>`SELECT status, count(*) AS n FROM backup_runs GROUP BY status`,
     prisma.$queryRaw<{ at: Date | null; bytes: bigint | null }[]>`
       SELECT max(finished_at) AS at, (SELECT bytes FROM backup_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1) AS bytes
         FROM backup_runs WHERE status = 'succeeded'`,
     prisma.$queryRaw<{ status: string; n: bigint }[]>`SELECT status, count(*) AS n FROM workspace_servers GROUP BY status`,
     prisma.$queryRaw<{ status: string; n: bigint }[]>`SELECT status, count(*) AS n FROM workspaces GROUP BY status`,
+    prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM migrations`,
   ]);
   const count = (rows: { status: string; n: bigint }[], status: string) => Number(rows.find((r) => r.status === status)?.n ?? 0);
+  // Every known status is reported, at 0 when none: an alert on a status needs its series to exist.
+  const byStatus = (rows: { status: string; n: bigint }[], known: string[]) => [...new Set([...known, ...rows.map((r) => r.status)])].map((st) => [st, count(rows, st)] as const);
   const lines = [
     '# HELP podex_backup_runs_total Backup runs by result.',
     '# TYPE podex_backup_runs_total counter',
@@ -33,10 +65,13 @@ export async function metricsText(prisma: PrismaClient): Promise<string> {
     `podex_backup_last_success_bytes ${Number(last[0]?.bytes ?? 0)}`,
     '# HELP podex_servers Workspace servers by status.',
     '# TYPE podex_servers gauge',
-    ...servers.map((r) => `podex_servers{status="${r.status}"} ${Number(r.n)}`),
+    ...byStatus(servers, ['pending', 'active', 'error', 'unreachable', 'draining', 'drained']).map(([st, n]) => `podex_servers{status="${st}"} ${n}`),
+    '# HELP podex_migrations_in_flight Workspace migrations holding a fleet-wide slot now.',
+    '# TYPE podex_migrations_in_flight gauge',
+    `podex_migrations_in_flight ${Number(migrations[0]?.n ?? 0)}`,
     '# HELP podex_workspaces Workspaces by status.',
     '# TYPE podex_workspaces gauge',
-    ...workspaces.map((r) => `podex_workspaces{status="${r.status}"} ${Number(r.n)}`),
+    ...byStatus(workspaces, ['pending', 'provisioning', 'running', 'stopped', 'restoring', 'failed', 'deleted']).map(([st, n]) => `podex_workspaces{status="${st}"} ${n}`),
   ];
   return `${lines.join('\n')}\n`;
 }

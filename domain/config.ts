@@ -38,6 +38,12 @@ export const envSchema = z
     WORKER_MAX_WORKFLOW_TASKS: positiveInt.default(200),
     /** Activities one worker runs at once (Docker calls wait on the engines, not on this process). */
     WORKER_MAX_ACTIVITIES: positiveInt.default(400),
+    /** host:port where the worker serves the Temporal SDK's Prometheus metrics (off when unset). */
+    WORKER_METRICS_ADDRESS: z
+      .string()
+      .regex(/^[^\s:]+:\d+$/, 'must be host:port')
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
     TEMPORAL_UI_URL: z.string().url().default('http://127.0.0.1:8233'),
     TEMPORAL_TLS_CERT_FILE: optionalString,
     TEMPORAL_TLS_KEY_FILE: optionalString,

@@ -13,7 +13,7 @@ import { backupDeps, cloudflareDeps, createWorker, llmDeps, installRuntimeLogger
 async function main(): Promise<void> {
   const cfg = config();
   const logger = createLogger(cfg.LOG_LEVEL).child({ component: 'worker' });
-  installRuntimeLogger(logger);
+  installRuntimeLogger(logger, 'INFO', cfg.WORKER_METRICS_ADDRESS);
   const fleet = new DockerFleet(
     { caFile: cfg.DOCKER_TLS_CA_FILE, certFile: cfg.DOCKER_TLS_CERT_FILE, keyFile: cfg.DOCKER_TLS_KEY_FILE },
     cfg.DOCKER_TIMEOUT_MS,

@@ -16,11 +16,16 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
   ERROR: 'error',
 };
 
-/** Routes the Temporal SDK's own logs (worker, workflows' `log`, activities' `log`) into pino. Once per process. */
-export function installRuntimeLogger(logger: Logger, level: LogLevel = 'INFO'): void {
+/**
+ * Routes the Temporal SDK's own logs (worker, workflows' `log`, activities' `log`) into pino
+ * and, with `metricsAddress` (host:port), serves the SDK's Prometheus metrics there: workflows
+ * completed and failed by type, activity latency, task queue polling. Once per process.
+ */
+export function installRuntimeLogger(logger: Logger, level: LogLevel = 'INFO', metricsAddress?: string): void {
   const sdk = logger.child({ component: 'temporal-sdk' });
   Runtime.install({
     logger: new DefaultLogger(level, ({ level: l, message, meta }) => sdk[PINO_LEVEL[l]](meta ?? {}, message)),
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress, useSecondsForDurations: true, countersTotalSuffix: true } } } } : {}),
   });
 }
 

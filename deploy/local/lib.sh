@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared settings for the local stack scripts. Sourced, not run.
 # Every path lives under $STACK_DIR (git-ignored); every port is on 127.0.0.1.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

