@@ -211,9 +211,10 @@ describe('encrypted backups and restores with restic', () => {
     await expect(wrong.snapshots()).rejects.toMatchObject({ kind: 'WrongPassword' });
   }, 120_000);
 
-  it('after start-up the worker has created the backup schedule with the configured spec', async () => {
+  it('after start-up the worker has created the backup schedule with the configured spec, and the price sync schedule', async () => {
     const scheduleId = uniq('backup-schedule');
     const heartbeatId = uniq('heartbeat-schedule');
+    const pricesId = uniq('prices-schedule');
     const taskQueue = uniq('schedules');
     let worker: ChildProcess | undefined;
     try {
@@ -225,6 +226,7 @@ describe('encrypted backups and restores with restic', () => {
         BACKUP_PARALLEL: '3',
         HEARTBEAT_SCHEDULE_ID: heartbeatId,
         HEARTBEAT_INTERVAL_SECONDS: '3600',
+        LLM_PRICE_SCHEDULE_ID: pricesId,
       });
       const d = await h.client.schedule.getHandle(scheduleId).describe();
       expect(d.spec.timezone).toBe('UTC');
@@ -232,10 +234,15 @@ describe('encrypted backups and restores with restic', () => {
       expect(d.policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
       expect(d.policies.catchupWindow).toBe(90 * 60 * 1000);
       expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'backupWorkflow', taskQueue, args: [{ trigger: 'schedule', parallel: 3 }] });
+      // OpenRouter's price catalog is synced daily by its own schedule.
+      const prices = await h.client.schedule.getHandle(pricesId).describe();
+      expect(prices.action).toMatchObject({ type: 'startWorkflow', workflowType: 'syncModelPricesWorkflow', taskQueue });
+      expect(prices.spec.calendars?.length).toBe(1);
     } finally {
       worker?.kill('SIGTERM');
       await h.client.schedule.getHandle(scheduleId).delete().catch(() => undefined);
       await h.client.schedule.getHandle(heartbeatId).delete().catch(() => undefined);
+      await h.client.schedule.getHandle(pricesId).delete().catch(() => undefined);
     }
   }, 120_000);
 });

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
+import { createPrisma } from '../lib/prisma';
 import { Restic } from '../lib/restic';
 import { createWorker } from '../workers/worker';
 import { backupWorkflow, cutoverWorkflow } from '../workflows';
@@ -172,9 +173,25 @@ describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, roll
       const before = cf.snapshot(zoneId);
       // Healthy for the pre-flight and two watch probes, then down.
       health.healthyFor = 3;
-      const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true })] });
+      // The plan also asks for the pre-cutover database back, restored into a database of its own.
+      const target = uniq('podex_cutover_rb').replace(/-/g, '_').toLowerCase();
+      const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true, restoreDatabaseTo: target })] });
       const done: CutoverState = await handle.result();
       expect(done).toMatchObject({ outcome: 'rolled-back', phase: 'rolled-back', failuresInARow: 3 });
+      try {
+        const [{ n }] = await deps.prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM pg_database WHERE datname = ${target}`;
+        expect(Number(n)).toBe(1);
+        const url = new URL(process.env.DATABASE_URL!);
+        url.pathname = `/${target}`;
+        const restored = createPrisma(url.toString(), 1);
+        try {
+          expect(await restored.workspaceServer.count({ where: { id: { in: serverIds } } })).toBe(2);
+        } finally {
+          await restored.$disconnect();
+        }
+      } finally {
+        await deps.prisma.$executeRawUnsafe(`DROP DATABASE IF EXISTS "${target}" WITH (FORCE)`);
+      }
       expect(done.rollbackReason).toMatch(/3 health probes failed in a row: .*HTTP 503/);
       expect(done.probesTotal).toBe(5);
       expect(cf.snapshot(zoneId)).toEqual(before);
