@@ -1,6 +1,7 @@
 // @ts-check
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 const IO_MODULES = ['dockerode', 'ioredis', 'openai', 'cloudflare', 'pino', 'pg', 'express', '@prisma/*', '@prisma/client', 'node:*',
   'fs', 'fs/promises', 'child_process', 'net', 'http', 'https', 'os', 'path', 'crypto', 'stream', 'dns', 'tls', 'zlib'];
@@ -16,6 +17,12 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports' }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
+  },
+  {
+    // The fleet console runs in the browser as plain ES modules: no type information, browser globals.
+    files: ['admin/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { sourceType: 'module', globals: globals.browser, parserOptions: { projectService: false } },
   },
   {
     // Workflow code is replayed: no I/O, no clocks or randomness outside the SDK's, and

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../lib/prisma';
@@ -128,6 +129,9 @@ export function createApp(deps: ApiDeps): Express {
       next(err);
     }
   });
+
+  /** The fleet console: static files; every call it makes goes through the API with the operator's token. */
+  app.use('/admin', express.static(path.join(__dirname, '..', 'admin'), { index: 'index.html', fallthrough: false }));
 
   app.use(rateLimiter(deps.redis, deps.settings.rateLimitPerMinute, (err) => log.warn({ err: err.message }, 'rate limiter unavailable')));
   app.use(authenticator(deps.settings.jwtSecret, deps.settings.internalApiKey));

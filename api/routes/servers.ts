@@ -17,6 +17,7 @@ export function serversRouter(deps: ApiDeps): Router {
   const { prisma, temporal, settings } = deps;
   const r = Router();
   const available = new AvailableServers(prisma, settings.overcommit, settings.availableCacheMs);
+  const ui = (workflowId: string) => `${settings.temporalUiUrl}/namespaces/${settings.namespace}/workflows/${workflowId}`;
 
   async function viewOf(id: string) {
     const s = await prisma.workspaceServer.findUnique({ where: { id } });
@@ -115,10 +116,10 @@ export function serversRouter(deps: ApiDeps): Router {
     route(async (req, res) => {
       const { id } = parse(uuidParam, req.params, 'params');
       const view = await viewOf(id);
-      let onboarding: { workflowId: string; status: string } | null = null;
+      let onboarding: { workflowId: string; status: string; temporalUi: string } | null = null;
       try {
         const d = await temporal.workflow.getHandle(WORKFLOW_ID.onboardServer(id)).describe();
-        onboarding = { workflowId: d.workflowId, status: d.status.name };
+        onboarding = { workflowId: d.workflowId, status: d.status.name, temporalUi: ui(d.workflowId) };
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
@@ -247,7 +248,7 @@ export function serversRouter(deps: ApiDeps): Router {
           return m ? { ...w, migrationPhase: m.phase, bytesCopied: m.bytesCopied, targetServerId: m.targetServerId, blocked: m.blocked } : w;
         }),
       );
-      res.json({ ...drain, workspaces, workflowStatus: status, workflowId: handle.workflowId });
+      res.json({ ...drain, workspaces, workflowStatus: status, workflowId: handle.workflowId, temporalUi: ui(handle.workflowId) });
     }),
   );
 

