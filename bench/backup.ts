@@ -19,9 +19,9 @@ import { mintToken } from '../api/auth';
 import { WORKSPACE_MOUNT } from '../domain/container-spec';
 import { config } from '../lib/config';
 import { execIn } from '../lib/docker-exec';
-import { DockerFleet, parseEndpoints } from '../lib/docker-fleet';
+import { parseEndpoints } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
-import { apiClient, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const run = promisify(execFile);
 const VOLUMES = Number(process.env.BENCH_VOLUMES ?? 8);
@@ -31,17 +31,12 @@ const OWNER = 'bench-backup';
 
 const log = (msg: string, extra: Record<string, unknown> = {}) => console.error(JSON.stringify({ msg, ...extra }));
 
-async function cleanEngine(docker: Docker): Promise<void> {
-  const filters = JSON.stringify({ label: [`podex.owner=${OWNER}`] });
-  await Promise.all((await docker.listContainers({ all: true, filters })).map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-  await Promise.all((await docker.listNetworks({ filters })).map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
-  await Promise.all(((await docker.listVolumes({ filters })).Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
-}
+const cleanEngine = (docker: Docker) => removeLabelled(docker, [`podex.owner=${OWNER}`]);
 
 async function main(): Promise<void> {
   const c = config();
   const prisma = createPrisma(c.DATABASE_URL, 4);
-  const fleet = new DockerFleet({ caFile: c.DOCKER_TLS_CA_FILE, certFile: c.DOCKER_TLS_CERT_FILE, keyFile: c.DOCKER_TLS_KEY_FILE }, 600_000);
+  const fleet = benchFleet(c);
   const [e1] = parseEndpoints(process.env.PODEX_LOCAL_ENGINES);
   const d1 = fleet.engine(e1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-bench-backup-'));

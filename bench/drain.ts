@@ -17,9 +17,9 @@ import { mintToken } from '../api/auth';
 import { WORKSPACE_MOUNT } from '../domain/container-spec';
 import { config } from '../lib/config';
 import { execIn } from '../lib/docker-exec';
-import { DockerFleet, parseEndpoints } from '../lib/docker-fleet';
+import { parseEndpoints } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
-import { apiClient, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 50);
 const MB = Number(process.env.BENCH_MB ?? 50);
@@ -45,19 +45,12 @@ async function pool<T>(items: T[], n: number, task: (item: T, i: number) => Prom
   return (performance.now() - t0) / 1000;
 }
 
-async function cleanEngine(docker: Docker): Promise<void> {
-  for (const label of [`podex.owner=${OWNER}`, `${RAW_LABEL}=drain`]) {
-    const filters = JSON.stringify({ label: [label] });
-    await Promise.all((await docker.listContainers({ all: true, filters })).map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-    await Promise.all((await docker.listNetworks({ filters })).map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
-    await Promise.all(((await docker.listVolumes({ filters })).Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
-  }
-}
+const cleanEngine = (docker: Docker) => removeLabelled(docker, [`podex.owner=${OWNER}`, `${RAW_LABEL}=drain`]);
 
 async function main(): Promise<void> {
   const c = config();
   const prisma = createPrisma(c.DATABASE_URL, 4);
-  const fleet = new DockerFleet({ caFile: c.DOCKER_TLS_CA_FILE, certFile: c.DOCKER_TLS_CERT_FILE, keyFile: c.DOCKER_TLS_KEY_FILE }, 600_000);
+  const fleet = benchFleet(c);
   const [e1, e2] = parseEndpoints(process.env.PODEX_LOCAL_ENGINES);
   const [d1, d2] = [fleet.engine(e1), fleet.engine(e2)];
   const port = 19000 + Math.floor(Math.random() * 1000);

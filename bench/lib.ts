@@ -1,6 +1,9 @@
 /** What the benchmarks share: the real worker and API processes, percentiles, HTTP calls. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import type Docker from 'dockerode';
+import type { Config } from '../lib/config';
+import { DockerFleet } from '../lib/docker-fleet';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -75,4 +78,19 @@ export function apiClient(base: string, token: string) {
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
+}
+
+/** The fleet's engines with the orchestrator's TLS material and a timeout fit for long copies. */
+export function benchFleet(c: Config, timeoutMs = 600_000): DockerFleet {
+  return new DockerFleet({ caFile: c.DOCKER_TLS_CA_FILE, certFile: c.DOCKER_TLS_CERT_FILE, keyFile: c.DOCKER_TLS_KEY_FILE }, timeoutMs);
+}
+
+/** Removes a benchmark's leftovers from an engine: containers, networks and volumes carrying any of `labels`. */
+export async function removeLabelled(docker: Docker, labels: string[]): Promise<void> {
+  for (const label of labels) {
+    const filters = JSON.stringify({ label: [label] });
+    await Promise.all((await docker.listContainers({ all: true, filters })).map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await Promise.all((await docker.listNetworks({ filters })).map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
+    await Promise.all(((await docker.listVolumes({ filters })).Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
+  }
 }

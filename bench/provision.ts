@@ -27,9 +27,9 @@ import { place, type Candidate } from '../domain/placement';
 import { TIERS } from '../domain/tiers';
 import { config } from '../lib/config';
 import { execIn } from '../lib/docker-exec';
-import { DockerFleet, parseEndpoints, type EngineEndpoint } from '../lib/docker-fleet';
+import { parseEndpoints, type DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
 import { createPrisma, type PrismaClient } from '../lib/prisma';
-import { apiClient, percentile, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, percentile, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const N = Number(process.env.BENCH_N ?? 30);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
@@ -45,17 +45,7 @@ const tier = TIERS.free;
 const log = (msg: string, extra: Record<string, unknown> = {}) => console.error(JSON.stringify({ msg, ...extra }));
 
 /** Removes what earlier runs left on the engines: our workspaces' and the baseline's objects. */
-async function cleanEngine(docker: Docker): Promise<void> {
-  for (const label of [`podex.owner=${OWNER}`, `${RAW_LABEL}=1`]) {
-    const filters = JSON.stringify({ label: [label] });
-    const containers = await docker.listContainers({ all: true, filters });
-    await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-    const nets = await docker.listNetworks({ filters });
-    await Promise.all(nets.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
-    const vols = (await docker.listVolumes({ filters })).Volumes ?? [];
-    await Promise.all(vols.map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
-  }
-}
+const cleanEngine = (docker: Docker) => removeLabelled(docker, [`podex.owner=${OWNER}`, `${RAW_LABEL}=1`]);
 
 /** The baseline: the same network, volume and hardened container, created and started with dockerode alone. */
 async function rawProvision(docker: Docker, name: string, image: string): Promise<Docker.Container> {
@@ -196,7 +186,7 @@ async function reservationBench(prisma: PrismaClient, overcommit: number) {
 async function main(): Promise<void> {
   const c = config();
   const prisma = createPrisma(c.DATABASE_URL, RESERVATION_CALLERS);
-  const fleet = new DockerFleet({ caFile: c.DOCKER_TLS_CA_FILE, certFile: c.DOCKER_TLS_CERT_FILE, keyFile: c.DOCKER_TLS_KEY_FILE }, 120_000);
+  const fleet = benchFleet(c, 120_000);
   const engines: EngineEndpoint[] = parseEndpoints(process.env.PODEX_LOCAL_ENGINES);
   const image = c.WORKSPACE_IMAGE;
   const port = 18000 + Math.floor(Math.random() * 1000);
