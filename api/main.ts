@@ -5,6 +5,7 @@ import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
 import { createTemporalClient } from '../lib/temporal';
 import { apiSettings, createApp } from './app';
+import { countWorkflowStarts } from './metrics';
 
 /** The API process: one Temporal client, one Prisma client, one Redis connection. */
 async function main(): Promise<void> {
@@ -12,7 +13,7 @@ async function main(): Promise<void> {
   const logger = createLogger(cfg.LOG_LEVEL).child({ component: 'api' });
   const prisma = createPrisma(cfg.DATABASE_URL);
   const redis = createRedis(cfg.REDIS_URL);
-  const temporal = await createTemporalClient(cfg);
+  const temporal = await createTemporalClient(cfg, { workflow: [countWorkflowStarts] });
   const app = createApp({ prisma, redis, temporal, logger, settings: apiSettings(cfg) });
   const server: Server = app.listen(cfg.PORT, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));

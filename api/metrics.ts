@@ -1,20 +1,49 @@
 import client from 'prom-client';
+import type { WorkflowClientInterceptor } from '@temporalio/client';
 import type { NextFunction, Request, Response } from 'express';
 import type { PrismaClient } from '../lib/prisma';
 
+/** One registry per process: the API's request metrics and the workflow starts its Temporal client counts. */
+const registry = new client.Registry();
+const workflowsStarted = new client.Counter({
+  name: 'podex_workflows_started_total',
+  help: 'Workflows this process started, by workflow type.',
+  labelNames: ['workflow_type'],
+  registers: [registry],
+});
+
+/** A Temporal client interceptor that counts each workflow start (plain or with a signal) by type. */
+export const countWorkflowStarts: WorkflowClientInterceptor = {
+  async start(input, next) {
+    const runId = await next(input);
+    workflowsStarted.inc({ workflow_type: input.workflowType });
+    return runId;
+  },
+  async signalWithStart(input, next) {
+    const runId = await next(input);
+    workflowsStarted.inc({ workflow_type: input.workflowType });
+    return runId;
+  },
+};
+
 /** The API process's own metrics: request latency by route (the pattern, never an id) and Node's defaults. */
 export class ApiMetrics {
-  readonly registry = new client.Registry();
-  private readonly duration = new client.Histogram({
-    name: 'podex_http_request_duration_seconds',
-    help: 'API request latency by method, route pattern and status.',
-    labelNames: ['method', 'route', 'status'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  });
+  readonly registry = registry;
+  private readonly duration =
+    (registry.getSingleMetric('podex_http_request_duration_seconds') as client.Histogram | undefined) ??
+    new client.Histogram({
+      name: 'podex_http_request_duration_seconds',
+      help: 'API request latency by method, route pattern and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+
+  private static defaults = false;
 
   constructor() {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'podex_api_' });
+    if (!ApiMetrics.defaults) client.collectDefaultMetrics({ register: this.registry, prefix: 'podex_api_' });
+    ApiMetrics.defaults = true;
   }
 
   middleware() {
@@ -35,7 +64,7 @@ export class ApiMetrics {
  * `podex_backup_runs_total{result="failed"}` for as long as it is on record.
  */
 export async function metricsText(prisma: PrismaClient): Promise<string> {
-  const [runs, last, servers, workspaces, migrations] = await Promise.all([
+  const [runs, last, servers, workspaces, migrations, capacity] = await Promise.all([
     prisma.$queryRaw<{ status: string; n: bigint }[]>`SELECT status, count(*) AS n FROM backup_runs GROUP BY status`,
     prisma.$queryRaw<{ at: Date | null; bytes: bigint | null }[]>`
       SELECT max(finished_at) AS at, (SELECT bytes FROM backup_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1) AS bytes
@@ -43,6 +72,11 @@ export async function metricsText(prisma: PrismaClient): Promise<string> {
     prisma.$queryRaw<{ status: string; n: bigint }[]>`SELECT status, count(*) AS n FROM workspace_servers GROUP BY status`,
     prisma.$queryRaw<{ status: string; n: bigint }[]>`SELECT status, count(*) AS n FROM workspaces GROUP BY status`,
     prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM migrations`,
+    prisma.$queryRaw<{ cpu_total: number | null; cpu_reserved: number | null; cpu_used: number | null; mem_total: bigint | null; mem_reserved: bigint | null; mem_used: bigint | null; disk_total: bigint | null; disk_reserved: bigint | null; disk_used: bigint | null }[]>`
+      SELECT sum(total_cpu)::float8 AS cpu_total, sum(reserved_cpu)::float8 AS cpu_reserved, sum(used_cpu)::float8 AS cpu_used,
+             sum(total_memory_mb) AS mem_total, sum(reserved_memory_mb) AS mem_reserved, sum(used_memory_mb) AS mem_used,
+             sum(total_disk_gb) AS disk_total, sum(reserved_disk_gb) AS disk_reserved, sum(used_disk_gb) AS disk_used
+        FROM workspace_servers WHERE status IN ('active', 'draining')`,
   ]);
   const count = (rows: { status: string; n: bigint }[], status: string) => Number(rows.find((r) => r.status === status)?.n ?? 0);
   // Every known status is reported, at 0 when none: an alert on a status needs its series to exist.
@@ -66,6 +100,11 @@ export async function metricsText(prisma: PrismaClient): Promise<string> {
     '# HELP podex_servers Workspace servers by status.',
     '# TYPE podex_servers gauge',
     ...byStatus(servers, ['pending', 'active', 'error', 'unreachable', 'draining', 'drained']).map(([st, n]) => `podex_servers{status="${st}"} ${n}`),
+    '# HELP podex_fleet_capacity Capacity of the servers in service (active or draining) by resource and kind (total, reserved, used).',
+    '# TYPE podex_fleet_capacity gauge',
+    ...(['cpu', 'mem', 'disk'] as const).flatMap((r) =>
+      (['total', 'reserved', 'used'] as const).map((k) => `podex_fleet_capacity{resource="${{ cpu: 'cpu_cores', mem: 'memory_mb', disk: 'disk_gb' }[r]}",kind="${k}"} ${Number(capacity[0]?.[`${r}_${k}`] ?? 0)}`),
+    ),
     '# HELP podex_migrations_in_flight Workspace migrations holding a fleet-wide slot now.',
     '# TYPE podex_migrations_in_flight gauge',
     `podex_migrations_in_flight ${Number(migrations[0]?.n ?? 0)}`,

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import { Client, Connection, type ClientInterceptors, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../domain/config';
 
@@ -31,9 +31,9 @@ export function temporalConnectionOptions(c: TemporalSettings): ConnectionOption
 }
 
 /** The one long-lived Temporal client of a process. */
-export async function createTemporalClient(c: TemporalSettings): Promise<Client> {
+export async function createTemporalClient(c: TemporalSettings, interceptors?: ClientInterceptors): Promise<Client> {
   const connection = await Connection.connect(temporalConnectionOptions(c));
-  return new Client({ connection, namespace: c.TEMPORAL_NAMESPACE });
+  return new Client({ connection, namespace: c.TEMPORAL_NAMESPACE, interceptors });
 }
 
 /** The worker's native connection. */

@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { checkDaemonJson } from '../domain/hardening';
+import { Client } from '@temporalio/client';
+import { countWorkflowStarts } from '../api/metrics';
 import { syncModelPricesWorkflow } from '../workflows';
 import { eventually, startHarness, type Harness } from './harness';
 import { spawnWorker, uniq } from './helpers';
@@ -161,13 +163,17 @@ describe('metrics endpoints', () => {
     expect(api).toMatch(/^podex_http_request_duration_seconds_bucket\{.*route="\/servers".*\} \d+/m);
     expect(api).toMatch(/^podex_servers\{status="[a-z]+"\} \d+/m);
     expect(api).toMatch(/^podex_migrations_in_flight \d+/m);
+    expect(api).toMatch(/^podex_fleet_capacity\{resource="cpu_cores",kind="reserved"\} [\d.]+/m);
     expect(api).toMatch(/^podex_backup_failures_total \d+/m);
 
     const port = 19500 + Math.floor(Math.random() * 400);
     const queue = uniq('metrics');
     worker = await spawnWorker(queue, { WORKER_METRICS_ADDRESS: `127.0.0.1:${port}`, OPENROUTER_API_KEY: '' });
     // One workflow with one activity, so the per-type series exist.
-    await h.client.workflow.execute(syncModelPricesWorkflow, { taskQueue: queue, workflowId: uniq('metrics-wf') });
+    // Started through a client that counts starts, as the API process's client does.
+    const counting = new Client({ connection: h.client.connection, namespace: h.client.options.namespace, interceptors: { workflow: [countWorkflowStarts] } });
+    await counting.workflow.execute(syncModelPricesWorkflow, { taskQueue: queue, workflowId: uniq('metrics-wf') });
+    expect(await (await fetch(`${h.url}/metrics`)).text()).toMatch(/^podex_workflows_started_total\{workflow_type="syncModelPricesWorkflow"\} [1-9]/m);
     const text = await eventually(async () => {
       const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       return /temporal_workflow_completed_total\{[^}]*workflow_type="syncModelPricesWorkflow"/.test(t) ? t : undefined;
