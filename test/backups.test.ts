@@ -211,6 +211,28 @@ describe('encrypted backups and restores with restic', () => {
     await expect(wrong.snapshots()).rejects.toMatchObject({ kind: 'WrongPassword' });
   }, 120_000);
 
+  it('an unreachable repository fails the run with a clear error that shows no credentials', async () => {
+    const remote = new Restic({ repository: 'rest:http://podex:s3cr3t-pass@127.0.0.1:1/podex', passwordFile: path.join(dir, 'password'), cacheDir: path.join(dir, 'cache') });
+    const t = await temporalForTest('unreachable', { restic: remote });
+    const running = t.worker.run();
+    const workflowId = uniq('backup-unreachable');
+    try {
+      const err = await t.client.workflow.execute(backupWorkflow, { taskQueue: t.taskQueue, workflowId, args: [{ workspaceIds: [], skipDatabase: true }] }).then(
+        () => undefined,
+        (e: Error & { cause?: Error }) => e,
+      );
+      expect(err?.cause?.message).toMatch(/backup failed: restic cat on rest:http:\/\/\*\*\*@127\.0\.0\.1:1\/podex: .*connection refused/);
+      expect(err?.cause?.message).not.toContain('s3cr3t-pass');
+    } finally {
+      t.worker.shutdown();
+      await running;
+      await t.close();
+    }
+    const run = await h.deps.prisma.backupRun.findUnique({ where: { workflowId } });
+    expect(run).toMatchObject({ status: 'failed', error: expect.stringMatching(/connection refused/) });
+    expect(run!.error).not.toContain('s3cr3t-pass');
+  }, 120_000);
+
   it('after start-up the worker has created the backup schedule with the configured spec, and the price sync schedule', async () => {
     const scheduleId = uniq('backup-schedule');
     const heartbeatId = uniq('heartbeat-schedule');
