@@ -84,6 +84,17 @@ describe('deploy/: every file machine-checked', () => {
     expect(fs.readFileSync(at('.dockerignore'), 'utf8')).toMatch(/^\.stack$/m);
   });
 
+  it('the worker image’s prebuilt workflow bundle builds and holds every workflow', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-bundle-'));
+    try {
+      execFileSync(process.execPath, ['--import', 'tsx', at('workers/bundle.ts')], { cwd: ROOT, env: { ...process.env, WORKFLOW_BUNDLE_OUT: path.join(out, 'bundle.js') } });
+      const code = fs.readFileSync(path.join(out, 'bundle.js'), 'utf8');
+      for (const wf of ['workspaceWorkflow', 'drainServerWorkflow', 'backupWorkflow', 'cutoverWorkflow', 'llmJobWorkflow']) expect(code).toContain(wf);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('the workspace daemon.json passes every hardening check of seed Task 5.4', () => {
     const results = checkDaemonJson(JSON.parse(fs.readFileSync(at('deploy/servers/workspace/daemon.json'), 'utf8')));
     expect(results.filter((r) => !r.ok)).toEqual([]);

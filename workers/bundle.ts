@@ -8,7 +8,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 
 async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '..', 'workflows', 'index.ts') });
-  const out = path.join(__dirname, '..', 'dist', 'workflow-bundle.js');
+  const out = process.env.WORKFLOW_BUNDLE_OUT ?? path.join(__dirname, '..', 'dist', 'workflow-bundle.js');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, code);
   console.log(`wrote ${out} (${Math.round(code.length / 1024)} KiB)`);

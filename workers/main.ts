@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { config } from '../lib/config';
 import { createLogger } from '../lib/logger';
@@ -32,7 +31,8 @@ async function main(): Promise<void> {
       namespace: cfg.TEMPORAL_NAMESPACE,
       taskQueue: cfg.TEMPORAL_TASK_QUEUE,
       deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE, overcommit: cfg.OVERCOMMIT_RATIO, ...backupDeps(cfg), ...cloudflareDeps(cfg), ...llmDeps(cfg, prisma, logger) },
-      workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH ?? path.join(__dirname, '..', 'dist', 'workflow-bundle.js'),
+      // Only when asked (the image sets it): a bundle left in dist/ must never shadow the sources in development.
+      workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH,
       maxWorkflowTasks: cfg.WORKER_MAX_WORKFLOW_TASKS,
       maxActivities: cfg.WORKER_MAX_ACTIVITIES,
     });
