@@ -148,7 +148,18 @@ async function server(id) {
       <p class="error" id="drain-err" role="alert"></p>
     </form>`;
   main.querySelector('input[name=deadline]').value = new Date(Date.now() + 3600_000 - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
-  main.querySelector('#edit').addEventListener('submit', async (e) => {
+  // The edit form follows the server (onboarding fills in its capacity) until the operator starts typing.
+  const edit = main.querySelector('#edit');
+  let dirty = false;
+  edit.addEventListener('input', () => (dirty = true));
+  const fillEdit = (v) => {
+    if (dirty) return;
+    edit.totalCpu.value = v.total.cpu;
+    edit.totalMemoryMb.value = v.total.memoryMb;
+    edit.totalDiskGb.value = v.total.diskGb;
+    edit.labels.value = Object.entries(v.labels).map(([k, x]) => `${k}=${x}`).join(', ');
+  };
+  edit.addEventListener('submit', async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
     const body = { totalCpu: Number(f.get('totalCpu')), totalMemoryMb: Number(f.get('totalMemoryMb')), totalDiskGb: Number(f.get('totalDiskGb')) };
@@ -157,7 +168,10 @@ async function server(id) {
     if (f.get('status')) body.status = f.get('status');
     const r = await api('PATCH', `/servers/${id}`, body);
     main.querySelector('#edit-err').textContent = r.ok ? '' : fieldErrors(r);
-    if (r.ok) toast('Saved');
+    if (r.ok) {
+      dirty = false;
+      toast('Saved');
+    }
     update();
   });
   main.querySelector('#start-drain').addEventListener('submit', async (e) => {
@@ -178,6 +192,7 @@ async function server(id) {
     const drain = drainRes.ok ? drainRes.data : null;
     const drainRunning = drain?.workflowStatus === 'RUNNING';
     const ob = v.onboarding;
+    fillEdit(v);
     main.querySelector('#live').innerHTML = `<h1>${esc(v.name)} ${status(v.status)}${v.cordoned ? ' <span class="status">cordoned</span>' : ''}</h1>
       <p>${esc(v.hostname)} · ${esc(v.ipAddress)}:${esc(v.dockerPort)} · heartbeat ${esc(age(v.lastHeartbeat))}${v.lastError ? ` · <span class="error">${esc(v.lastError)}</span>` : ''}
         ${ob ? ` · onboarding ${esc(ob.status)} (<a href="${esc(ob.temporalUi)}" target="_blank" rel="noopener">Temporal UI</a>)` : ''}</p>

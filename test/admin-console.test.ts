@@ -57,6 +57,25 @@ describe('the fleet console in a real browser (Chromium) against the real stack'
     await page.locator('#live a', { hasText: 'Temporal UI' }).waitFor();
     expect(await page.locator('#live a', { hasText: 'Temporal UI' }).getAttribute('href')).toContain(`/workflows/onboard-server-${id}`);
 
+    // Edit its capacity and labels, then cordon and uncordon it, from the keyboard-usable form and buttons.
+    // The form shows what onboarding read from the engine, not the empty record it started from.
+    const memory = (await h.call('GET', `/servers/${id}`)).body.total.memoryMb as number;
+    expect(memory).toBeGreaterThan(0);
+    await eventually(async () => Number(await page.getByLabel('Total memory (MB)').inputValue()) === memory, 10_000);
+    await page.getByLabel('Total CPU (cores)').fill('16');
+    await page.getByLabel('Labels (key=value, comma separated)').fill(`suite=${suite}, tier=gold`);
+    await page.getByRole('button', { name: 'Save' }).click();
+    await eventually(async () => {
+      const s = (await h.call('GET', `/servers/${id}`)).body;
+      return s.total.cpu === 16 && s.labels.tier === 'gold' && s.total.memoryMb === memory;
+    }, 10_000);
+    await page.getByRole('button', { name: 'Cordon' }).click();
+    await page.getByRole('button', { name: 'Uncordon' }).waitFor();
+    expect((await h.call('GET', `/servers/${id}`)).body.cordoned).toBe(true);
+    await page.getByRole('button', { name: 'Uncordon' }).click();
+    await page.getByRole('button', { name: 'Cordon' }).waitFor();
+    expect((await h.call('GET', `/servers/${id}`)).body.cordoned).toBe(false);
+
     await page.getByRole('link', { name: 'Servers', exact: true }).click();
     const row = page.locator(`tr[data-server="${id}"]`);
     await row.waitFor();
@@ -89,7 +108,16 @@ describe('the fleet console in a real browser (Chromium) against the real stack'
     const [source] = servers.slice(-1);
     await page.goto(`${h.url}/admin/#/servers/${source}`);
     await page.getByRole('button', { name: 'Start drain' }).click();
-    await page.locator('#drain').getByText('1 of 1 moved').waitFor({ timeout: 150_000 });
+    // The workflow's own view first, so a slow or blocked drain says why.
+    let last: unknown;
+    await eventually(async () => {
+      const d = await h.call('GET', `/servers/${source}/drain`);
+      last = { status: d.status, body: d.body, formError: await page.locator('#drain-err').textContent() };
+      return d.body?.workflowStatus === 'COMPLETED';
+    }, 200_000, 500).catch((err: Error) => {
+      throw new Error(`${err.message}; last seen: ${JSON.stringify(last)}`);
+    });
+    await page.locator('#drain').getByText('1 of 1 moved').waitFor({ timeout: 30_000 });
     await page.locator('#drain a', { hasText: 'Temporal UI' }).waitFor();
     await page.screenshot({ path: path.join(ARTEFACTS, 'console-drain.png'), fullPage: true });
     await page.locator('#live h1 .status-drained').waitFor({ timeout: 60_000 });
@@ -101,5 +129,5 @@ describe('the fleet console in a real browser (Chromium) against the real stack'
     await page.getByRole('heading', { name: 'Servers' }).waitFor();
     expect((await h.call('GET', `/servers/${source}`)).status).toBe(404);
     servers.pop();
-  }, 240_000);
+  }, 300_000);
 });

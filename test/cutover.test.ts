@@ -41,6 +41,17 @@ class Health {
   }
 }
 
+/** Runs `fn` with a fresh health endpoint, stopped afterwards whatever happens. */
+async function withHealth(fn: (health: Health) => Promise<void>): Promise<void> {
+  const health = new Health();
+  await health.start();
+  try {
+    await fn(health);
+  } finally {
+    health.stop();
+  }
+}
+
 describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, rollback (time-skipping)', () => {
   let env: TestWorkflowEnvironment;
   let worker: Worker;
@@ -114,156 +125,131 @@ describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, roll
     return handle;
   }
 
-  it('runs the checklist, waits for approval, switches every record through Cloudflare 5xx retries, watches 48 h, keeps the rollback window 14 days, then hands over decommissioning', async () => {
-    const health = new Health();
-    await health.start();
+  it('runs the checklist, waits for approval, switches every record through Cloudflare 5xx retries, watches 48 h, keeps the rollback window 14 days, then hands over decommissioning', () =>
+    withHealth(async (health) => {
+    const zoneId = gcpZone();
+    const untouched = cf.snapshot(zoneId).filter((r) => (r.type !== 'A' && r.type !== 'CNAME') || r.name.startsWith('old-'));
+    const handle = await startedUntil(zoneId, plan(zoneId, health), 'awaiting-approval');
+    const waiting = await handle.query(cutoverStateQuery);
+    expect(waiting.checklist.map((c) => [c.item, c.ok])).toEqual([
+      ['migrations applied', true],
+      ['verified backup newer than 24 h', true],
+      ['workspace servers healthy', true],
+      ['new platform health URLs answer', true],
+      ['Cloudflare token may edit the zone', true],
+    ]);
+    // Nothing has changed yet (the pre-flight TXT record came and went).
+    expect(cf.snapshot(zoneId)).toEqual(expect.arrayContaining(untouched));
+    expect(cf.snapshot(zoneId).find((r) => r.name === ZONE && r.type === 'A')?.content).toBe(GCP);
+
+    // Cloudflare has a bad minute during the switch: 503s on edits, a 502 on a create.
+    cf.fail('PATCH', /\/dns_records\/[0-9a-f]{32}$/, 503, 3);
+    cf.fail('POST', /\/dns_records$/, 502, 1);
+    await handle.signal(approveSignal, { by: 'ops@podex' });
+    const done: CutoverState = await handle.result();
+
+    expect(done).toMatchObject({ outcome: 'completed', phase: 'completed', approvedBy: 'ops@podex', rollbackReason: null, failuresInARow: 0 });
+    expect(done.probesTotal).toBe((48 * 60) / 30);
+    expect(done.probes.every((p) => p.ok)).toBe(true);
+    expect(done.decommission.length).toBeGreaterThan(3);
+    expect(done.captured[`*.${ZONE}`]).toEqual([expect.objectContaining({ content: '34.120.1.12', proxied: false, ttl: 3600 })]);
+    expect(cf.requests.filter((r) => r.status >= 500).length).toBe(4);
+
+    const after = cf.snapshot(zoneId);
+    const address = after.filter((r) => (r.type === 'A' || r.type === 'CNAME') && !r.name.startsWith('old-'));
+    expect(address).toEqual(
+      [
+        { name: ZONE, type: 'A', content: NEW, proxied: true, ttl: 1 },
+        { name: `*.${ZONE}`, type: 'A', content: NEW, proxied: true, ttl: 1 },
+        { name: `api.${ZONE}`, type: 'A', content: NEW, proxied: true, ttl: 1 },
+        { name: `app.${ZONE}`, type: 'A', content: NEW, proxied: true, ttl: 1 },
+        { name: `coolify.${ZONE}`, type: 'A', content: NEW, proxied: false, ttl: 1 },
+        { name: `www.${ZONE}`, type: 'CNAME', content: ZONE, proxied: true, ttl: 1 },
+      ].sort((a, b) => `${a.name} ${a.type} ${a.content}`.localeCompare(`${b.name} ${b.type} ${b.content}`)),
+    );
+    expect(after).toEqual(expect.arrayContaining(untouched));
+    maybeRecordHistory('cutover', await handle.fetchHistory());
+    }), 300_000);
+
+  it('rolls back on its own when health probes keep failing: every record is exactly as captured', () =>
+    withHealth(async (health) => {
+    const zoneId = gcpZone();
+    const before = cf.snapshot(zoneId);
+    // Healthy for the pre-flight and two watch probes, then down.
+    health.healthyFor = 3;
+    // The plan also asks for the pre-cutover database back, restored into a database of its own.
+    const target = uniq('podex_cutover_rb').replace(/-/g, '_').toLowerCase();
+    const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true, restoreDatabaseTo: target })] });
+    const done: CutoverState = await handle.result();
+    expect(done).toMatchObject({ outcome: 'rolled-back', phase: 'rolled-back', failuresInARow: 3 });
     try {
-      const zoneId = gcpZone();
-      const untouched = cf.snapshot(zoneId).filter((r) => (r.type !== 'A' && r.type !== 'CNAME') || r.name.startsWith('old-'));
-      const handle = await startedUntil(zoneId, plan(zoneId, health), 'awaiting-approval');
-      const waiting = await handle.query(cutoverStateQuery);
-      expect(waiting.checklist.map((c) => [c.item, c.ok])).toEqual([
-        ['migrations applied', true],
-        ['verified backup newer than 24 h', true],
-        ['workspace servers healthy', true],
-        ['new platform health URLs answer', true],
-        ['Cloudflare token may edit the zone', true],
-      ]);
-      // Nothing has changed yet (the pre-flight TXT record came and went).
-      expect(cf.snapshot(zoneId)).toEqual(expect.arrayContaining(untouched));
-      expect(cf.snapshot(zoneId).find((r) => r.name === ZONE && r.type === 'A')?.content).toBe(GCP);
-
-      // Cloudflare has a bad minute during the switch: 503s on edits, a 502 on a create.
-      cf.fail('PATCH', /\/dns_records\/[0-9a-f]{32}$/, 503, 3);
-      cf.fail('POST', /\/dns_records$/, 502, 1);
-      await handle.signal(approveSignal, { by: 'ops@podex' });
-      const done: CutoverState = await handle.result();
-
-      expect(done).toMatchObject({ outcome: 'completed', phase: 'completed', approvedBy: 'ops@podex', rollbackReason: null, failuresInARow: 0 });
-      expect(done.probesTotal).toBe((48 * 60) / 30);
-      expect(done.probes.every((p) => p.ok)).toBe(true);
-      expect(done.decommission.length).toBeGreaterThan(3);
-      expect(done.captured[`*.${ZONE}`]).toEqual([expect.objectContaining({ content: '34.120.1.12', proxied: false, ttl: 3600 })]);
-      expect(cf.requests.filter((r) => r.status >= 500).length).toBe(4);
-
-      const after = cf.snapshot(zoneId);
-      const address = after.filter((r) => (r.type === 'A' || r.type === 'CNAME') && !r.name.startsWith('old-'));
-      expect(address).toEqual(
-        [
-          { name: ZONE, type: 'A', content: NEW, proxied: true, ttl: 1 },
-          { name: `*.${ZONE}`, type: 'A', content: NEW, proxied: true, ttl: 1 },
-          { name: `api.${ZONE}`, type: 'A', content: NEW, proxied: true, ttl: 1 },
-          { name: `app.${ZONE}`, type: 'A', content: NEW, proxied: true, ttl: 1 },
-          { name: `coolify.${ZONE}`, type: 'A', content: NEW, proxied: false, ttl: 1 },
-          { name: `www.${ZONE}`, type: 'CNAME', content: ZONE, proxied: true, ttl: 1 },
-        ].sort((a, b) => `${a.name} ${a.type} ${a.content}`.localeCompare(`${b.name} ${b.type} ${b.content}`)),
-      );
-      expect(after).toEqual(expect.arrayContaining(untouched));
-      maybeRecordHistory('cutover', await handle.fetchHistory());
-    } finally {
-      health.stop();
-    }
-  }, 300_000);
-
-  it('rolls back on its own when health probes keep failing: every record is exactly as captured', async () => {
-    const health = new Health();
-    await health.start();
-    try {
-      const zoneId = gcpZone();
-      const before = cf.snapshot(zoneId);
-      // Healthy for the pre-flight and two watch probes, then down.
-      health.healthyFor = 3;
-      // The plan also asks for the pre-cutover database back, restored into a database of its own.
-      const target = uniq('podex_cutover_rb').replace(/-/g, '_').toLowerCase();
-      const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true, restoreDatabaseTo: target })] });
-      const done: CutoverState = await handle.result();
-      expect(done).toMatchObject({ outcome: 'rolled-back', phase: 'rolled-back', failuresInARow: 3 });
+      const [{ n }] = await deps.prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM pg_database WHERE datname = ${target}`;
+      expect(Number(n)).toBe(1);
+      const url = new URL(process.env.DATABASE_URL!);
+      url.pathname = `/${target}`;
+      const restored = createPrisma(url.toString(), 1);
       try {
-        const [{ n }] = await deps.prisma.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM pg_database WHERE datname = ${target}`;
-        expect(Number(n)).toBe(1);
-        const url = new URL(process.env.DATABASE_URL!);
-        url.pathname = `/${target}`;
-        const restored = createPrisma(url.toString(), 1);
-        try {
-          expect(await restored.workspaceServer.count({ where: { id: { in: serverIds } } })).toBe(2);
-        } finally {
-          await restored.$disconnect();
-        }
+        expect(await restored.workspaceServer.count({ where: { id: { in: serverIds } } })).toBe(2);
       } finally {
-        await deps.prisma.$executeRawUnsafe(`DROP DATABASE IF EXISTS "${target}" WITH (FORCE)`);
+        await restored.$disconnect();
       }
-      expect(done.rollbackReason).toMatch(/3 health probes failed in a row: .*HTTP 503/);
-      expect(done.probesTotal).toBe(5);
-      expect(cf.snapshot(zoneId)).toEqual(before);
-      maybeRecordHistory('cutover-rolled-back', await handle.fetchHistory());
     } finally {
-      health.stop();
+      await deps.prisma.$executeRawUnsafe(`DROP DATABASE IF EXISTS "${target}" WITH (FORCE)`);
     }
-  }, 300_000);
+    expect(done.rollbackReason).toMatch(/3 health probes failed in a row: .*HTTP 503/);
+    expect(done.probesTotal).toBe(5);
+    expect(cf.snapshot(zoneId)).toEqual(before);
+    maybeRecordHistory('cutover-rolled-back', await handle.fetchHistory());
+    }), 300_000);
 
-  it('rolls back on the operator’s signal in the middle of the watch', async () => {
-    const health = new Health();
-    await health.start();
-    try {
-      const zoneId = gcpZone();
-      const before = cf.snapshot(zoneId);
-      const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true })] });
-      // Ten hours pass in the test server's time: the TTL wait, the switch and twenty probes.
-      await env.sleep('10 hours');
-      const mid = await handle.query(cutoverStateQuery);
-      expect(mid.phase).toBe('watching');
-      expect(mid.probesTotal).toBeGreaterThanOrEqual(15);
-      expect(cf.snapshot(zoneId).find((r) => r.name === `app.${ZONE}`)?.content).toBe(NEW);
-      await handle.signal(rollbackSignal, { by: 'ops@podex', reason: 'users report errors' });
-      const done: CutoverState = await handle.result();
-      expect(done).toMatchObject({ outcome: 'rolled-back', rollbackReason: 'asked by ops@podex: users report errors' });
-      expect(cf.snapshot(zoneId)).toEqual(before);
-    } finally {
-      health.stop();
-    }
-  }, 300_000);
+  it('rolls back on the operator’s signal in the middle of the watch', () =>
+    withHealth(async (health) => {
+    const zoneId = gcpZone();
+    const before = cf.snapshot(zoneId);
+    const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true })] });
+    // Ten hours pass in the test server's time: the TTL wait, the switch and twenty probes.
+    await env.sleep('10 hours');
+    const mid = await handle.query(cutoverStateQuery);
+    expect(mid.phase).toBe('watching');
+    expect(mid.probesTotal).toBeGreaterThanOrEqual(15);
+    expect(cf.snapshot(zoneId).find((r) => r.name === `app.${ZONE}`)?.content).toBe(NEW);
+    await handle.signal(rollbackSignal, { by: 'ops@podex', reason: 'users report errors' });
+    const done: CutoverState = await handle.result();
+    expect(done).toMatchObject({ outcome: 'rolled-back', rollbackReason: 'asked by ops@podex: users report errors' });
+    expect(cf.snapshot(zoneId)).toEqual(before);
+    }), 300_000);
 
-  it('a 403 part-way through the switch stops with a clear error and leaves nothing half-switched', async () => {
-    const health = new Health();
-    await health.start();
-    try {
-      const zoneId = gcpZone();
-      const before = cf.snapshot(zoneId);
-      const p = plan(zoneId, health, { autoApprove: true });
-      const handle = await startedUntil(zoneId, p, 'waiting-for-ttl');
-      // `coolify` is the one record that must be created: the token may no longer create records.
-      cf.fail('POST', /\/dns_records$/, 403, 1000, [{ code: 10000, message: 'Authentication error' }]);
-      const err = await handle.result().then(
-        () => undefined,
-        (e: Error & { cause?: Error }) => e,
-      );
-      cf.clearFaults();
-      expect(err?.cause?.message).toMatch(/switching coolify\.podex\.test failed: .*403 \(10000: Authentication error\); every record was restored as captured/);
-      const state = await handle.query(cutoverStateQuery);
-      expect(state).toMatchObject({ outcome: 'failed', phase: 'failed' });
-      expect(state.switched.length).toBeGreaterThan(0);
-      expect(cf.snapshot(zoneId)).toEqual(before);
-      // A 403 is not retried: Cloudflare refused exactly once.
-      expect(cf.requests.filter((r) => r.status === 403).length).toBe(1);
-    } finally {
-      health.stop();
-    }
-  }, 300_000);
+  it('a 403 part-way through the switch stops with a clear error and leaves nothing half-switched', () =>
+    withHealth(async (health) => {
+    const zoneId = gcpZone();
+    const before = cf.snapshot(zoneId);
+    const p = plan(zoneId, health, { autoApprove: true });
+    const handle = await startedUntil(zoneId, p, 'waiting-for-ttl');
+    // `coolify` is the one record that must be created: the token may no longer create records.
+    cf.fail('POST', /\/dns_records$/, 403, 1000, [{ code: 10000, message: 'Authentication error' }]);
+    const err = await handle.result().then(
+      () => undefined,
+      (e: Error & { cause?: Error }) => e,
+    );
+    cf.clearFaults();
+    expect(err?.cause?.message).toMatch(/switching coolify\.podex\.test failed: .*403 \(10000: Authentication error\); every record was restored as captured/);
+    const state = await handle.query(cutoverStateQuery);
+    expect(state).toMatchObject({ outcome: 'failed', phase: 'failed' });
+    expect(state.switched.length).toBeGreaterThan(0);
+    expect(cf.snapshot(zoneId)).toEqual(before);
+    // A 403 is not retried: Cloudflare refused exactly once.
+    expect(cf.requests.filter((r) => r.status === 403).length).toBe(1);
+    }), 300_000);
 
-  it('a failed pre-flight changes nothing', async () => {
-    const health = new Health();
-    await health.start();
-    try {
-      const zoneId = gcpZone();
-      const before = cf.snapshot(zoneId);
-      health.healthyFor = 0;
-      const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true })] });
-      await expect(handle.result()).rejects.toMatchObject({ cause: expect.objectContaining({ message: expect.stringMatching(/pre-flight failed: new platform health URLs answer: .*HTTP 503/) }) });
-      const state = await handle.query(cutoverStateQuery);
-      expect(state.checklist.find((c) => c.item === 'new platform health URLs answer')).toMatchObject({ ok: false });
-      expect(cf.snapshot(zoneId)).toEqual(before);
-    } finally {
-      health.stop();
-    }
-  }, 120_000);
+  it('a failed pre-flight changes nothing', () =>
+    withHealth(async (health) => {
+    const zoneId = gcpZone();
+    const before = cf.snapshot(zoneId);
+    health.healthyFor = 0;
+    const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true })] });
+    await expect(handle.result()).rejects.toMatchObject({ cause: expect.objectContaining({ message: expect.stringMatching(/pre-flight failed: new platform health URLs answer: .*HTTP 503/) }) });
+    const state = await handle.query(cutoverStateQuery);
+    expect(state.checklist.find((c) => c.item === 'new platform health URLs answer')).toMatchObject({ ok: false });
+    expect(cf.snapshot(zoneId)).toEqual(before);
+    }), 120_000);
 });
