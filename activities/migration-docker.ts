@@ -6,11 +6,13 @@ import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { runProbe } from './docker';
 import { probeReady } from './workspace-docker';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
+import type { Logger } from '../lib/logger';
 
 const HOLD_FAILURES_IN_A_ROW = 3;
 
 export interface MigrationDockerDeps {
   fleet: DockerFleet;
+  logger: Logger;
 }
 
 /** Per file: its type, mode and SHA-256 (regular files) or link target; the digest covers them all. */
@@ -50,7 +52,8 @@ export async function manifestOnServer(docker: Docker, workspaceId: string, imag
 }
 
 /** Moving a workspace's data between engines, through their Docker APIs only (no SSH, no shared disk). */
-export function createMigrationDockerActivities({ fleet }: MigrationDockerDeps) {
+export function createMigrationDockerActivities({ fleet, logger }: MigrationDockerDeps) {
+  const log = logger.child({ component: 'migration' });
   const container = (e: EngineEndpoint, workspaceId: string) => fleet.engine(e).getContainer(workspaceNames(workspaceId).container);
 
   return {
@@ -62,6 +65,10 @@ export function createMigrationDockerActivities({ fleet }: MigrationDockerDeps) 
      */
     async copyVolume(source: EngineEndpoint, target: EngineEndpoint, workspaceId: string, image: string): Promise<CopyResult> {
       const ctx = Context.current();
+      const t0 = Date.now();
+      // The source is stopped and does not change while it is copied: its manifest is made alongside the copy.
+      const sourceManifest = manifestOnServer(fleet.engine(source), workspaceId, image, 'source');
+      sourceManifest.catch(() => undefined);
       const from = (await container(source, workspaceId).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
       let bytes = 0;
       let lastBeat = 0;
@@ -78,18 +85,17 @@ export function createMigrationDockerActivities({ fleet }: MigrationDockerDeps) 
       // The archive's top entry is the mount's own name ("workspace/…"): unpacked at "/" it lands in the mount.
       await Promise.all([container(target, workspaceId).putArchive(counter, { path: '/' }), pipeline(from, counter)]);
       ctx.heartbeat({ bytes, verifying: true });
+      const streamed = Date.now();
       // Each side hashes its own disk, on its own server, with the same script: nothing is read back over the network.
-      const [sourceManifest, targetManifest] = await Promise.all([
-        manifestOnServer(fleet.engine(source), workspaceId, image, 'source'),
-        manifestOnServer(fleet.engine(target), workspaceId, image, 'target'),
-      ]);
-      if (targetManifest.digest !== sourceManifest.digest) {
+      const [src, targetManifest] = await Promise.all([sourceManifest, manifestOnServer(fleet.engine(target), workspaceId, image, 'target')]);
+      if (targetManifest.digest !== src.digest) {
         throw ApplicationFailure.retryable(
-          `checksum mismatch after copy: source ${sourceManifest.files} entries ${sourceManifest.digest.slice(0, 12)}, target ${targetManifest.files} entries ${targetManifest.digest.slice(0, 12)}`,
+          `checksum mismatch after copy: source ${src.files} entries ${src.digest.slice(0, 12)}, target ${targetManifest.files} entries ${targetManifest.digest.slice(0, 12)}`,
           'ChecksumMismatch',
         );
       }
-      return { bytes, source: sourceManifest, target: targetManifest };
+      log.info({ workspaceId, bytes, streamMs: streamed - t0, verifyMs: Date.now() - streamed }, 'volume copied and verified');
+      return { bytes, source: src, target: targetManifest };
     },
 
     /**
