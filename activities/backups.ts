@@ -12,11 +12,12 @@ import {
 } from '../domain/backup';
 import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { execIn } from '../lib/docker-exec';
-import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
+import { serverEndpoint, type DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
 import type { Logger } from '../lib/logger';
 import type { PrismaClient } from '../lib/prisma';
 import { ResticError, type Restic } from '../lib/restic';
 import { runProbe } from './docker';
+import { throttledHeartbeat } from './progress';
 
 export interface BackupSettings {
   retention: RetentionPolicy;
@@ -105,16 +106,6 @@ class TarTail {
   }
 }
 
-function heartbeater() {
-  const ctx = Context.current();
-  let last = 0;
-  return (details: Record<string, unknown>) => {
-    if (Date.now() - last < 1_000) return;
-    last = Date.now();
-    ctx.heartbeat(details);
-  };
-}
-
 /** Runs a child process that reads `input` on its stdin; rejects with its stderr when it fails. */
 function feedProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, input: Readable): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -141,7 +132,7 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
   async function endpointOf(serverId: string): Promise<EngineEndpoint> {
     const s = await prisma.workspaceServer.findUnique({ where: { id: serverId }, select: { ipAddress: true, dockerPort: true } });
     if (!s) throw ApplicationFailure.nonRetryable(`server ${serverId} does not exist`, 'ServerNotFoundError');
-    return { host: s.ipAddress, port: s.dockerPort ?? 2376 };
+    return serverEndpoint(s);
   }
 
   /** A short-lived, never-started helper container on `volume` at the workspace mount: the Docker API unpacks archives through it. */
@@ -158,11 +149,6 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
   }
 
   return {
-    /** Where a server's Docker API is. */
-    async serverEndpoint(serverId: string): Promise<EngineEndpoint> {
-      return endpointOf(serverId);
-    },
-
     async beginBackupRun(workflowId: string, trigger: string): Promise<void> {
       await prisma.backupRun.upsert({ where: { workflowId }, create: { workflowId, trigger }, update: {} });
     },
@@ -185,7 +171,7 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
 
     /** `pg_dump` streamed into `restic backup --stdin`; a dump that fails kills restic before it may commit. */
     async backupDatabase(run: string): Promise<SnapshotRecord> {
-      const beat = heartbeater();
+      const beat = throttledHeartbeat();
       const database = databaseName(databaseUrl);
       const dump = spawn('pg_dump', ['--no-owner', '--no-privileges', '--format=plain'], { env: pgEnv(databaseUrl), stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
@@ -239,7 +225,7 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
       const t0 = Date.now();
       if (running) await execIn(container, ['sync']).catch(() => undefined);
       const t1 = Date.now();
-      const beat = heartbeater();
+      const beat = throttledHeartbeat();
       const archive = (await container.getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
       const tail = new TarTail();
       archive.on('data', (c: Buffer) => tail.push(c));
@@ -292,7 +278,7 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
       });
       if (empty.code !== 0) throw new Error(`could not empty ${volume}: ${empty.out.slice(0, 300)}`);
       const helper = await helperOn(endpoint, helperName, volume, image);
-      const beat = heartbeater();
+      const beat = throttledHeartbeat();
       try {
         const { stream, done, child } = restic.dump(snapshotId, workspaceStdinName(sourceWorkspaceId));
         let bytes = 0;

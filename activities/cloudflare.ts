@@ -70,9 +70,10 @@ export function createCloudflareActivities({ cloudflare, logger }: CloudflareDep
     return out;
   }
 
-  async function apply(zoneId: string, name: string, wanted: Omit<DnsRecord, 'id'>[]): Promise<DnsRecord[]> {
+  async function apply(zoneId: string, name: string, wanted: Omit<DnsRecord, 'id'>[]): Promise<number> {
     const current = await call(`listing ${name}`, () => recordsAt(zoneId, name));
-    for (const a of reconcile(current, wanted)) {
+    const actions = reconcile(current, wanted);
+    for (const a of actions) {
       Context.current().heartbeat({ name, op: a.op });
       if (a.op === 'delete') await call(`deleting a record of ${name}`, () => cf().dns.records.delete(a.id, { zone_id: zoneId }));
       else {
@@ -82,7 +83,7 @@ export function createCloudflareActivities({ cloudflare, logger }: CloudflareDep
       }
       log.info({ zoneId, name, op: a.op, type: a.op === 'delete' ? undefined : a.record.type }, 'dns record changed');
     }
-    return call(`listing ${name}`, () => recordsAt(zoneId, name));
+    return actions.length;
   }
 
   return {
@@ -108,8 +109,8 @@ export function createCloudflareActivities({ cloudflare, logger }: CloudflareDep
       return out;
     },
 
-    /** Makes the address records at `name` exactly `wanted` (idempotent: a re-run changes nothing). */
-    async setRecordsAt(zoneId: string, name: string, wanted: Omit<DnsRecord, 'id'>[]): Promise<DnsRecord[]> {
+    /** Makes the address records at `name` exactly `wanted` (idempotent: a re-run changes nothing); returns how many changes it made. */
+    async setRecordsAt(zoneId: string, name: string, wanted: Omit<DnsRecord, 'id'>[]): Promise<number> {
       return apply(zoneId, name, wanted);
     },
   };

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DockerFleet } from '../lib/docker-fleet';
+import { serverEndpoint, type DockerFleet } from '../lib/docker-fleet';
 import type { PrismaClient } from '../lib/prisma';
 import type { Restic } from '../lib/restic';
 
@@ -72,7 +72,7 @@ export function createCutoverActivities({ prisma, fleet, restic }: CutoverDeps) 
         scoped.map(async (s) => {
           if (s.status !== 'active' && s.status !== 'draining') return void bad.push(`${s.name} (${s.id}) is ${s.status}`);
           try {
-            await fleet.engine({ host: s.ipAddress, port: s.dockerPort ?? 2376 }).ping();
+            await fleet.engine(serverEndpoint(s)).ping();
           } catch (err) {
             bad.push(`${s.name} (${s.id}) does not answer: ${(err as Error).message}`);
           }

@@ -1,5 +1,5 @@
 import { afterHeartbeat, MONITORED_STATUSES } from '../domain/servers';
-import type { DockerFleet } from '../lib/docker-fleet';
+import { serverEndpoint, type DockerFleet } from '../lib/docker-fleet';
 import type { Logger } from '../lib/logger';
 import type { PrismaClient } from '../lib/prisma';
 import type { Redis } from '../lib/redis';
@@ -68,7 +68,7 @@ export function createHeartbeatActivities({ prisma, redis, fleet, logger }: Hear
     async heartbeatServer(serverId: string, threshold: number, timeoutMs: number, ttlSeconds: number): Promise<HeartbeatResult> {
       const server = await prisma.workspaceServer.findUnique({ where: { id: serverId } });
       if (!server) return { serverId, reachable: false, status: 'deleted', changed: false };
-      const docker = fleet.engine({ host: server.ipAddress.replace(/\/\d+$/, ''), port: server.dockerPort ?? 2376 });
+      const docker = fleet.engine(serverEndpoint(server));
 
       let sample: { containers: ContainerStats[]; diskGb: number } | undefined;
       let error: string | undefined;

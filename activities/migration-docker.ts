@@ -4,6 +4,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { runProbe } from './docker';
+import { throttledHeartbeat } from './progress';
 import { probeReady } from './workspace-docker';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
 import type { Logger } from '../lib/logger';
@@ -71,14 +72,11 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
       sourceManifest.catch(() => undefined);
       const from = (await container(source, workspaceId).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
       let bytes = 0;
-      let lastBeat = 0;
+      const beat = throttledHeartbeat();
       const counter = new Transform({
         transform(chunk: Buffer, _enc, done) {
           bytes += chunk.length;
-          if (Date.now() - lastBeat > 1_000) {
-            lastBeat = Date.now();
-            ctx.heartbeat({ bytes });
-          }
+          beat({ bytes });
           done(null, chunk);
         },
       });

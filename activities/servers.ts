@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { auditVerdict, maintenanceEndsAt, normalizeArchitecture } from '../domain/servers';
-import type { EngineEndpoint } from '../lib/docker-fleet';
+import { serverEndpoint, type EngineEndpoint } from '../lib/docker-fleet';
 import type { PrismaClient } from '../lib/prisma';
 import type { DaemonAudit, EngineFacts } from './docker';
 
@@ -23,7 +23,7 @@ export function createServerActivities({ prisma }: ServerActivityDeps) {
     /** The server's Docker endpoint (its address and TLS port) from the registry. */
     async getServerEndpoint(serverId: string): Promise<EngineEndpoint> {
       const s = await load(serverId);
-      return { host: s.ipAddress.replace(/\/\d+$/, ''), port: s.dockerPort ?? 2376 };
+      return serverEndpoint(s);
     },
 
     /** When the maintenance covering now ends (ISO time), or null when the server is not under maintenance. */

@@ -17,7 +17,7 @@ import { backupsRouter } from './routes/backups';
 import { cutoversRouter } from './routes/cutovers';
 import { llmRouter } from './routes/llm';
 import { LlmRouter, llmSettings, type LlmSettings } from '../lib/llm';
-import { ApiMetrics, metricsText } from './metrics';
+import { metricsExposition, observeRequest } from './metrics';
 import { Restic, resticFromConfig, type ResticSettings } from '../lib/restic';
 import { WorkspaceEvents } from './events';
 
@@ -78,12 +78,11 @@ export function createApp(deps: ApiDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', deps.settings.trustProxy);
   app.use(express.json({ limit: '1mb' }));
-  const metrics = new ApiMetrics();
-  app.use(metrics.middleware());
   app.use((req: Request, res: Response, next: NextFunction) => {
     const t0 = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      observeRequest(req, res.statusCode, ms / 1000);
       log.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
     });
     next();
@@ -124,7 +123,7 @@ export function createApp(deps: ApiDeps): Express {
   /** Prometheus metrics: aggregate counts only, nothing per user or secret. */
   app.get('/metrics', async (_req, res, next) => {
     try {
-      res.type('text/plain; version=0.0.4').send((await metrics.registry.metrics()) + (await metricsText(deps.prisma)));
+      res.type('text/plain; version=0.0.4').send(await metricsExposition(deps.prisma));
     } catch (err) {
       next(err);
     }

@@ -1,6 +1,6 @@
 import client from 'prom-client';
 import type { WorkflowClientInterceptor } from '@temporalio/client';
-import type { NextFunction, Request, Response } from 'express';
+import type { Request } from 'express';
 import type { PrismaClient } from '../lib/prisma';
 
 /** One registry per process: the API's request metrics and the workflow starts its Temporal client counts. */
@@ -26,36 +26,24 @@ export const countWorkflowStarts: WorkflowClientInterceptor = {
   },
 };
 
-/** The API process's own metrics: request latency by route (the pattern, never an id) and Node's defaults. */
-export class ApiMetrics {
-  readonly registry = registry;
-  private readonly duration =
-    (registry.getSingleMetric('podex_http_request_duration_seconds') as client.Histogram | undefined) ??
-    new client.Histogram({
-      name: 'podex_http_request_duration_seconds',
-      help: 'API request latency by method, route pattern and status.',
-      labelNames: ['method', 'route', 'status'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [registry],
-    });
+const requestDuration = new client.Histogram({
+  name: 'podex_http_request_duration_seconds',
+  help: 'API request latency by method, route pattern and status.',
+  labelNames: ['method', 'route', 'status'],
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});
+client.collectDefaultMetrics({ register: registry, prefix: 'podex_api_' });
 
-  private static defaults = false;
+/** Records one finished request under its route pattern (never an id), as the request logger sees it. */
+export function observeRequest(req: Request, status: number, seconds: number): void {
+  const route = req.route ? `${req.baseUrl}${String((req.route as { path: string }).path)}` : 'unmatched';
+  requestDuration.observe({ method: req.method, route, status: String(status) }, seconds);
+}
 
-  constructor() {
-    if (!ApiMetrics.defaults) client.collectDefaultMetrics({ register: this.registry, prefix: 'podex_api_' });
-    ApiMetrics.defaults = true;
-  }
-
-  middleware() {
-    return (req: Request, res: Response, next: NextFunction) => {
-      const end = this.duration.startTimer();
-      res.on('finish', () => {
-        const route = req.route ? `${req.baseUrl}${String((req.route as { path: string }).path)}` : 'unmatched';
-        end({ method: req.method, route, status: String(res.statusCode) });
-      });
-      next();
-    };
-  }
+/** The whole exposition: this process's registry, then the fleet's figures from PostgreSQL. */
+export async function metricsExposition(prisma: PrismaClient): Promise<string> {
+  return (await registry.metrics()) + (await metricsText(prisma));
 }
 
 /**

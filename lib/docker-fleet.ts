@@ -6,6 +6,11 @@ export interface EngineEndpoint {
   port: number;
 }
 
+/** A registry row's Docker endpoint: its address (an inet may carry a /32) and TLS port (2376 by default). */
+export function serverEndpoint(s: { ipAddress: string; dockerPort: number | null }): EngineEndpoint {
+  return { host: s.ipAddress.replace(/\/\d+$/, ''), port: s.dockerPort ?? 2376 };
+}
+
 export interface FleetTls {
   caFile: string;
   certFile: string;

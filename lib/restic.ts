@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import path from 'node:path';
 import type { Config } from '../domain/config';
-import { BACKUP_HOST, classifyResticError, forgetArgs, resticMessage, type ResticErrorKind, type RetentionPolicy } from '../domain/backup';
+import { BACKUP_HOST, classifyResticError, redactRepository, forgetArgs, resticMessage, type ResticErrorKind, type RetentionPolicy } from '../domain/backup';
 
 /** Where the repository is and how to open it. The password stays in its file: restic reads it there. */
 export interface ResticSettings {
@@ -45,7 +45,7 @@ export class Restic {
 
   /** The repository as it may appear in logs and API answers. */
   get where(): string {
-    return this.settings.repository.replace(/(\/\/)[^/@\s]+@/g, '$1***@');
+    return redactRepository(this.settings.repository);
   }
 
   private env(): NodeJS.ProcessEnv {

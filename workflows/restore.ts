@@ -71,7 +71,7 @@ export async function restoreWorkspaceWorkflow(input: RestoreWorkspaceInput): Pr
 
   if (input.mode === 'new-volume') {
     phase('restoring');
-    const endpoint = await db.serverEndpoint(ws.serverId);
+    const endpoint = await db.getServerEndpoint(ws.serverId);
     const volume = restoredVolumeName(id, snap.id);
     const r = await data.restoreSnapshotToVolume(endpoint, snap.id, id, volume, input.image, { 'podex.workspace_id': id, 'podex.restored_from': snap.id });
     phase('done');

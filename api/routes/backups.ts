@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { parseSnapshotTags } from '../../domain/backup';
@@ -46,7 +46,7 @@ export function backupsRouter(deps: ApiDeps & { restic: Restic }): Router {
   const ui = (workflowId: string) => `${settings.temporalUiUrl}/namespaces/${settings.namespace}/workflows/${workflowId}`;
   r.use('/backups', requireAdmin);
 
-  async function answer(res: Parameters<Parameters<typeof route>[0]>[1], handle: WorkflowHandle, wait: boolean, key: string) {
+  async function answer(res: Response, handle: WorkflowHandle, wait: boolean, key: string) {
     const started = { workflowId: handle.workflowId, temporalUi: ui(handle.workflowId) };
     if (!wait) return res.status(202).json(started);
     try {

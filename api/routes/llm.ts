@@ -153,9 +153,9 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
       res.json({ balanceUsd: await llm.balance(principal(res).id) });
     }),
   );
-  r.post('/credits/:userId', requireAdmin);
   r.post(
     '/credits/:userId',
+    requireAdmin,
     handle(async (req, res) => {
       const { addUsd } = parseOr400(topUpBody, req.body);
       const userId = String(req.params.userId);
@@ -175,8 +175,7 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
       if (body.stream) throw new LlmError(400, 'invalid_request_error', 'stream: a job is not streamed; poll GET /v1/jobs/{id}', 'stream');
       const userId = principal(res).id;
       // Checked now so a bad request fails here, not in the workflow.
-      const { plan } = await llm.route(userId, body.model);
-      void plan;
+      await llm.route(userId, body.model);
       const id = `llm-job-${randomUUID()}`;
       await prisma.llmJob.create({ data: { id, userId } });
       await temporal.workflow.start(llmJobWorkflow, { taskQueue: settings.taskQueue, workflowId: id, args: [{ jobId: id, userId, request: body }] });
