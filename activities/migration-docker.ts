@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
+import { LISTING_SCRIPT, parseListing, withoutHeld, type HeldFile } from '../lib/tar-resume';
 import { runProbe } from './docker';
 import { throttledHeartbeat } from './progress';
 import { probeReady } from './workspace-docker';
@@ -24,7 +25,12 @@ export interface Manifest {
 }
 
 export interface CopyResult {
+  /** The volume's archive, read from the source. */
   bytes: number;
+  /** What went over to the target: less than `bytes` when a retry resumed an interrupted copy. */
+  sentBytes: number;
+  /** File content a retry found already whole on the target and did not send again. */
+  resumedBytes: number;
   source: Manifest;
   target: Manifest;
 }
@@ -52,6 +58,17 @@ export async function manifestOnServer(docker: Docker, workspaceId: string, imag
   return { files: Number(files), bytes: Number(bytes), digest };
 }
 
+/** Regular files already on the target volume (size and mtime), listed on the target's own server. */
+async function heldOnServer(docker: Docker, workspaceId: string, image: string): Promise<Map<string, HeldFile>> {
+  const r = await runProbe(docker, `podex-listing-${workspaceId}`, {
+    Image: image,
+    Cmd: ['sh', '-c', `cd /data && ${LISTING_SCRIPT}`],
+    HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${workspaceNames(workspaceId).volume}:/data:ro`], CapDrop: ['ALL'], CapAdd: ['DAC_READ_SEARCH'], SecurityOpt: ['no-new-privileges:true'] },
+  });
+  if (r.code !== 0) throw new Error(`listing the target volume failed (exit ${r.code}): ${r.out.slice(0, 300)}`);
+  return parseListing(r.out);
+}
+
 /** Moving a workspace's data between engines, through their Docker APIs only (no SSH, no shared disk). */
 export function createMigrationDockerActivities({ fleet, logger }: MigrationDockerDeps) {
   const log = logger.child({ component: 'migration' });
@@ -60,9 +77,10 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
   return {
     /**
      * Streams the workspace's volume from the (stopped) source container into the target's
-     * (created, not started) container as a tar archive, hashing every file on the way, then
-     * reads the target's copy back and hashes it again. Progress (bytes) is heartbeated. A
-     * retried copy starts again from the first byte: the target volume is overwritten.
+     * (created, not started) container as a tar archive, then each side hashes its own copy.
+     * Progress (bytes read, bytes sent) is heartbeated. A retry (the worker was lost, a
+     * connection broke) resumes: the files the target already holds whole are left out of
+     * the stream, and the checksums prove the result.
      */
     async copyVolume(source: EngineEndpoint, target: EngineEndpoint, workspaceId: string, image: string): Promise<CopyResult> {
       const ctx = Context.current();
@@ -70,19 +88,32 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
       // The source is stopped and does not change while it is copied: its manifest is made alongside the copy.
       const sourceManifest = manifestOnServer(fleet.engine(source), workspaceId, image, 'source');
       sourceManifest.catch(() => undefined);
+      const held = ctx.info.attempt > 1 ? await heldOnServer(fleet.engine(target), workspaceId, image) : new Map<string, HeldFile>();
       const from = (await container(source, workspaceId).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
+      // A cancelled activity (its workflow gave up, or the server stopped hearing from it) stops streaming at once.
+      ctx.cancelled.catch((err: Error) => from.destroy(err));
+      const resumed = { skippedBytes: 0, skippedFiles: 0 };
       let bytes = 0;
+      let sentBytes = 0;
       const beat = throttledHeartbeat();
-      const counter = new Transform({
+      const reading = new Transform({
         transform(chunk: Buffer, _enc, done) {
           bytes += chunk.length;
-          beat({ bytes });
           done(null, chunk);
         },
       });
+      const sending = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          sentBytes += chunk.length;
+          beat({ bytes, sentBytes, resumedBytes: resumed.skippedBytes });
+          done(null, chunk);
+        },
+      });
+      const body = held.size > 0 ? withoutHeld(from.pipe(reading), WORKSPACE_MOUNT, held, resumed) : from.pipe(reading);
+      from.on('error', (err) => reading.destroy(err));
       // The archive's top entry is the mount's own name ("workspace/…"): unpacked at "/" it lands in the mount.
-      await Promise.all([container(target, workspaceId).putArchive(counter, { path: '/' }), pipeline(from, counter)]);
-      ctx.heartbeat({ bytes, verifying: true });
+      await Promise.all([container(target, workspaceId).putArchive(sending, { path: '/' }), pipeline(body, sending)]);
+      ctx.heartbeat({ bytes, sentBytes, resumedBytes: resumed.skippedBytes, verifying: true });
       const streamed = Date.now();
       // Each side hashes its own disk, on its own server, with the same script: nothing is read back over the network.
       const [src, targetManifest] = await Promise.all([sourceManifest, manifestOnServer(fleet.engine(target), workspaceId, image, 'target')]);
@@ -92,8 +123,11 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
           'ChecksumMismatch',
         );
       }
-      log.info({ workspaceId, bytes, streamMs: streamed - t0, verifyMs: Date.now() - streamed }, 'volume copied and verified');
-      return { bytes, source: src, target: targetManifest };
+      log.info(
+        { workspaceId, bytes, sentBytes, resumedBytes: resumed.skippedBytes, resumedFiles: resumed.skippedFiles, attempt: ctx.info.attempt, streamMs: streamed - t0, verifyMs: Date.now() - streamed },
+        'volume copied and verified',
+      );
+      return { bytes, sentBytes, resumedBytes: resumed.skippedBytes, source: src, target: targetManifest };
     },
 
     /**

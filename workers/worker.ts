@@ -71,6 +71,8 @@ export async function createWorker(o: WorkerOptions): Promise<Worker> {
     taskQueue: o.taskQueue,
     activities: createActivities(o.deps),
     ...bundle,
+    // Progress (bytes copied or backed up) reaches operators' queries within seconds, not the SDK's default 24 s.
+    maxHeartbeatThrottleInterval: '2 seconds',
     ...(o.maxWorkflowTasks ? { maxConcurrentWorkflowTaskExecutions: o.maxWorkflowTasks, maxCachedWorkflows: Math.max(o.maxWorkflowTasks * 2, 400) } : {}),
     ...(o.maxActivities ? { maxConcurrentActivityTaskExecutions: o.maxActivities, maxConcurrentLocalActivityExecutions: o.maxActivities } : {}),
   });

@@ -43,6 +43,8 @@ export interface DrainedWorkspace {
   attempts: number;
   targetServerId: string | null;
   bytesCopied: number;
+  /** Of those, what a retried copy found already on the target and did not send again. */
+  resumedBytes?: number;
   error: string | null;
 }
 
@@ -132,6 +134,7 @@ export async function drainServerWorkflow(input: DrainInput): Promise<DrainState
       .then(
         (r: MigrationResult) => {
           w.bytesCopied = r.bytesCopied;
+          w.resumedBytes = r.resumedBytes ?? 0;
           w.targetServerId = r.targetServerId;
           w.error = r.error ?? null;
           w.phase = r.outcome === 'moved' ? 'moved' : w.attempts >= maxAttempts ? 'failed' : 'retrying';

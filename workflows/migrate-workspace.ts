@@ -56,6 +56,8 @@ export interface MigrationState {
   sourceServerId: string | null;
   targetServerId: string | null;
   bytesCopied: number;
+  /** Of those, what a retried copy found already whole on the target and did not send again. */
+  resumedBytes: number;
   /** Why the migration is not moving on right now (no slot, no capacity, …); null when it is. */
   blocked: string | null;
   error: string | null;
@@ -67,6 +69,7 @@ export interface MigrationResult {
   sourceServerId: string;
   targetServerId: string | null;
   bytesCopied: number;
+  resumedBytes: number;
   files: number;
   digest: string | null;
   status: 'running' | 'stopped';
@@ -86,7 +89,7 @@ export const migrationStateQuery = defineQuery<MigrationState>('migrationState')
 export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<MigrationResult> {
   const id = input.workspaceId;
   const me = workflowInfo().workflowId;
-  const state: MigrationState = { workspaceId: id, phase: 'waiting-for-slot', sourceServerId: null, targetServerId: null, bytesCopied: 0, blocked: null, error: null };
+  const state: MigrationState = { workspaceId: id, phase: 'waiting-for-slot', sourceServerId: null, targetServerId: null, bytesCopied: 0, resumedBytes: 0, blocked: null, error: null };
   let snapshot: WorkspaceSnapshot | undefined;
   setHandler(migrationStateQuery, () => state);
   setHandler(migrationReadySignal, (s) => {
@@ -164,6 +167,7 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     // The platform image (on every server since onboarding) hashes both sides, whatever image the workspace runs.
     const result = await copy.copyVolume(sourceEndpoint, to, id, source.defaultImage);
     state.bytesCopied = result.bytes;
+    state.resumedBytes = result.resumedBytes ?? 0;
     copied = { bytes: result.bytes, files: result.source.files, digest: result.source.digest };
 
     if (input.mode === 'live') {
@@ -190,7 +194,7 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     await undoAll(targetLeftovers, 'migration rollback');
     phase('rolled-back');
     const status = source && !wasRunning() ? 'stopped' : 'running';
-    return { workspaceId: id, outcome: 'rolled-back', sourceServerId: ws.serverId, targetServerId: target?.serverId ?? null, bytesCopied: state.bytesCopied, files: 0, digest: null, status, error: state.error };
+    return { workspaceId: id, outcome: 'rolled-back', sourceServerId: ws.serverId, targetServerId: target?.serverId ?? null, bytesCopied: state.bytesCopied, resumedBytes: state.resumedBytes, files: 0, digest: null, status, error: state.error };
   }
 
   // The point of no return: from here on the workspace lives on the target.
@@ -209,5 +213,5 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     }
   }
   phase('moved');
-  return { workspaceId: id, outcome: 'moved', sourceServerId: ws.serverId, targetServerId: target!.serverId, bytesCopied: copied!.bytes, files: copied!.files, digest: copied!.digest, status };
+  return { workspaceId: id, outcome: 'moved', sourceServerId: ws.serverId, targetServerId: target!.serverId, bytesCopied: copied!.bytes, resumedBytes: state.resumedBytes, files: copied!.files, digest: copied!.digest, status };
 }

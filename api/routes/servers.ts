@@ -1,10 +1,11 @@
 import { Router } from 'express';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { tier, type TierName } from '../../domain/tiers';
 import { PHASE, SERVER_ID, WORKFLOW_ID } from '../../lib/constants';
 import { drainServerWorkflow, onboardServerWorkflow } from '../../workflows';
 import { cancelDrainSignal, drainStateQuery, pauseDrainSignal, resumeDrainSignal, type DrainState } from '../../workflows/drain-server';
-import { migrationStateQuery } from '../../workflows/migrate-workspace';
+import { migrationStateQuery, type MigrationState } from '../../workflows/migrate-workspace';
 import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
 import { conflict, notFound, parse, route } from '../errors';
@@ -224,6 +225,26 @@ export function serversRouter(deps: ApiDeps): Router {
     }),
   );
 
+  /**
+   * A copy in progress as its activity last heartbeated it: bytes read and sent so far, and
+   * why a retry is waiting (the last attempt's error, e.g. the target is unreachable).
+   */
+  async function liveCopy(child: WorkflowHandle, m: MigrationState): Promise<Partial<MigrationState> & { copyAttempt?: number; sentBytes?: number }> {
+    const d = await child.describe().catch(() => undefined);
+    const act = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'copyVolume');
+    if (!act) return {};
+    const p = act.heartbeatDetails?.payloads?.[0];
+    const beat = p ? (defaultPayloadConverter.fromPayload(p) as { bytes?: number; sentBytes?: number; resumedBytes?: number }) : {};
+    const lastError = act.lastFailure?.message;
+    return {
+      bytesCopied: beat.bytes ?? m.bytesCopied,
+      sentBytes: beat.sentBytes ?? beat.bytes ?? 0,
+      resumedBytes: beat.resumedBytes ?? 0,
+      copyAttempt: act.attempt ?? 1,
+      blocked: m.blocked ?? (lastError ? `copy attempt ${act.attempt} after: ${lastError}` : null),
+    };
+  }
+
   /** The drain's progress: each workspace's phase and bytes copied (from its migration), and why anything waits. */
   r.get(
     '/servers/:id/drain',
@@ -241,11 +262,11 @@ export function serversRouter(deps: ApiDeps): Router {
       const workspaces = await Promise.all(
         drain.workspaces.map(async (w) => {
           if (w.phase !== 'migrating') return w;
-          const m = await temporal.workflow
-            .getHandle(`${WORKFLOW_ID.migrateWorkspace(w.workspaceId)}-drain-${w.attempts - 1}`)
-            .query(migrationStateQuery)
-            .catch(() => undefined);
-          return m ? { ...w, migrationPhase: m.phase, bytesCopied: m.bytesCopied, targetServerId: m.targetServerId, blocked: m.blocked } : w;
+          const child = temporal.workflow.getHandle(`${WORKFLOW_ID.migrateWorkspace(w.workspaceId)}-drain-${w.attempts - 1}`);
+          const m = await child.query(migrationStateQuery).catch(() => undefined);
+          if (!m) return w;
+          const view = { ...w, migrationPhase: m.phase, bytesCopied: m.bytesCopied, resumedBytes: m.resumedBytes, targetServerId: m.targetServerId, blocked: m.blocked };
+          return m.phase === 'copying' ? { ...view, ...(await liveCopy(child, m)) } : view;
         }),
       );
       res.json({ ...drain, workspaces, workflowStatus: status, workflowId: handle.workflowId, temporalUi: ui(handle.workflowId) });

@@ -1,0 +1,68 @@
+/**
+ * Resuming an interrupted copy of a tar archive: the entries the target already holds whole
+ * are left out of the stream, everything else passes unchanged. "Whole" is rsync's quick
+ * check: a regular file of the same size and modification time (seconds). A file cut off
+ * mid-write has a smaller size or a fresh mtime (the unpacker sets the archived mtime only
+ * after the content), so it is sent again; the checksum comparison afterwards is the proof.
+ */
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+
+export interface HeldFile {
+  size: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+}
+
+export interface ResumeCounters {
+  /** Bytes of file content left out because the target holds them. */
+  skippedBytes: number;
+  skippedFiles: number;
+}
+
+/**
+ * A listing of regular files as printed by `stat -c '%s\t%Y\t%n'` (one per line) under a
+ * folder, keyed by their path relative to it ("src/a.txt"). Lines that do not parse are
+ * ignored: a file left out of the listing is simply sent again.
+ */
+export function parseListing(text: string): Map<string, HeldFile> {
+  const held = new Map<string, HeldFile>();
+  for (const line of text.split('\n')) {
+    const m = /^(\d+)\t(\d+)\t(.+)$/.exec(line);
+    if (!m) continue;
+    held.set(m[3].replace(/^\.\//, ''), { size: Number(m[1]), mtime: Number(m[2]) });
+  }
+  return held;
+}
+
+/** The shell command (busybox or GNU) that prints the listing `parseListing` reads, for the folder it runs in. */
+export const LISTING_SCRIPT = `find . -type f -exec stat -c '%s\t%Y\t%n' {} +`;
+
+/**
+ * The archive without the regular files `held` already has. `root` is the archive's top
+ * entry ("workspace" for a volume mounted at /workspace): names below it are matched
+ * against the listing's relative paths.
+ */
+export function withoutHeld(archive: Readable, root: string, held: Map<string, HeldFile>, counters: ResumeCounters): Readable {
+  const extract = tar.extract();
+  const pack = tar.pack();
+  const prefix = `${root.replace(/^\/+|\/+$/g, '')}/`;
+  extract.on('entry', (header, stream, next) => {
+    const rel = header.name.startsWith(prefix) ? header.name.slice(prefix.length) : null;
+    const have = rel === null ? undefined : held.get(rel);
+    const mtime = Math.floor((header.mtime?.getTime() ?? -1000) / 1000);
+    if (header.type === 'file' && have && have.size === header.size && have.mtime === mtime) {
+      counters.skippedBytes += header.size ?? 0;
+      counters.skippedFiles++;
+      stream.on('end', () => next());
+      stream.resume();
+      return;
+    }
+    stream.pipe(pack.entry(header, (err) => next(err ?? undefined)));
+  });
+  extract.on('finish', () => pack.finalize());
+  extract.on('error', (err) => pack.destroy(err));
+  archive.on('error', (err) => extract.destroy(err));
+  archive.pipe(extract);
+  return pack;
+}
