@@ -31,6 +31,11 @@ async function ignoreMissing(p: Promise<unknown>): Promise<boolean> {
   }
 }
 
+/** Every network named exactly `name` (the engine's name filter also matches names that merely contain it). */
+async function networksNamed(docker: Docker, name: string): Promise<Docker.NetworkInspectInfo[]> {
+  return (await docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
+}
+
 /** Docker steps of a workspace's life. Each finds its own earlier work by name, so retries are safe. */
 export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) {
   const engine = (e: EngineEndpoint): Docker => fleet.engine(e);
@@ -57,16 +62,28 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       return value;
     },
 
-    /** The workspace's own bridge network (ICC off); returns whether this call created it. */
+    /**
+     * The workspace's own bridge network (ICC off); returns whether this call created it.
+     * The engine refuses a duplicate name with 409 ("exists"), but only by a check that two
+     * creates in flight at once can both pass (an attempt that timed out on a busy engine and
+     * its retry): then the newer twins are removed, or the container's network would be
+     * ambiguous.
+     */
     async ensureNetwork(endpoint: EngineEndpoint, workspaceId: string, ownerId: string, tier: string): Promise<boolean> {
-      // Created directly: the engine refuses a duplicate name with 409, which means "exists".
+      const docker = engine(endpoint);
+      let created = false;
       try {
-        await engine(endpoint).createNetwork(networkSpec(workspaceId, workspaceLabels(workspaceId, ownerId, tier)));
-        return true;
+        await docker.createNetwork(networkSpec(workspaceId, workspaceLabels(workspaceId, ownerId, tier)));
+        created = true;
       } catch (err) {
-        if (exists(err)) return false;
-        throw err;
+        if (!exists(err)) throw err;
       }
+      const twins = await networksNamed(docker, workspaceNames(workspaceId).network);
+      if (twins.length > 1) {
+        const [, ...newer] = twins.sort((a, b) => a.Created.localeCompare(b.Created));
+        for (const n of newer) await ignoreMissing(docker.getNetwork(n.Id).remove());
+      }
+      return created;
     },
 
     /**
@@ -142,8 +159,12 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       return ignoreMissing(engine(endpoint).getContainer(workspaceNames(workspaceId).container).remove({ force: true, v: false }));
     },
 
+    /** Removes the workspace's network (every one of that name, by id: a name with twins is ambiguous to the engine). */
     async removeNetwork(endpoint: EngineEndpoint, workspaceId: string): Promise<boolean> {
-      return ignoreMissing(engine(endpoint).getNetwork(workspaceNames(workspaceId).network).remove());
+      const docker = engine(endpoint);
+      const named = await networksNamed(docker, workspaceNames(workspaceId).network);
+      for (const n of named) await ignoreMissing(docker.getNetwork(n.Id).remove());
+      return named.length > 0;
     },
 
     async removeVolume(endpoint: EngineEndpoint, workspaceId: string): Promise<boolean> {

@@ -113,7 +113,7 @@ describe('a retried volume copy resumes where the broken one stopped', () => {
   }, 180_000);
 
   it('a first attempt sends everything, even onto a target that holds files', async () => {
-    const r = await new MockActivityEnvironment({ attempt: 1 }).run(acts.copyVolume, source, target, id, image);
+    const r: CopyResult = await new MockActivityEnvironment({ attempt: 1 }).run(acts.copyVolume, source, target, id, image);
     expect(r.resumedBytes).toBe(0);
     expect(r.sentBytes).toBe(r.bytes);
     expect(r.target.digest).toBe(r.source.digest);
