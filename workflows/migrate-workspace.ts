@@ -5,6 +5,7 @@ import {
   defineQuery,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -34,6 +35,9 @@ const copy = proxyActivities<Activities>({
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['NoCapacity'] },
 });
+
+/** Histories from before this change stopped the source first, then prepared the target. */
+const TARGET_PREPARED_WHILE_SOURCE_STOPS = 'target-prepared-while-source-stops';
 
 export interface MigrateInput {
   workspaceId: string;
@@ -152,16 +156,27 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     state.targetServerId = target.serverId;
     const to = { host: target.host, port: target.port };
 
-    phase('stopping-source');
-    await docker.stopContainer(sourceEndpoint, id);
-
-    phase('preparing-target');
-    targetLeftovers.push({ step: 'volume', run: () => cleanup.removeVolumeCreatedBy(to, id, me) });
-    targetLeftovers.push({ step: 'network', run: () => cleanup.removeNetwork(to, id) });
-    const { storage } = await docker.prepareWorkspaceResources(to, id, ws.ownerId, tier.name, me);
-    diskLimit = storage.detail;
-    targetLeftovers.push({ step: 'container', run: () => cleanup.removeContainer(to, id) });
-    await docker.ensureContainer(to, { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source.defaultImage, runtime: target.runtime, diskLimitSupported: storage.supported });
+    const prepareTarget = async () => {
+      targetLeftovers.push({ step: 'volume', run: () => cleanup.removeVolumeCreatedBy(to, id, me) });
+      targetLeftovers.push({ step: 'network', run: () => cleanup.removeNetwork(to, id) });
+      const { storage } = await docker.prepareWorkspaceResources(to, id, ws.ownerId, tier.name, me);
+      diskLimit = storage.detail;
+      targetLeftovers.push({ step: 'container', run: () => cleanup.removeContainer(to, id) });
+      await docker.ensureContainer(to, { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source!.defaultImage, runtime: target!.runtime, diskLimitSupported: storage.supported });
+    };
+    if (patched(TARGET_PREPARED_WHILE_SOURCE_STOPS)) {
+      // The target's network, volume and container do not depend on the source: they are made
+      // while the source stops. Both settle before anything else happens (a rollback must not
+      // race a step still in flight).
+      phase('stopping-source-and-preparing-target');
+      const [stopped, prepared] = await Promise.allSettled([docker.stopContainer(sourceEndpoint, id), prepareTarget()]);
+      for (const r of [stopped, prepared]) if (r.status === 'rejected') throw r.reason;
+    } else {
+      phase('stopping-source');
+      await docker.stopContainer(sourceEndpoint, id);
+      phase('preparing-target');
+      await prepareTarget();
+    }
 
     phase('copying');
     // The platform image (on every server since onboarding) hashes both sides, whatever image the workspace runs.
