@@ -9,14 +9,21 @@
  * checksum, start, hold healthy (MIGRATION_HOLD_HEALTHY_SECONDS, 1 s here), switch, remove the
  * source. Afterwards every workspace's files are hashed on the target against the source.
  *
+ * Afterwards each migration's history is read back from Temporal: the mean time of its steps
+ * shows where a slot's time goes, and `floor_ratio` is the ratio this drain could reach if
+ * its copy cost exactly what the raw copy did: the raw copy's time per slot plus the steps
+ * no copy can skip (stop the source, start the target, hold it healthy).
+ *
  * Last line: {"ratio", "max_parallel_seen", "checksum_mismatches", ...}.
  */
 import type { Readable } from 'node:stream';
+import { Client, Connection } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { mintToken } from '../api/auth';
 import { WORKSPACE_MOUNT } from '../domain/container-spec';
 import { config } from '../lib/config';
 import { execIn } from '../lib/docker-exec';
+import { WORKFLOW_ID } from '../lib/constants';
 import { parseEndpoints } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
 import { apiClient, benchFleet, removeLabelled, round, startApi, startWorker, stop } from './lib';
@@ -43,6 +50,35 @@ async function pool<T>(items: T[], n: number, task: (item: T, i: number) => Prom
     }),
   );
   return (performance.now() - t0) / 1000;
+}
+
+/** Mean seconds of each activity over the migrations' histories (scheduled → completed, retries included). */
+async function stepMeans(workflowIds: string[]): Promise<Record<string, number>> {
+  const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  const sums = new Map<string, { s: number; n: number }>();
+  const at = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) => Number(e.eventTime?.seconds ?? 0) + (e.eventTime?.nanos ?? 0) / 1e9;
+  try {
+    for (const id of workflowIds) {
+      const events = (await client.workflow.getHandle(id).fetchHistory()).events ?? [];
+      const scheduled = new Map<string, { name: string; t: number }>();
+      for (const e of events) {
+        const a = e.activityTaskScheduledEventAttributes;
+        if (a?.activityType?.name) scheduled.set(String(e.eventId), { name: a.activityType.name, t: at(e) });
+        const c = e.activityTaskCompletedEventAttributes;
+        const s = c && scheduled.get(String(c.scheduledEventId));
+        if (s) {
+          const sum = sums.get(s.name) ?? { s: 0, n: 0 };
+          sum.s += at(e) - s.t;
+          sum.n++;
+          sums.set(s.name, sum);
+        }
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+  return Object.fromEntries([...sums].map(([k, v]) => [k, round(v.s / v.n)]));
 }
 
 const cleanEngine = (docker: Docker) => removeLabelled(docker, [`podex.owner=${OWNER}`, `${RAW_LABEL}=drain`]);
@@ -118,7 +154,7 @@ async function main(): Promise<void> {
     const started = await admin('POST', `/servers/${servers[0]}/drain`, { deadline: new Date(Date.now() + 3_600_000).toISOString(), maxParallel: PARALLEL });
     if (started.status !== 202) throw new Error(`drain: ${started.status} ${JSON.stringify(started.body)}`);
     let seen = 0;
-    let drain: { workflowStatus: string; phase: string; maxParallelSeen: number; workspaces: { phase: string; error: string | null }[] };
+    let drain: { workflowStatus: string; phase: string; maxParallelSeen: number; workspaces: { workspaceId: string; phase: string; attempts: number; error: string | null }[] };
     for (;;) {
       seen = Math.max(seen, await prisma.migration.count());
       drain = (await admin('GET', `/servers/${servers[0]}/drain`)).body;
@@ -127,6 +163,11 @@ async function main(): Promise<void> {
     }
     const oursSeconds = (performance.now() - t0) / 1000;
     log('drain', { seconds: round(oursSeconds), phase: drain.phase, status: drain.workflowStatus, failed: drain.workspaces.filter((w) => w.phase !== 'moved').map((w) => w.error) });
+
+    const steps = await stepMeans(drain.workspaces.map((w) => `${WORKFLOW_ID.migrateWorkspace(w.workspaceId)}-drain-${w.attempts - 1}`));
+    const rawSlot = (rawSeconds * PARALLEL) / WORKSPACES;
+    const unskippable = (steps.stopContainer ?? 0) + (steps.startAndWaitReady ?? 0) + (steps.holdHealthy ?? 0);
+    log('steps', { mean_seconds: steps, raw_seconds_per_slot: round(rawSlot) });
 
     let mismatches = 0;
     for (const id of ids) {
@@ -146,6 +187,8 @@ async function main(): Promise<void> {
         raw_copy_seconds: round(rawSeconds),
         moved: drain.workspaces.filter((w) => w.phase === 'moved').length,
         hold_healthy_s: HOLD_SECONDS,
+        floor_ratio: round((rawSlot + unskippable) / rawSlot),
+        step_mean_s: steps,
       }),
     );
     await Promise.all(ids.map((id) => user('DELETE', `/workspaces/${id}`)));
