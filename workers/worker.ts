@@ -73,6 +73,10 @@ export async function createWorker(o: WorkerOptions): Promise<Worker> {
     ...bundle,
     // Progress (bytes copied or backed up) reaches operators' queries within seconds, not the SDK's default 24 s.
     maxHeartbeatThrottleInterval: '2 seconds',
+    // A burst of workspaces schedules hundreds of tasks at once: pollers follow the server's
+    // backlog instead of a fixed ten (which left activities ~11 s in the queue during a 200-create burst).
+    workflowTaskPollerBehavior: { type: 'autoscaling', maximum: 50 },
+    activityTaskPollerBehavior: { type: 'autoscaling', maximum: 100 },
     ...(o.maxWorkflowTasks ? { maxConcurrentWorkflowTaskExecutions: o.maxWorkflowTasks, maxCachedWorkflows: Math.max(o.maxWorkflowTasks * 2, 400) } : {}),
     ...(o.maxActivities ? { maxConcurrentActivityTaskExecutions: o.maxActivities, maxConcurrentLocalActivityExecutions: o.maxActivities } : {}),
   });
