@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
+import { tarManifest, type Manifest } from '../lib/tar-manifest';
 import { LISTING_SCRIPT, parseListing, withoutHeld, type HeldFile } from '../lib/tar-resume';
 import { runProbe } from './docker';
 import { throttledHeartbeat } from './progress';
@@ -18,11 +19,7 @@ export interface MigrationDockerDeps {
 }
 
 /** Per file: its type, mode and SHA-256 (regular files) or link target; the digest covers them all. */
-export interface Manifest {
-  files: number;
-  bytes: number;
-  digest: string;
-}
+export type { Manifest };
 
 export interface CopyResult {
   /** The volume's archive, read from the source. */
@@ -77,17 +74,16 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
   return {
     /**
      * Streams the workspace's volume from the (stopped) source container into the target's
-     * (created, not started) container as a tar archive, then each side hashes its own copy.
-     * Progress (bytes read, bytes sent) is heartbeated. A retry (the worker was lost, a
+     * (created, not started) container as a tar archive. The source's manifest is made from
+     * the archive as it passes (every file hashed as read from the source's disk), the
+     * target's by the manifest script on the target's own server; should they disagree, the
+     * same script on the source decides. Progress (bytes read, bytes sent) is heartbeated. A retry (the worker was lost, a
      * connection broke) resumes: the files the target already holds whole are left out of
      * the stream, and the checksums prove the result.
      */
     async copyVolume(source: EngineEndpoint, target: EngineEndpoint, workspaceId: string, image: string): Promise<CopyResult> {
       const ctx = Context.current();
       const t0 = Date.now();
-      // The source is stopped and does not change while it is copied: its manifest is made alongside the copy.
-      const sourceManifest = manifestOnServer(fleet.engine(source), workspaceId, image, 'source');
-      sourceManifest.catch(() => undefined);
       const held = ctx.info.attempt > 1 ? await heldOnServer(fleet.engine(target), workspaceId, image) : new Map<string, HeldFile>();
       const from = (await container(source, workspaceId).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
       // A cancelled activity (its workflow gave up, or the server stopped hearing from it) stops streaming at once.
@@ -109,14 +105,24 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
           done(null, chunk);
         },
       });
+      // Every byte read is also hashed, skipped files included: the manifest is the whole source's.
+      const fromArchive = tarManifest(WORKSPACE_MOUNT);
+      reading.pipe(fromArchive.sink);
       const body = held.size > 0 ? withoutHeld(from.pipe(reading), WORKSPACE_MOUNT, held, resumed) : from.pipe(reading);
       from.on('error', (err) => reading.destroy(err));
       // The archive's top entry is the mount's own name ("workspace/…"): unpacked at "/" it lands in the mount.
       await Promise.all([container(target, workspaceId).putArchive(sending, { path: '/' }), pipeline(body, sending)]);
       ctx.heartbeat({ bytes, sentBytes, resumedBytes: resumed.skippedBytes, verifying: true });
       const streamed = Date.now();
-      // Each side hashes its own disk, on its own server, with the same script: nothing is read back over the network.
-      const [src, targetManifest] = await Promise.all([sourceManifest, manifestOnServer(fleet.engine(target), workspaceId, image, 'target')]);
+      // The target hashes its own disk on its own server: nothing is read back over the network.
+      const archived = await fromArchive.manifest.catch(() => null);
+      const targetManifest = await manifestOnServer(fleet.engine(target), workspaceId, image, 'target');
+      let src = archived;
+      if (!src || src.digest !== targetManifest.digest) {
+        // The source is stopped and unchanged: its own disk, hashed by the same script as the target's, decides.
+        src = await manifestOnServer(fleet.engine(source), workspaceId, image, 'source');
+        if (archived && archived.digest !== src.digest) log.warn({ workspaceId, archive: archived, disk: src }, 'the archive manifest differs from the source disk manifest');
+      }
       if (targetManifest.digest !== src.digest) {
         throw ApplicationFailure.retryable(
           `checksum mismatch after copy: source ${src.files} entries ${src.digest.slice(0, 12)}, target ${targetManifest.files} entries ${targetManifest.digest.slice(0, 12)}`,

@@ -1,5 +1,6 @@
 import { Transform, type Readable } from 'node:stream';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import pino from 'pino';
 import type Docker from 'dockerode';
 import { runProbe } from '../activities/docker';
 import { createMigrationDockerActivities, type CopyResult } from '../activities/migration-docker';
@@ -58,6 +59,8 @@ describe('a retried volume copy resumes where the broken one stopped', () => {
   const id = uniq('resume');
   const names = workspaceNames(id);
   const acts = createMigrationDockerActivities({ fleet, logger: createLogger('silent') });
+  const warnings: string[] = [];
+  const watched = createMigrationDockerActivities({ fleet, logger: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }) });
   const sums = (e: EngineEndpoint) =>
     runProbe(testFleet().engine(e), `${names.container}-sums`, { Image: image, Cmd: ['sh', '-c', SUMS], HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${names.volume}:/data:ro`] } });
 
@@ -117,5 +120,19 @@ describe('a retried volume copy resumes where the broken one stopped', () => {
     expect(r.resumedBytes).toBe(0);
     expect(r.sentBytes).toBe(r.bytes);
     expect(r.target.digest).toBe(r.source.digest);
+  }, 120_000);
+
+  it('when the archive manifest and the disk script disagree (a newline in a file name), the source disk decides', async () => {
+    const odd = await runProbe(testFleet().engine(source), `${names.container}-odd`, {
+      Image: image,
+      Cmd: ['sh', '-c', `cd /data && printf 'two\nlines' > "$(printf 'odd\nname')" && sync`],
+      HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${names.volume}:/data`] },
+    });
+    expect(odd.code).toBe(0);
+    const r: CopyResult = await new MockActivityEnvironment({ attempt: 1 }).run(watched.copyVolume, source, target, id, image);
+    expect(r.target.digest).toBe(r.source.digest);
+    expect(warnings.join('')).toContain('the archive manifest differs from the source disk manifest');
+    const [a, b] = await Promise.all([sums(source), sums(target)]);
+    expect(b.out).toBe(a.out);
   }, 120_000);
 });

@@ -1,6 +1,7 @@
 import { runProbe } from '../activities/docker';
 import { manifestOnServer } from '../activities/migration-docker';
 import { config } from '../lib/config';
+import { tarManifest } from '../lib/tar-manifest';
 import { localEngines, testFleet, uniq } from './helpers';
 
 /** The check a migration relies on: equal data gives equal digests on two servers, any change does not. */
@@ -33,4 +34,45 @@ describe('volume manifests computed on each server', () => {
       expect((await manifestOnServer(b, id, image, 'target')).digest).not.toBe(ma.digest);
     }
   });
+});
+
+/** The source side of a copy is hashed from the archive as it streams: it must print exactly what the script prints on disk. */
+describe('a manifest made from the volume archive', () => {
+  const docker = testFleet().engine(localEngines()[0]);
+  const id = `${uniq('archive-manifest')}`;
+  const volume = `podex-ws-${id}`;
+  const image = config().WORKSPACE_IMAGE;
+
+  beforeAll(async () => {
+    await docker.createVolume({ Name: volume, Labels: { 'podex.test': '1' } });
+    await docker.createContainer({ name: volume, Image: image, Cmd: ['true'], Labels: { 'podex.test': '1' }, HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/workspace`] } });
+  });
+  afterAll(async () => {
+    await docker.getContainer(volume).remove({ force: true }).catch(() => undefined);
+    await docker.getVolume(volume).remove().catch(() => undefined);
+  });
+
+  it('equals the on-disk manifest for directories, modes, special bits, symlinks, hard links, empty files and odd names', async () => {
+    const w = await runProbe(docker, `${volume}-write`, {
+      Image: image,
+      Cmd: [
+        'sh',
+        '-c',
+        [
+          'cd /data && mkdir -p "src/with space" deep/er/est shared && chmod 1777 shared && chmod 700 deep',
+          "printf 'fn main() {}\\n' > src/main.rs && : > empty && head -c 300000 /dev/urandom > 'src/with space/blob.bin'",
+          'printf x > tool && chmod 4755 tool && printf y > "deep/er/est/ü-ñ.txt" && chmod 640 "deep/er/est/ü-ñ.txt"',
+          'ln -s src/main.rs link && ln -s ../missing deep/dangling && ln src/main.rs hard-link && sync',
+        ].join(' && '),
+      ],
+      HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/data`] },
+    });
+    expect(w.code).toBe(0);
+    const onDisk = await manifestOnServer(docker, id, image, 'disk');
+    const fromArchive = tarManifest('/workspace');
+    const archive = (await docker.getContainer(volume).getArchive({ path: '/workspace' })) as unknown as NodeJS.ReadableStream;
+    archive.pipe(fromArchive.sink);
+    expect(await fromArchive.manifest).toEqual(onDisk);
+    expect(onDisk.files).toBe(15); // ".", 6 directories, 5 files, 2 symlinks, 1 hard link
+  }, 60_000);
 });
