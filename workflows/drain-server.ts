@@ -7,6 +7,8 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
+  proxyActivities,
   proxyLocalActivities,
   setHandler,
   startChild,
@@ -16,10 +18,21 @@ import {
 import type { Activities } from '../activities';
 import type { Strategy } from '../domain/placement';
 import { PHASE, SERVER_ID, WORKFLOW_ID, WORKSPACE_ID } from '../lib/constants';
-import { dbLocalActivity } from './activity-options';
+import { dbActivity, dbLocalActivity } from './activity-options';
 import { migrateWorkspaceWorkflow, type MigrationResult } from './migrate-workspace';
 
-const db = proxyLocalActivities<Activities>(dbLocalActivity);
+const localDb = proxyLocalActivities<Activities>(dbLocalActivity);
+const activityDb = proxyActivities<Activities>(dbActivity);
+
+/**
+ * The drain's database steps run as ordinary activities. As local activities, a step still
+ * running when a child's completion arrived could resolve at another point on replay than
+ * it did live, so whether the loop's wait started a timer (the child had already woken it,
+ * or not) differed: a nondeterminism error on replay. Histories from before keep theirs.
+ */
+const DRAIN_STEPS_AS_ACTIVITIES = 'drain-steps-as-activities';
+/** Re-checking for a free fleet-wide slot held by someone else: each check adds to the drain's history. */
+const SLOT_RECHECK_MS = 5_000;
 
 export interface DrainInput {
   serverId: string;
@@ -103,6 +116,8 @@ export async function drainServerWorkflow(input: DrainInput): Promise<DrainState
     ]);
   };
   phase('cordoning');
+  const asActivities = patched(DRAIN_STEPS_AS_ACTIVITIES);
+  const db = asActivities ? activityDb : localDb;
   const { previousStatus } = await db.beginDrain(input.serverId);
 
   const deadlineMs = Date.parse(input.deadline);
@@ -213,7 +228,8 @@ export async function drainServerWorkflow(input: DrainInput): Promise<DrainState
 
     // Wait for a change: a move ends, a signal, the deadline, or a few seconds (a slot may free up elsewhere).
     const seen = changed;
-    const untilDeadline = state.deadlinePassed ? 2_000 : Math.max(0, Math.min(2_000, deadlineMs - Date.now()));
+    const recheck = asActivities ? SLOT_RECHECK_MS : 2_000;
+    const untilDeadline = state.deadlinePassed ? recheck : Math.max(0, Math.min(recheck, deadlineMs - Date.now()));
     const wasPaused = state.paused;
     await condition(() => changed !== seen || cancelled || state.paused !== wasPaused, untilDeadline);
     if (!state.deadlinePassed && Date.now() >= deadlineMs) {
