@@ -31,7 +31,7 @@ import { config } from '../lib/config';
 import { execIn } from '../lib/docker-exec';
 import { parseEndpoints } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
-import { apiClient, benchFleet, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, pool, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const run = promisify(execFile);
 const VOLUMES = Number(process.env.BENCH_VOLUMES ?? 8);
@@ -114,17 +114,9 @@ async function main(): Promise<void> {
 
     // Raw, the same snapshots as ours: one tagged call per volume folder, PARALLEL at a time.
     const perVolumeEnv = { ...process.env, ...resticEnv, RESTIC_REPOSITORY: perVolumeRepo };
-    let next = 0;
-    const t2 = performance.now();
-    await Promise.all(
-      Array.from({ length: PARALLEL }, async () => {
-        while (next < folders.length) {
-          const i = next++;
-          await run('restic', ['backup', '--host', 'bench', '--tag', `workspace=${ids[i]}`, folders[i]], { env: perVolumeEnv, maxBuffer: 64 * 1024 * 1024 });
-        }
-      }),
-    );
-    const perVolumeSeconds = (performance.now() - t2) / 1000;
+    const perVolumeSeconds = await pool(folders, PARALLEL, async (folder, i) => {
+      await run('restic', ['backup', '--host', 'bench', '--tag', `workspace=${ids[i]}`, folder], { env: perVolumeEnv, maxBuffer: 64 * 1024 * 1024 });
+    });
     log('raw per volume', { seconds: round(perVolumeSeconds) });
 
     // One key derivation: the cost every restic process pays before it does anything.

@@ -26,7 +26,7 @@ import { execIn } from '../lib/docker-exec';
 import { WORKFLOW_ID } from '../lib/constants';
 import { parseEndpoints } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
-import { apiClient, benchFleet, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, pool, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 50);
 const MB = Number(process.env.BENCH_MB ?? 50);
@@ -37,20 +37,6 @@ const RAW_LABEL = 'podex.bench';
 const SUMS = `cd ${WORKSPACE_MOUNT} && find . -type f | sort | xargs sha256sum`;
 
 const log = (msg: string, extra: Record<string, unknown> = {}) => console.error(JSON.stringify({ msg, ...extra }));
-
-async function pool<T>(items: T[], n: number, task: (item: T, i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await task(items[i], i);
-      }
-    }),
-  );
-  return (performance.now() - t0) / 1000;
-}
 
 /** Mean seconds of each activity over the migrations' histories (scheduled → completed, retries included). */
 async function stepMeans(workflowIds: string[]): Promise<Record<string, number>> {

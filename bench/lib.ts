@@ -94,3 +94,18 @@ export async function removeLabelled(docker: Docker, labels: string[]): Promise<
     await Promise.all(((await docker.listVolumes({ filters })).Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
   }
 }
+
+/** Runs `task` over `items` with `n` concurrent loops; returns the seconds taken. */
+export async function pool<T>(items: T[], n: number, task: (item: T, i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await task(items[i], i);
+      }
+    }),
+  );
+  return (performance.now() - t0) / 1000;
+}

@@ -31,7 +31,7 @@ import { config } from '../lib/config';
 import { execIn } from '../lib/docker-exec';
 import { parseEndpoints, type DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
 import { createPrisma, type PrismaClient } from '../lib/prisma';
-import { apiClient, benchFleet, percentile, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, percentile, pool, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const N = Number(process.env.BENCH_N ?? 30);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
@@ -42,6 +42,7 @@ const BURST_TIMEOUT_MS = 10 * 60_000;
 const RESERVATION_CALLERS = Number(process.env.BENCH_RESERVATION_CALLERS ?? 32);
 const OWNER = 'bench-user';
 const RAW_LABEL = 'podex.bench';
+const indices = (n: number) => Array.from({ length: n }, (_, i) => i);
 const tier = TIERS.free;
 
 const log = (msg: string, extra: Record<string, unknown> = {}) => console.error(JSON.stringify({ msg, ...extra }));
@@ -145,18 +146,6 @@ function placementBench(): { placement_ms: number; placement_baseline_ms: number
   return { placement_ms: round(percentile(ours, 50), 3), placement_baseline_ms: round(percentile(base, 50), 3) };
 }
 
-/** Runs `task(i)` for i in [0, n) with `callers` concurrent loops; returns the seconds taken. */
-async function pool(n: number, callers: number, task: (i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: callers }, async () => {
-      while (next < n) await task(next++);
-    }),
-  );
-  return (performance.now() - t0) / 1000;
-}
-
 async function reservationBench(prisma: PrismaClient, overcommit: number) {
   const servers = await Promise.all(
     Array.from({ length: 4 }, (_, i) =>
@@ -170,16 +159,16 @@ async function reservationBench(prisma: PrismaClient, overcommit: number) {
   const { reserveCapacity, releaseCapacity } = createReservationActivities({ prisma, overcommit });
   const need = { cpu: tier.cpu, memoryMb: tier.memoryMb, diskGb: tier.diskGb };
   // Warm-up: the pool's connections and the JIT.
-  await pool(50, RESERVATION_CALLERS, async (i) => void (await reserveCapacity({ workspaceId: ids[i], need, strategy: 'SPREAD' })));
-  await pool(50, RESERVATION_CALLERS, async (i) => void (await releaseCapacity(ids[i])));
-  const seconds = await pool(RESERVATIONS, RESERVATION_CALLERS, async (i) => void (await reserveCapacity({ workspaceId: ids[i], need, strategy: 'SPREAD' })));
+  await pool(indices(50), RESERVATION_CALLERS, async (i) => void (await reserveCapacity({ workspaceId: ids[i], need, strategy: 'SPREAD' })));
+  await pool(indices(50), RESERVATION_CALLERS, async (i) => void (await releaseCapacity(ids[i])));
+  const seconds = await pool(indices(RESERVATIONS), RESERVATION_CALLERS, async (i) => void (await reserveCapacity({ workspaceId: ids[i], need, strategy: 'SPREAD' })));
   // Capacity was exactly the demand: every server is full, none beyond.
   const after = await prisma.workspaceServer.findMany({ where: { id: { in: servers.map((s) => s.id) } } });
   const assigned = await prisma.workspace.count({ where: { id: { in: ids }, assignedCpu: { not: null } } });
   const overfull = after.filter((s) => s.reservedCpu > s.totalCpu).length;
-  const releaseSeconds = await pool(RESERVATIONS, RESERVATION_CALLERS, async (i) => void (await releaseCapacity(ids[i])));
+  const releaseSeconds = await pool(indices(RESERVATIONS), RESERVATION_CALLERS, async (i) => void (await releaseCapacity(ids[i])));
   // The baseline: a bare counter increment on the same rows with the same concurrency.
-  const baselineSeconds = await pool(RESERVATIONS, RESERVATION_CALLERS, async (i) => {
+  const baselineSeconds = await pool(indices(RESERVATIONS), RESERVATION_CALLERS, async (i) => {
     await prisma.$executeRaw`UPDATE workspace_servers SET reserved_cpu = reserved_cpu + 0 WHERE id = ${servers[i % 4].id}::uuid`;
   });
   await prisma.workspace.deleteMany({ where: { id: { in: ids } } });
