@@ -1,4 +1,6 @@
 import { Worker } from '@temporalio/worker';
+import { WORKFLOW_ID } from '../lib/constants';
+import { drainServerWorkflow } from '../workflows';
 import { registerEngines, eventually, startHarness, type Harness } from './harness';
 import { execIn, localEngines, uniq, WORKSPACE_SUMS } from './helpers';
 import { maybeRecordHistory, WORKFLOWS_PATH } from './temporal-env';
@@ -147,9 +149,21 @@ describe('draining a server', () => {
     const ids = (await h.deps.prisma.workspace.findMany({ where: { serverId: source, status: 'running', id: { in: workspaces } }, select: { id: true } })).map((w) => w.id);
     expect(ids.length).toBeGreaterThanOrEqual(1);
     // Started paused and held until the deadline, then released: what is left moves stopped.
-    const started = await h.call('POST', `/servers/${source}/drain`, { body: { deadline: new Date(Date.now() + 5_000).toISOString(), maxParallel: 1, onDeadline: 'force', paused: true } });
-    expect(started.status).toBe(202);
-    await eventually(async () => ((await h.call('GET', `/servers/${source}/drain`)).body.deadlinePassed ? true : undefined), 60_000, 300);
+    // Its history limit is set tiny, so the waiting drain continues as a new run on the way.
+    const handle = await h.client.workflow.start(drainServerWorkflow, {
+      taskQueue: h.taskQueue,
+      workflowId: WORKFLOW_ID.drainServer(source),
+      args: [{ serverId: source, deadline: new Date(Date.now() + 8_000).toISOString(), maxParallel: 1, onDeadline: 'force', paused: true, holdHealthyMs: 1_000, continueAsNewAfterEvents: 20 }],
+    });
+    await eventually(async () => ((await h.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).describe()).status.name === 'CONTINUED_AS_NEW' ? true : undefined), 60_000, 300);
+    const carried = await eventually(async () => {
+      const d = (await h.call('GET', `/servers/${source}/drain`)).body;
+      return d.deadlinePassed ? d : undefined;
+    }, 60_000, 300);
+    // The new run took over what the old one knew: paused, cordoned, the same workspaces.
+    expect(carried).toMatchObject({ paused: true, workflowStatus: 'RUNNING', phase: 'deadline-forcing' });
+    expect(carried.workspaces.map((w: { workspaceId: string }) => w.workspaceId).sort()).toEqual([...ids].sort());
+    expect((await h.call('GET', `/servers/${source}`)).body.cordoned).toBe(true);
     await h.call('POST', `/servers/${source}/drain/resume`);
     const d = await drainDone(source);
     expect(d.phase).toBe('drained');

@@ -4,6 +4,7 @@ import {
   type ChildWorkflowHandle,
   ParentClosePolicy,
   condition,
+  continueAsNew,
   defineQuery,
   defineSignal,
   isCancellation,
@@ -48,6 +49,14 @@ export interface DrainInput {
   maxAttempts?: number;
   /** Starts paused: cordoned at once, nothing moves until an operator resumes it. */
   paused?: boolean;
+  /**
+   * A drain that waits long (for slots held elsewhere, or paused) continues as a new run once
+   * its history is this long or the server suggests it, whenever no migration of its own is in
+   * flight (its children must not see their parent close). Default 10,000 events.
+   */
+  continueAsNewAfterEvents?: number;
+  /** What a previous run of this drain hands over when it continues as new. */
+  carried?: { previousStatus: string; state: DrainState; cancelled: boolean };
 }
 
 export interface DrainedWorkspace {
@@ -91,7 +100,7 @@ export const cancelDrainSignal = defineSignal('cancel');
  */
 export async function drainServerWorkflow(input: DrainInput): Promise<DrainState> {
   const maxAttempts = input.maxAttempts ?? 3;
-  const state: DrainState = {
+  const state: DrainState = input.carried?.state ?? {
     serverId: input.serverId,
     phase: 'cordoning',
     paused: input.paused ?? false,
@@ -103,7 +112,7 @@ export async function drainServerWorkflow(input: DrainInput): Promise<DrainState
     blocked: null,
     workspaces: [],
   };
-  let cancelled = false;
+  let cancelled = input.carried?.cancelled ?? false;
   setHandler(drainStateQuery, () => state);
   setHandler(pauseDrainSignal, () => void (state.paused = true));
   setHandler(resumeDrainSignal, () => void (state.paused = false));
@@ -115,10 +124,15 @@ export async function drainServerWorkflow(input: DrainInput): Promise<DrainState
       { key: SERVER_ID, value: input.serverId },
     ]);
   };
-  phase('cordoning');
+  if (!input.carried) phase('cordoning');
   const asActivities = patched(DRAIN_STEPS_AS_ACTIVITIES);
   const db = asActivities ? activityDb : localDb;
-  const { previousStatus } = await db.beginDrain(input.serverId);
+  let previousStatus: string;
+  if (input.carried) {
+    // Continued from an earlier run: the server is cordoned already.
+    previousStatus = input.carried.previousStatus;
+    phase(state.phase);
+  } else ({ previousStatus } = await db.beginDrain(input.serverId));
 
   const deadlineMs = Date.parse(input.deadline);
   const children = new Map<string, { handle: ChildWorkflowHandle<typeof migrateWorkspaceWorkflow>; scope: CancellationScope }>();
@@ -171,7 +185,7 @@ export async function drainServerWorkflow(input: DrainInput): Promise<DrainState
     await condition(() => children.size === 0);
   };
 
-  phase('migrating');
+  if (!input.carried) phase('migrating');
   for (;;) {
     // Workspaces on the server now: new ones cannot arrive (cordoned), ones still provisioning finish first.
     const present = await db.workspacesOnServer(input.serverId);
@@ -225,6 +239,10 @@ export async function drainServerWorkflow(input: DrainInput): Promise<DrainState
       state.blocked = `fleet-wide limit: ${slot.inFlight} migration(s) in flight, at most ${input.maxParallel}`;
     }
     if (!state.deadlinePassed && Date.now() >= deadlineMs - 60_000 && waiting.length > 0) state.blocked = `${state.blocked ? `${state.blocked}; ` : ''}deadline near (${input.deadline})`;
+
+    if (children.size === 0 && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.continueAsNewAfterEvents ?? 10_000))) {
+      await continueAsNew<typeof drainServerWorkflow>({ ...input, carried: { previousStatus, state, cancelled } });
+    }
 
     // Wait for a change: a move ends, a signal, the deadline, or a few seconds (a slot may free up elsewhere).
     const seen = changed;
