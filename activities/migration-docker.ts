@@ -37,19 +37,23 @@ export interface CopyResult {
  * then hashed together: run by busybox in a short-lived container on the volume's own server
  * (runc, no network, the volume read-only), so a check costs a local read, not a transfer.
  */
-const MANIFEST_SCRIPT = `cd /data && find . | sort | while IFS= read -r f; do
+const MANIFEST_SCRIPT = `find . | sort | while IFS= read -r f; do
   if [ -L "$f" ]; then printf '%s\\tlink\\t%s\\n' "$f" "$(readlink "$f")";
   elif [ -f "$f" ]; then printf '%s\\tfile\\t%s\\t%s\\t%s\\n' "$f" "$(stat -c %a "$f")" "$(stat -c %s "$f")" "$(sha256sum < "$f" | cut -d ' ' -f 1)";
   elif [ -d "$f" ]; then printf '%s\\tdir\\t%s\\n' "$f" "$(stat -c %a "$f")"; fi
 done > /tmp/manifest && wc -l < /tmp/manifest && awk -F '\\t' '$2 == "file" { n += $4 } END { print n + 0 }' /tmp/manifest && sha256sum < /tmp/manifest | cut -d ' ' -f 1`;
 
-export async function manifestOnServer(docker: Docker, workspaceId: string, image: string, side: string, volume = workspaceNames(workspaceId).volume): Promise<Manifest> {
-  const name = `podex-manifest-${workspaceId}-${side}`;
-  const r = await runProbe(docker, name, {
+/** Runs `script` in /data, the volume mounted read-only, in a short-lived runc container on the volume's own server (no network, no capabilities but reading). */
+function readVolume(docker: Docker, name: string, volume: string, image: string, script: string) {
+  return runProbe(docker, name, {
     Image: image,
-    Cmd: ['sh', '-c', MANIFEST_SCRIPT],
+    Cmd: ['sh', '-c', `cd /data && ${script}`],
     HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/data:ro`], CapDrop: ['ALL'], CapAdd: ['DAC_READ_SEARCH'], SecurityOpt: ['no-new-privileges:true'] },
   });
+}
+
+export async function manifestOnServer(docker: Docker, workspaceId: string, image: string, side: string, volume = workspaceNames(workspaceId).volume): Promise<Manifest> {
+  const r = await readVolume(docker, `podex-manifest-${workspaceId}-${side}`, volume, image, MANIFEST_SCRIPT);
   const [files, bytes, digest] = r.out.trim().split('\n');
   if (r.code !== 0 || !/^[0-9a-f]{64}$/.test(digest ?? '')) throw new Error(`manifest of ${volume} failed (exit ${r.code}): ${r.out.slice(0, 300)}`);
   return { files: Number(files), bytes: Number(bytes), digest };
@@ -57,11 +61,7 @@ export async function manifestOnServer(docker: Docker, workspaceId: string, imag
 
 /** Regular files already on the target volume (size and mtime), listed on the target's own server. */
 async function heldOnServer(docker: Docker, workspaceId: string, image: string): Promise<Map<string, HeldFile>> {
-  const r = await runProbe(docker, `podex-listing-${workspaceId}`, {
-    Image: image,
-    Cmd: ['sh', '-c', `cd /data && ${LISTING_SCRIPT}`],
-    HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${workspaceNames(workspaceId).volume}:/data:ro`], CapDrop: ['ALL'], CapAdd: ['DAC_READ_SEARCH'], SecurityOpt: ['no-new-privileges:true'] },
-  });
+  const r = await readVolume(docker, `podex-listing-${workspaceId}`, workspaceNames(workspaceId).volume, image, LISTING_SCRIPT);
   if (r.code !== 0) throw new Error(`listing the target volume failed (exit ${r.code}): ${r.out.slice(0, 300)}`);
   return parseListing(r.out);
 }
@@ -108,7 +108,8 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
       // Every byte read is also hashed, skipped files included: the manifest is the whole source's.
       const fromArchive = tarManifest(WORKSPACE_MOUNT);
       reading.pipe(fromArchive.sink);
-      const body = held.size > 0 ? withoutHeld(from.pipe(reading), WORKSPACE_MOUNT, held, resumed) : from.pipe(reading);
+      const read = from.pipe(reading);
+      const body = held.size > 0 ? withoutHeld(read, WORKSPACE_MOUNT, held, resumed) : read;
       from.on('error', (err) => reading.destroy(err));
       // The archive's top entry is the mount's own name ("workspace/…"): unpacked at "/" it lands in the mount.
       await Promise.all([container(target, workspaceId).putArchive(sending, { path: '/' }), pipeline(body, sending)]);

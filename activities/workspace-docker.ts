@@ -1,4 +1,4 @@
-import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { containerSpec, networkSpec, workspaceLabels, workspaceNames, HTTP_PORT, READY_PROBE, type ContainerSpecInput } from '../domain/container-spec';
 import { execIn } from '../lib/docker-exec';
@@ -18,6 +18,15 @@ export interface WorkspaceDockerDeps {
   fleet: DockerFleet;
 }
 
+/** This activity's attempt (1 when called outside an activity, as tools and tests do). */
+function attempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
+}
+
 const gone = (err: unknown) => (err as { statusCode?: number }).statusCode === 404;
 const exists = (err: unknown) => (err as { statusCode?: number }).statusCode === 409;
 
@@ -34,6 +43,14 @@ async function ignoreMissing(p: Promise<unknown>): Promise<boolean> {
 /** Every network named exactly `name` (the engine's name filter also matches names that merely contain it). */
 async function networksNamed(docker: Docker, name: string): Promise<Docker.NetworkInspectInfo[]> {
   return (await docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
+}
+
+/** Keeps the oldest network of the name and removes the rest (two creates in flight at once can both succeed). */
+async function removeTwins(docker: Docker, name: string): Promise<void> {
+  const twins = await networksNamed(docker, name);
+  if (twins.length < 2) return;
+  const [, ...newer] = twins.sort((a, b) => a.Created.localeCompare(b.Created));
+  for (const n of newer) await ignoreMissing(docker.getNetwork(n.Id).remove());
 }
 
 /** Docker steps of a workspace's life. Each finds its own earlier work by name, so retries are safe. */
@@ -78,11 +95,9 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       } catch (err) {
         if (!exists(err)) throw err;
       }
-      const twins = await networksNamed(docker, workspaceNames(workspaceId).network);
-      if (twins.length > 1) {
-        const [, ...newer] = twins.sort((a, b) => a.Created.localeCompare(b.Created));
-        for (const n of newer) await ignoreMissing(docker.getNetwork(n.Id).remove());
-      }
+      // A first attempt that made the network had no earlier attempt to race: nothing to look for.
+      if (created && attempt() === 1) return true;
+      await removeTwins(docker, workspaceNames(workspaceId).network);
       return created;
     },
 
@@ -126,7 +141,13 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       try {
         await c.start();
       } catch (err) {
-        if ((err as { statusCode?: number }).statusCode !== 304) throw err; // already running
+        if ((err as { statusCode?: number }).statusCode === 304) {
+          // already running
+        } else if (/is ambiguous/.test((err as Error).message)) {
+          // The engine resolves the network's name at start: a create still in flight when the network step looked made a twin.
+          await removeTwins(docker, names.network);
+          await c.start();
+        } else throw err;
       } finally {
         clearInterval(beat);
       }

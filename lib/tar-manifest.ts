@@ -18,24 +18,37 @@ export interface Manifest {
 }
 
 /** Builds the manifest text's digest from lines keyed by path. */
-export function manifestOf(lines: Map<string, string>, bytes: number): Manifest {
+function manifestOf(lines: Map<string, string>, bytes: number): Manifest {
   const paths = [...lines.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const h = createHash('sha256');
   for (const p of paths) h.update(`${lines.get(p)}\n`);
   return { files: paths.length, bytes, digest: h.digest('hex') };
 }
 
+/**
+ * Names in an archive of the folder `root` ("/workspace" gives entries "workspace/…") relative
+ * to that folder: "" for the folder itself, "src/a.txt" below it, null outside it.
+ */
+export function relativeToRoot(root: string): (name: string) => string | null {
+  const top = root.replace(/^\/+|\/+$/g, '');
+  return (name) => {
+    const n = name.replace(/\/+$/, '');
+    if (n === top) return '';
+    return n.startsWith(`${top}/`) ? n.slice(top.length + 1) : null;
+  };
+}
+
 /** A writable that takes a tar archive rooted at `root` ("workspace" for /workspace) and resolves `manifest` at its end. */
 export function tarManifest(root: string): { sink: Writable; manifest: Promise<Manifest> } {
-  const top = root.replace(/^\/+|\/+$/g, '');
+  const relative = relativeToRoot(root);
   const extract = tar.extract();
   const lines = new Map<string, string>();
   const files = new Map<string, { mode: string; size: number; sha: string }>();
   let bytes = 0;
+  /** The on-disk script's spelling: "." and "./src/a.txt". */
   const rel = (name: string) => {
-    const n = name.replace(/\/+$/, '');
-    if (n === top) return '.';
-    return n.startsWith(`${top}/`) ? `./${n.slice(top.length + 1)}` : null;
+    const r = relative(name);
+    return r === null ? null : r === '' ? '.' : `./${r}`;
   };
   const mode = (m: number | undefined) => ((m ?? 0) & 0o7777).toString(8);
   extract.on('entry', (header, stream, next) => {

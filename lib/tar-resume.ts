@@ -7,6 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
+import { relativeToRoot } from './tar-manifest';
 
 export interface HeldFile {
   size: number;
@@ -46,9 +47,9 @@ export const LISTING_SCRIPT = `find . -type f -exec stat -c '%s\t%Y\t%n' {} +`;
 export function withoutHeld(archive: Readable, root: string, held: Map<string, HeldFile>, counters: ResumeCounters): Readable {
   const extract = tar.extract();
   const pack = tar.pack();
-  const prefix = `${root.replace(/^\/+|\/+$/g, '')}/`;
+  const relative = relativeToRoot(root);
   extract.on('entry', (header, stream, next) => {
-    const rel = header.name.startsWith(prefix) ? header.name.slice(prefix.length) : null;
+    const rel = relative(header.name);
     const have = rel === null ? undefined : held.get(rel);
     const mtime = Math.floor((header.mtime?.getTime() ?? -1000) / 1000);
     if (header.type === 'file' && have && have.size === header.size && have.mtime === mtime) {

@@ -119,8 +119,9 @@ describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, roll
     ...extra,
   });
 
+  const start = (zoneId: string, p: CutoverPlan) => env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [p] });
   async function startedUntil(zoneId: string, p: CutoverPlan, phase: string) {
-    const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [p] });
+    const handle = await start(zoneId, p);
     await eventually(async () => (await handle.query(cutoverStateQuery)).phase === phase, 60_000, 100);
     return handle;
   }
@@ -179,7 +180,7 @@ describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, roll
     health.healthyFor = 3;
     // The plan also asks for the pre-cutover database back, restored into a database of its own.
     const target = uniq('podex_cutover_rb').replace(/-/g, '_').toLowerCase();
-    const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true, restoreDatabaseTo: target })] });
+    const handle = await start(zoneId, plan(zoneId, health, { autoApprove: true, restoreDatabaseTo: target }));
     const done: CutoverState = await handle.result();
     expect(done).toMatchObject({ outcome: 'rolled-back', phase: 'rolled-back', failuresInARow: 3 });
     try {
@@ -206,7 +207,7 @@ describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, roll
     withHealth(async (health) => {
     const zoneId = gcpZone();
     const before = cf.snapshot(zoneId);
-    const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true })] });
+    const handle = await start(zoneId, plan(zoneId, health, { autoApprove: true }));
     // Ten hours pass in the test server's time: the TTL wait, the switch and twenty probes.
     await env.sleep('10 hours');
     const mid = await handle.query(cutoverStateQuery);
@@ -246,7 +247,7 @@ describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, roll
     const zoneId = gcpZone();
     const before = cf.snapshot(zoneId);
     health.healthyFor = 0;
-    const handle = await env.client.workflow.start(cutoverWorkflow, { taskQueue, workflowId: `cutover-${zoneId}`, args: [plan(zoneId, health, { autoApprove: true })] });
+    const handle = await start(zoneId, plan(zoneId, health, { autoApprove: true }));
     await expect(handle.result()).rejects.toMatchObject({ cause: expect.objectContaining({ message: expect.stringMatching(/pre-flight failed: new platform health URLs answer: .*HTTP 503/) }) });
     const state = await handle.query(cutoverStateQuery);
     expect(state.checklist.find((c) => c.item === 'new platform health URLs answer')).toMatchObject({ ok: false });

@@ -1,5 +1,8 @@
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createWorkspaceDockerActivities } from '../activities/workspace-docker';
 import { networkSpec, workspaceLabels, workspaceNames } from '../domain/container-spec';
+import { TIERS } from '../domain/tiers';
+import { config } from '../lib/config';
 import { localEngines, testFleet, uniq } from './helpers';
 
 /** Docker steps that must stay idempotent when an engine is too busy to answer in time. */
@@ -13,6 +16,7 @@ describe('workspace networks on a busy engine', () => {
   const named = async () => (await docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
 
   afterAll(async () => {
+    await docker.getContainer(workspaceNames(id).container).remove({ force: true }).catch(() => undefined);
     for (const n of await named()) await docker.getNetwork(n.Id).remove().catch(() => undefined);
   });
 
@@ -33,5 +37,16 @@ describe('workspace networks on a busy engine', () => {
     expect(await acts.removeNetwork(endpoint, id)).toBe(true);
     expect(await named()).toHaveLength(0);
     expect(await acts.removeNetwork(endpoint, id)).toBe(false);
+  }, 60_000);
+
+  it('a workspace whose network got a twin after the network step looked still starts, on the oldest', async () => {
+    const spec = { ...networkSpec(id, { ...workspaceLabels(id, 'test-user', 'free'), 'podex.test': '1' }), CheckDuplicate: false };
+    const first = await docker.createNetwork(spec);
+    const containerId = await acts.ensureContainer(endpoint, { workspaceId: id, ownerId: 'test-user', tier: TIERS.free, image: config().WORKSPACE_IMAGE, runtime: 'runc', diskLimitSupported: false });
+    await docker.createNetwork(spec);
+    await expect(docker.getContainer(containerId).start()).rejects.toThrow(/ambiguous/);
+    await new MockActivityEnvironment().run(acts.startAndWaitReady, endpoint, id);
+    expect((await named()).map((n) => n.Id)).toEqual([first.id]);
+    expect(Object.values((await docker.getContainer(containerId).inspect()).NetworkSettings.Networks).map((n) => n.NetworkID)).toEqual([first.id]);
   }, 60_000);
 });
