@@ -36,12 +36,43 @@ export interface CopyResult {
  * Every entry of the workspace volume (path, type, mode, SHA-256 or link target), sorted,
  * then hashed together: run by busybox in a short-lived container on the volume's own server
  * (runc, no network, the volume read-only), so a check costs a local read, not a transfer.
+ * Files of 1 MiB and more are hashed by openssl where the image has it (several times
+ * faster than busybox's sha256sum here); both print the same SHA-256.
  */
-const MANIFEST_SCRIPT = `find . | sort | while IFS= read -r f; do
+const MANIFEST_SCRIPT = `ossl=$(command -v openssl)
+find . | sort | while IFS= read -r f; do
   if [ -L "$f" ]; then printf '%s\\tlink\\t%s\\n' "$f" "$(readlink "$f")";
-  elif [ -f "$f" ]; then printf '%s\\tfile\\t%s\\t%s\\t%s\\n' "$f" "$(stat -c %a "$f")" "$(stat -c %s "$f")" "$(sha256sum < "$f" | cut -d ' ' -f 1)";
+  elif [ -f "$f" ]; then set -- $(stat -c '%a %s' "$f")
+    if [ -n "$ossl" ] && [ "$2" -ge 1048576 ]; then h=$(openssl dgst -sha256 -r < "$f"); else h=$(sha256sum < "$f"); fi
+    printf '%s\\tfile\\t%s\\t%s\\t%s\\n' "$f" "$1" "$2" "\${h%% *}";
   elif [ -d "$f" ]; then printf '%s\\tdir\\t%s\\n' "$f" "$(stat -c %a "$f")"; fi
 done > /tmp/manifest && wc -l < /tmp/manifest && awk -F '\\t' '$2 == "file" { n += $4 } END { print n + 0 }' /tmp/manifest && sha256sum < /tmp/manifest | cut -d ' ' -f 1`;
+
+/**
+ * Joins the archive's chunks (about 11 KB each, as TLS records arrive) into pieces of at least
+ * `size` bytes: each piece is one chunk of the upload and one pass through the hashing and
+ * tar parsing, so the relay's per-chunk work shrinks about twentyfold (measured: half its CPU).
+ */
+function coalesced(size = 256 * 1024): Transform {
+  let parts: Buffer[] = [];
+  let held = 0;
+  const take = () => {
+    const piece = Buffer.concat(parts, held);
+    parts = [];
+    held = 0;
+    return piece;
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      parts.push(chunk);
+      held += chunk.length;
+      done(null, held >= size ? take() : undefined);
+    },
+    flush(done) {
+      done(null, held > 0 ? take() : undefined);
+    },
+  });
+}
 
 /** Runs `script` in /data, the volume mounted read-only, in a short-lived runc container on the volume's own server (no network, no capabilities but reading). */
 function readVolume(docker: Docker, name: string, volume: string, image: string, script: string) {
@@ -108,7 +139,7 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
       // Every byte read is also hashed, skipped files included: the manifest is the whole source's.
       const fromArchive = tarManifest(WORKSPACE_MOUNT);
       reading.pipe(fromArchive.sink);
-      const read = from.pipe(reading);
+      const read = from.pipe(coalesced()).pipe(reading);
       const body = held.size > 0 ? withoutHeld(read, WORKSPACE_MOUNT, held, resumed) : read;
       from.on('error', (err) => reading.destroy(err));
       // The archive's top entry is the mount's own name ("workspace/…"): unpacked at "/" it lands in the mount.
@@ -149,6 +180,8 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
       let failed = 0;
       let inARow = 0;
       for (;;) {
+        // The workspace has just passed its readiness probe: the hold's first probe is one interval on.
+        await new Promise((r2) => setTimeout(r2, 500));
         const r = await probeReady(c);
         probes++;
         if (r.code === 0) inARow = 0;
@@ -160,7 +193,6 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
         }
         Context.current().heartbeat({ probes, failed });
         if (Date.now() >= end && inARow === 0) return { probes, failed };
-        await new Promise((r2) => setTimeout(r2, 500));
       }
     },
   };

@@ -1,37 +1,49 @@
 /**
  * Draining a server, against the real stack with the real worker and API processes:
- * BENCH_WORKSPACES (50) workspaces holding BENCH_MB (50) MB each are drained from engine-1
- * to engine-2 with maxParallel BENCH_PARALLEL (8). The baseline, in the same run, copies the
- * same volumes between the same engines with a raw tar stream (dockerode getArchive →
- * putArchive into a fresh container and volume), BENCH_PARALLEL at a time.
+ * BENCH_WORKSPACES (50) running workspaces holding BENCH_MB (50) MB each are drained from
+ * engine-1 to engine-2 with maxParallel BENCH_PARALLEL (8). The baseline, in the same run,
+ * copies the same volumes between the same engines with a raw tar stream (dockerode
+ * getArchive → putArchive into a fresh container and volume), BENCH_PARALLEL at a time.
  *
- * Ours does more than copy: stop, prepare the target, copy, read the copy back to verify its
- * checksum, start, hold healthy (MIGRATION_HOLD_HEALTHY_SECONDS, 1 s here), switch, remove the
- * source. Afterwards every workspace's files are hashed on the target against the source.
+ * Ours does more than copy: stop, prepare the target, copy, hash the copy on the target's
+ * server to verify its checksum, start, hold healthy (MIGRATION_HOLD_HEALTHY_SECONDS, 1 s
+ * here), switch, remove the source. Afterwards every workspace's files are hashed on the
+ * target against the source.
  *
- * Afterwards each migration's history is read back from Temporal: the mean time of its steps
- * shows where a slot's time goes, and `floor_ratio` is the ratio this drain could reach if
- * its copy cost exactly what the raw copy did: the raw copy's time per slot plus the steps
- * no copy can skip (stop the source, start the target, hold it healthy).
+ * Where the time goes, three ways:
+ * - Each migration's history is read back from Temporal: the mean time of its steps, and
+ *   `floor_ratio`, the ratio if the copy cost exactly the raw copy's time per slot and only
+ *   the steps no move can skip were added (stop the source, start the target, hold it).
+ * - The machine's CPU seconds (/proc/stat, every process) of the raw copy and of the drain:
+ *   `cpu_ratio`. `raw_busy`/`drain_busy` say how much of the machine's cores each phase
+ *   kept busy; near 1 the phase is CPU-bound and its time follows its CPU.
+ * - The "live steps", measured with dockerode alone on the same engines between the two:
+ *   what any move of a running workspace must do besides copying (the workspace's network
+ *   and hardened gVisor container made and started on the copied volume, its readiness
+ *   probed, then stopped and removed with its network and volume, as a source is).
+ *   `cpu_floor_ratio` = (raw copy + live steps) / raw copy in CPU seconds: the lowest
+ *   `cpu_ratio` any orchestrator could reach on this machine.
  *
  * Last line: {"ratio", "max_parallel_seen", "checksum_mismatches", ...}.
  */
+import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { mintToken } from '../api/auth';
-import { WORKSPACE_MOUNT } from '../domain/container-spec';
+import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { config } from '../lib/config';
 import { execIn } from '../lib/docker-exec';
 import { WORKFLOW_ID } from '../lib/constants';
 import { parseEndpoints } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
-import { apiClient, benchFleet, pool, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, machineCpuSeconds, measured, pool, rawProvision, rawReady, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 50);
 const MB = Number(process.env.BENCH_MB ?? 50);
 const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 8);
 const HOLD_SECONDS = Number(process.env.BENCH_HOLD_SECONDS ?? 1);
+const CORES = os.cpus().length;
 const OWNER = 'bench-drain';
 const RAW_LABEL = 'podex.bench';
 const SUMS = `cd ${WORKSPACE_MOUNT} && find . -type f | sort | xargs sha256sum`;
@@ -67,7 +79,7 @@ async function stepMeans(workflowIds: string[]): Promise<Record<string, number>>
   return Object.fromEntries([...sums].map(([k, v]) => [k, round(v.s / v.n)]));
 }
 
-const cleanEngine = (docker: Docker) => removeLabelled(docker, [`podex.owner=${OWNER}`, `${RAW_LABEL}=drain`]);
+const cleanEngine = (docker: Docker) => removeLabelled(docker, [`podex.owner=${OWNER}`, `${RAW_LABEL}=drain`, `${RAW_LABEL}=1`]);
 
 async function main(): Promise<void> {
   const c = config();
@@ -125,30 +137,56 @@ async function main(): Promise<void> {
 
     // Baseline: the same volumes, engine-1 → engine-2, a raw tar stream per volume.
     const image = c.WORKSPACE_IMAGE;
-    const rawSeconds = await pool(ids, PARALLEL, async (id) => {
-      const name = `bench-raw-drain-${id}`;
-      await d2.createVolume({ Name: name, Labels: { [RAW_LABEL]: 'drain' } });
-      const target = await d2.createContainer({ name, Image: image, Labels: { [RAW_LABEL]: 'drain' }, HostConfig: { Binds: [`${name}:${WORKSPACE_MOUNT}`], NetworkMode: 'none' } });
-      const archive = (await d1.getContainer(`podex-ws-${id}`).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
-      await target.putArchive(archive, { path: '/' });
-    });
-    log('raw copy', { seconds: round(rawSeconds) });
+    const raw = await measured(() =>
+      pool(ids, PARALLEL, async (id) => {
+        const name = `bench-raw-drain-${id}`;
+        await d2.createVolume({ Name: name, Labels: { [RAW_LABEL]: 'drain' } });
+        const target = await d2.createContainer({ name, Image: image, Labels: { [RAW_LABEL]: 'drain' }, HostConfig: { Binds: [`${name}:${WORKSPACE_MOUNT}`], NetworkMode: 'none' } });
+        const archive = (await d1.getContainer(`podex-ws-${id}`).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
+        await target.putArchive(archive, { path: '/' });
+      }),
+    );
+    const rawSeconds = raw.seconds;
+    log('raw copy', { seconds: round(rawSeconds), cpu_seconds: round(raw.cpuSeconds) });
+    await Promise.all(ids.map((id) => d2.getContainer(`bench-raw-drain-${id}`).remove({ force: true })));
+
+    // What any live move must do besides copying, with dockerode alone on the same engines:
+    // the workspace's network and gVisor container made and started on the copied volume,
+    // readiness probed, then stopped and removed with its network and volume (as a source is).
+    const live = await measured(() =>
+      pool(ids, PARALLEL, async (id) => {
+        const volume = `bench-raw-drain-${id}`;
+        const ws = await rawProvision(d2, `bench-live-${id}`, image, RAW_LABEL, volume);
+        await rawReady(ws);
+        await ws.stop({ t: 10 });
+        await ws.remove({ force: true });
+        await d2.getNetwork(workspaceNames(`bench-live-${id}`).network).remove();
+        await d2.getVolume(volume).remove();
+      }),
+    );
+    log('live steps', { seconds: round(live.seconds), cpu_seconds: round(live.cpuSeconds) });
     await cleanEngine(d2);
 
-    // Ours: the drain, watched for the number of migrations in flight.
+    // Ours: the drain. Migrations in flight are counted in the database every 250 ms; the
+    // drain's own page is read every 2 s, as an operator's console would (each read is a
+    // workflow query plus one describe per copy in progress).
+    const drainCpu0 = machineCpuSeconds();
     const t0 = performance.now();
     const started = await admin('POST', `/servers/${servers[0]}/drain`, { deadline: new Date(Date.now() + 3_600_000).toISOString(), maxParallel: PARALLEL });
     if (started.status !== 202) throw new Error(`drain: ${started.status} ${JSON.stringify(started.body)}`);
     let seen = 0;
     let drain: { workflowStatus: string; phase: string; maxParallelSeen: number; workspaces: { workspaceId: string; phase: string; attempts: number; error: string | null }[] };
-    for (;;) {
+    for (let i = 0; ; i++) {
       seen = Math.max(seen, await prisma.migration.count());
-      drain = (await admin('GET', `/servers/${servers[0]}/drain`)).body;
-      if (drain.workflowStatus && drain.workflowStatus !== 'RUNNING') break;
-      await new Promise((r) => setTimeout(r, 200));
+      if (i % 8 === 0) {
+        drain = (await admin('GET', `/servers/${servers[0]}/drain`)).body;
+        if (drain.workflowStatus && drain.workflowStatus !== 'RUNNING') break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
     }
     const oursSeconds = (performance.now() - t0) / 1000;
-    log('drain', { seconds: round(oursSeconds), phase: drain.phase, status: drain.workflowStatus, failed: drain.workspaces.filter((w) => w.phase !== 'moved').map((w) => w.error) });
+    const drainCpu = machineCpuSeconds() - drainCpu0;
+    log('drain', { seconds: round(oursSeconds), cpu_seconds: round(drainCpu), phase: drain.phase, status: drain.workflowStatus, failed: drain.workspaces.filter((w) => w.phase !== 'moved').map((w) => w.error) });
 
     const steps = await stepMeans(drain.workspaces.map((w) => `${WORKFLOW_ID.migrateWorkspace(w.workspaceId)}-drain-${w.attempts - 1}`));
     const rawSlot = (rawSeconds * PARALLEL) / WORKSPACES;
@@ -174,6 +212,14 @@ async function main(): Promise<void> {
         moved: drain.workspaces.filter((w) => w.phase === 'moved').length,
         hold_healthy_s: HOLD_SECONDS,
         floor_ratio: round((rawSlot + unskippable) / rawSlot),
+        cpu_ratio: round(drainCpu / raw.cpuSeconds),
+        cpu_floor_ratio: round((raw.cpuSeconds + live.cpuSeconds) / raw.cpuSeconds),
+        raw_cpu_s: round(raw.cpuSeconds),
+        live_steps_cpu_s: round(live.cpuSeconds),
+        drain_cpu_s: round(drainCpu),
+        raw_busy: round(raw.cpuSeconds / (rawSeconds * CORES)),
+        drain_busy: round(drainCpu / (oursSeconds * CORES)),
+        cores: CORES,
         step_mean_s: steps,
       }),
     );

@@ -1,8 +1,12 @@
 /** What the benchmarks share: the real worker and API processes, percentiles, HTTP calls. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import fs from 'node:fs';
 import type Docker from 'dockerode';
+import { containerSpec, networkSpec, READY_PROBE, workspaceLabels, workspaceNames } from '../domain/container-spec';
+import { TIERS } from '../domain/tiers';
 import type { Config } from '../lib/config';
+import { execIn } from '../lib/docker-exec';
 import { DockerFleet } from '../lib/docker-fleet';
 
 const ROOT = path.join(__dirname, '..');
@@ -108,4 +112,47 @@ export async function pool<T>(items: T[], n: number, task: (item: T, i: number) 
     }),
   );
   return (performance.now() - t0) / 1000;
+}
+
+/**
+ * A baseline workspace made with dockerode alone: the same network and hardened gVisor
+ * container as ours (free tier), on a new volume or on `volume` if given, created and started.
+ */
+export async function rawProvision(docker: Docker, name: string, image: string, label: string, volume?: string): Promise<Docker.Container> {
+  const labels = { ...workspaceLabels(name, 'bench-raw', TIERS.free.name), [label]: '1' };
+  const names = workspaceNames(name);
+  await docker.createNetwork(networkSpec(name, labels));
+  if (!volume) await docker.createVolume({ Name: names.volume, Labels: labels });
+  const spec = containerSpec({ workspaceId: name, ownerId: 'bench-raw', tier: TIERS.free, image, runtime: 'runsc', diskLimitSupported: false });
+  const mounts = volume ? [{ Type: 'volume' as const, Source: volume, Target: spec.HostConfig.Mounts[0].Target }] : spec.HostConfig.Mounts;
+  const c = await docker.createContainer({ ...spec, Labels: labels, HostConfig: { ...spec.HostConfig, Mounts: mounts } } as Docker.ContainerCreateOptions);
+  await c.start();
+  return c;
+}
+
+/** What readiness adds on top: the same probe our provisioning runs, until it passes. */
+export async function rawReady(c: Docker.Container): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if ((await execIn(c, READY_PROBE)).code === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('baseline container never became ready');
+}
+
+/**
+ * CPU seconds the whole machine has spent working (user, nice, system, irq, softirq, steal)
+ * since boot, from /proc/stat (in USER_HZ, 100 per second on Linux). Every process counts:
+ * engines, sandboxes, the Temporal server, PostgreSQL, the worker, the benchmark itself.
+ */
+export function machineCpuSeconds(): number {
+  const [, user, nice, system, , , irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
+/** Runs `fn`, returning its result with the wall seconds and the machine's CPU seconds it took. */
+export async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number; cpuSeconds: number }> {
+  const c0 = machineCpuSeconds();
+  const t0 = performance.now();
+  const value = await fn();
+  return { value, seconds: (performance.now() - t0) / 1000, cpuSeconds: machineCpuSeconds() - c0 };
 }

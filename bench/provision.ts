@@ -24,14 +24,12 @@
 import type Docker from 'dockerode';
 import { createReservationActivities } from '../activities/reservations';
 import { mintToken } from '../api/auth';
-import { containerSpec, networkSpec, READY_PROBE, workspaceLabels, workspaceNames } from '../domain/container-spec';
 import { place, type Candidate } from '../domain/placement';
 import { TIERS } from '../domain/tiers';
 import { config } from '../lib/config';
-import { execIn } from '../lib/docker-exec';
 import { parseEndpoints, type DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
 import { createPrisma, type PrismaClient } from '../lib/prisma';
-import { apiClient, benchFleet, percentile, pool, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, percentile, pool, rawProvision, rawReady, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const N = Number(process.env.BENCH_N ?? 30);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
@@ -49,27 +47,6 @@ const log = (msg: string, extra: Record<string, unknown> = {}) => console.error(
 
 /** Removes what earlier runs left on the engines: our workspaces' and the baseline's objects. */
 const cleanEngine = (docker: Docker) => removeLabelled(docker, [`podex.owner=${OWNER}`, `${RAW_LABEL}=1`]);
-
-/** The baseline: the same network, volume and hardened container, created and started with dockerode alone. */
-async function rawProvision(docker: Docker, name: string, image: string): Promise<Docker.Container> {
-  const labels = { ...workspaceLabels(name, 'bench-raw', tier.name), [RAW_LABEL]: '1' };
-  const names = workspaceNames(name);
-  await docker.createNetwork(networkSpec(name, labels));
-  await docker.createVolume({ Name: names.volume, Labels: labels });
-  const spec = containerSpec({ workspaceId: name, ownerId: 'bench-raw', tier, image, runtime: 'runsc', diskLimitSupported: false });
-  const c = await docker.createContainer({ ...spec, Labels: labels } as Docker.ContainerCreateOptions);
-  await c.start();
-  return c;
-}
-
-/** What readiness adds on top: the same probe our provisioning runs, until it passes. */
-async function rawReady(c: Docker.Container): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if ((await execIn(c, READY_PROBE)).code === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('baseline container never became ready');
-}
 
 /** The engine's record of when the container started, in epoch milliseconds (its nanoseconds cut to milliseconds). */
 async function startedAt(c: Docker.Container): Promise<number> {
@@ -251,7 +228,7 @@ async function main(): Promise<void> {
       const running = (await startedAt(docker.getContainer(res.body.workspace.containerName))) - t0;
       let container: Docker.Container | undefined;
       const r0 = Date.now();
-      const r = await timed(async () => (container = await rawProvision(docker, `bench-raw-seq-${process.pid}-${i}`, image)));
+      const r = await timed(async () => (container = await rawProvision(docker, `bench-raw-seq-${process.pid}-${i}`, image, RAW_LABEL)));
       const rRunning = (await startedAt(container!)) - r0;
       const ready = await timed(() => rawReady(container!));
       if (i >= WARMUP) {
@@ -303,7 +280,7 @@ async function main(): Promise<void> {
 
     const r0 = performance.now();
     const rawBurst = await Promise.allSettled(
-      Array.from({ length: CONCURRENT }, (_, i) => rawProvision(fleet.engine(engines[i % engines.length]), `bench-raw-burst-${process.pid}-${i}`, image)),
+      Array.from({ length: CONCURRENT }, (_, i) => rawProvision(fleet.engine(engines[i % engines.length]), `bench-raw-burst-${process.pid}-${i}`, image, RAW_LABEL)),
     );
     const rawSeconds = (performance.now() - r0) / 1000;
     const rawOk = rawBurst.filter((r) => r.status === 'fulfilled').length;
