@@ -221,5 +221,25 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       ]);
       return { networkCreated, volumeCreated, storage };
     },
+
+    /**
+     * A whole workspace on one server in one activity, for a migration's target: network,
+     * volume and storage facts at once, then the container (its disk limit depends on them).
+     */
+    async prepareWorkspace(endpoint: EngineEndpoint, input: Omit<ContainerSpecInput, 'diskLimitSupported'>, createdBy: string) {
+      const [, , storage] = await Promise.all([
+        steps.ensureNetwork(endpoint, input.workspaceId, input.ownerId, input.tier.name),
+        steps.ensureVolume(endpoint, input.workspaceId, input.ownerId, input.tier.name, createdBy),
+        steps.engineDiskLimitSupport(endpoint),
+      ]);
+      const containerId = await steps.ensureContainer(endpoint, { ...input, diskLimitSupported: storage.supported });
+      return { storage, containerId };
+    },
+
+    /** Removes a workspace's container, then its network and volume (at once); what is missing is already removed. */
+    async removeWorkspaceResources(endpoint: EngineEndpoint, workspaceId: string): Promise<void> {
+      await steps.removeContainer(endpoint, workspaceId);
+      await Promise.all([steps.removeNetwork(endpoint, workspaceId), steps.removeVolume(endpoint, workspaceId)]);
+    },
   };
 }

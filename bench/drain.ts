@@ -22,7 +22,8 @@
  *   and hardened gVisor container made and started on the copied volume, its readiness
  *   probed, then stopped and removed with its network and volume, as a source is).
  *   `cpu_floor_ratio` = (raw copy + live steps) / raw copy in CPU seconds: the lowest
- *   `cpu_ratio` any orchestrator could reach on this machine.
+ *   `cpu_ratio` any orchestrator could reach on this machine. `cpu_floor_verified_ratio` adds
+ *   the target-side checksum every move must make, done as ours does (measured the same way).
  *
  * Last line: {"ratio", "max_parallel_seen", "checksum_mismatches", ...}.
  */
@@ -30,6 +31,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
 import type Docker from 'dockerode';
+import { manifestOnServer } from '../activities/migration-docker';
 import { mintToken } from '../api/auth';
 import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { config } from '../lib/config';
@@ -150,6 +152,15 @@ async function main(): Promise<void> {
     log('raw copy', { seconds: round(rawSeconds), cpu_seconds: round(raw.cpuSeconds) });
     await Promise.all(ids.map((id) => d2.getContainer(`bench-raw-drain-${id}`).remove({ force: true })));
 
+    // The checksum the issue asks of every move, on the target's side, done as ours does it
+    // (a short-lived read-only container on the target's server hashing the copied volume).
+    const verify = await measured(() =>
+      pool(ids, PARALLEL, async (id) => {
+        await manifestOnServer(d2, `bench-${id}`, image, 'verify', `bench-raw-drain-${id}`);
+      }),
+    );
+    log('verify', { seconds: round(verify.seconds), cpu_seconds: round(verify.cpuSeconds) });
+
     // What any live move must do besides copying, with dockerode alone on the same engines:
     // the workspace's network and gVisor container made and started on the copied volume,
     // readiness probed, then stopped and removed with its network and volume (as a source is).
@@ -214,8 +225,10 @@ async function main(): Promise<void> {
         floor_ratio: round((rawSlot + unskippable) / rawSlot),
         cpu_ratio: round(drainCpu / raw.cpuSeconds),
         cpu_floor_ratio: round((raw.cpuSeconds + live.cpuSeconds) / raw.cpuSeconds),
+        cpu_floor_verified_ratio: round((raw.cpuSeconds + live.cpuSeconds + verify.cpuSeconds) / raw.cpuSeconds),
         raw_cpu_s: round(raw.cpuSeconds),
         live_steps_cpu_s: round(live.cpuSeconds),
+        verify_cpu_s: round(verify.cpuSeconds),
         drain_cpu_s: round(drainCpu),
         raw_busy: round(raw.cpuSeconds / (rawSeconds * CORES)),
         drain_busy: round(drainCpu / (oursSeconds * CORES)),
