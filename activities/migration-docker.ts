@@ -5,6 +5,7 @@ import type Docker from 'dockerode';
 import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { tarManifest, type Manifest } from '../lib/tar-manifest';
 import { LISTING_SCRIPT, parseListing, withoutHeld, type HeldFile } from '../lib/tar-resume';
+import { execIn } from '../lib/docker-exec';
 import { runProbe } from './docker';
 import { throttledHeartbeat } from './progress';
 import { probeReady } from './workspace-docker';
@@ -39,14 +40,14 @@ export interface CopyResult {
  * Files of 1 MiB and more are hashed by openssl where the image has it (several times
  * faster than busybox's sha256sum here); both print the same SHA-256.
  */
-const MANIFEST_SCRIPT = `ossl=$(command -v openssl)
+const MANIFEST_SCRIPT = `ossl=$(command -v openssl); m=$(mktemp) || exit 1; trap 'rm -f "$m"' EXIT
 find . | sort | while IFS= read -r f; do
   if [ -L "$f" ]; then printf '%s\\tlink\\t%s\\n' "$f" "$(readlink "$f")";
   elif [ -f "$f" ]; then set -- $(stat -c '%a %s' "$f")
     if [ -n "$ossl" ] && [ "$2" -ge 1048576 ]; then h=$(openssl dgst -sha256 -r < "$f"); else h=$(sha256sum < "$f"); fi
     printf '%s\\tfile\\t%s\\t%s\\t%s\\n' "$f" "$1" "$2" "\${h%% *}";
   elif [ -d "$f" ]; then printf '%s\\tdir\\t%s\\n' "$f" "$(stat -c %a "$f")"; fi
-done > /tmp/manifest && wc -l < /tmp/manifest && awk -F '\\t' '$2 == "file" { n += $4 } END { print n + 0 }' /tmp/manifest && sha256sum < /tmp/manifest | cut -d ' ' -f 1`;
+done > "$m" && wc -l < "$m" && awk -F '\\t' '$2 == "file" { n += $4 } END { print n + 0 }' "$m" && sha256sum < "$m" | cut -d ' ' -f 1`;
 
 /**
  * Joins the archive's chunks (about 11 KB each, as TLS records arrive) into pieces of at least
@@ -74,11 +75,94 @@ function coalesced(size = 256 * 1024): Transform {
   });
 }
 
-/** Runs `script` in /data, the volume mounted read-only, in a short-lived runc container on the volume's own server (no network, no capabilities but reading). */
-function readVolume(docker: Docker, name: string, volume: string, image: string, script: string) {
+/** The long-lived reader on each server (see `volumeReader`). */
+const READER = 'podex-volume-reader';
+const READER_LABELS = { 'podex.managed': 'true', 'podex.role': 'volume-reader' };
+const readers = new WeakMap<Docker, Promise<{ container: Docker.Container; volumesDir: string }>>();
+const gone = (err: unknown) => [404, 409].includes((err as { statusCode?: number }).statusCode ?? 0);
+
+/**
+ * A reader on the volume's own server that every check of a volume runs in by exec: one
+ * runc container per server with the engine's volumes folder mounted read-only, no network,
+ * no capabilities but reading, a read-only root and a private /tmp. An exec costs the server
+ * about a third of the CPU of creating, starting and removing a container per check
+ * (measured here: 0.10 against 0.34 CPU seconds, a 50 MB hash included). It is made on first
+ * use and kept (restart unless-stopped); the orchestrator alone reaches it, through the
+ * engine's mutual-TLS API.
+ */
+function volumeReader(docker: Docker, image: string) {
+  let reader = readers.get(docker);
+  if (!reader) {
+    reader = (async () => {
+      const info = (await docker.info()) as { DockerRootDir?: string };
+      const volumesDir = `${info.DockerRootDir ?? '/var/lib/docker'}/volumes`;
+      const container = docker.getContainer(READER);
+      const running = await container.inspect().then(
+        (i) => i.State.Running,
+        (err) => {
+          if ((err as { statusCode?: number }).statusCode === 404) return null;
+          throw err;
+        },
+      );
+      if (running === null) {
+        await docker
+          .createContainer({
+            name: READER,
+            Image: image,
+            Cmd: ['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 3600 & wait $!; done'],
+            Labels: READER_LABELS,
+            HostConfig: {
+              Runtime: 'runc',
+              NetworkMode: 'none',
+              Binds: [`${volumesDir}:/volumes:ro`],
+              ReadonlyRootfs: true,
+              Tmpfs: { '/tmp': 'rw,nosuid,nodev,noexec,size=256m' },
+              CapDrop: ['ALL'],
+              CapAdd: ['DAC_READ_SEARCH'],
+              SecurityOpt: ['no-new-privileges:true'],
+              RestartPolicy: { Name: 'unless-stopped' },
+            },
+          })
+          .catch((err) => {
+            if ((err as { statusCode?: number }).statusCode !== 409) throw err; // another check made it meanwhile
+          });
+      }
+      if (!running) {
+        await container.start().catch((err) => {
+          if ((err as { statusCode?: number }).statusCode !== 304) throw err; // 304: started meanwhile
+        });
+      }
+      return { container, volumesDir };
+    })();
+    readers.set(docker, reader);
+    reader.catch(() => readers.delete(docker));
+  }
+  return reader;
+}
+
+/**
+ * Runs `script` in the volume's folder, read-only, on the volume's own server: by exec in the
+ * server's reader, or (a volume outside the engine's volumes folder, or no reader) in a
+ * short-lived runc container of its own (`name`) with only that volume mounted.
+ */
+async function readVolume(docker: Docker, name: string, volume: string, image: string, script: string): Promise<{ code: number; out: string }> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const reader = await volumeReader(docker, image).catch(() => null);
+    if (!reader) break;
+    const { Mountpoint: mountpoint } = await docker.getVolume(volume).inspect();
+    if (!mountpoint.startsWith(`${reader.volumesDir}/`)) break;
+    try {
+      const r = await execIn(reader.container, ['sh', '-c', `cd "$1" || exit 1\n${script}`, 'sh', `/volumes/${mountpoint.slice(reader.volumesDir.length + 1)}`]);
+      return { code: r.code, out: r.out };
+    } catch (err) {
+      // The reader was removed or stopped by someone: it is made again, once.
+      if (!gone(err)) throw err;
+      readers.delete(docker);
+    }
+  }
   return runProbe(docker, name, {
     Image: image,
-    Cmd: ['sh', '-c', `cd /data && ${script}`],
+    Cmd: ['sh', '-c', `cd /data || exit 1\n${script}`],
     HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/data:ro`], CapDrop: ['ALL'], CapAdd: ['DAC_READ_SEARCH'], SecurityOpt: ['no-new-privileges:true'] },
   });
 }

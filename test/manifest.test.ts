@@ -34,6 +34,36 @@ describe('volume manifests computed on each server', () => {
       expect((await manifestOnServer(b, id, image, 'target')).digest).not.toBe(ma.digest);
     }
   });
+
+  it('runs by exec in one read-only reader per server, made again when someone removes it', async () => {
+    await manifestOnServer(a, id, image, 'source');
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const before = await manifestOnServer(a, id, image, 'source');
+    const until = Math.ceil(Date.now() / 1000) + 1;
+    const reader = await a.getContainer('podex-volume-reader').inspect();
+    expect(reader.State.Running).toBe(true);
+    expect(reader.HostConfig).toMatchObject({ Runtime: 'runc', NetworkMode: 'none', ReadonlyRootfs: true, CapDrop: ['ALL'], CapAdd: ['DAC_READ_SEARCH'] });
+    expect(reader.Mounts).toEqual([expect.objectContaining({ Destination: '/volumes', RW: false })]);
+    // The check ran as an exec in the reader; no container was made for it.
+    type Event = { Action: string; Actor: { Attributes: { name?: string } } };
+    // With `until`, the engine answers a finite stream of JSON lines.
+    const stream = (await a.getEvents({ since, until, filters: { type: ['container'] } })) as NodeJS.ReadableStream;
+    let text = '';
+    for await (const chunk of stream) text += chunk.toString();
+    const events = text
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Event);
+    expect(events.some((e) => e.Action.startsWith('exec_start') && e.Actor.Attributes.name === 'podex-volume-reader')).toBe(true);
+    expect(events.filter((e) => e.Action === 'create' && e.Actor.Attributes.name?.startsWith('podex-manifest-'))).toEqual([]);
+
+    await a.getContainer('podex-volume-reader').remove({ force: true });
+    expect(await manifestOnServer(a, id, image, 'source')).toEqual(before);
+    expect((await a.getContainer('podex-volume-reader').inspect()).Id).not.toBe(reader.Id);
+    // A volume that does not exist is an error, never an empty manifest.
+    await expect(manifestOnServer(a, `${id}-missing`, image, 'source')).rejects.toThrow(/no such volume|404/i);
+  });
 });
 
 /** The source side of a copy is hashed from the archive as it streams: it must print exactly what the script prints on disk. */
