@@ -82,7 +82,7 @@ describe('a manifest made from the volume archive', () => {
     await docker.getVolume(volume).remove().catch(() => undefined);
   });
 
-  it('equals the on-disk manifest for directories, modes, special bits, symlinks, hard links, empty files, odd names and large files', async () => {
+  it('equals the on-disk manifest for directories, modes, special bits, symlinks, hard links, empty files, odd and long names and large files', async () => {
     const w = await runProbe(docker, `${volume}-write`, {
       Image: image,
       Cmd: [
@@ -93,6 +93,8 @@ describe('a manifest made from the volume archive', () => {
           "printf 'fn main() {}\\n' > src/main.rs && : > empty && head -c 300000 /dev/urandom > 'src/with space/blob.bin'",
           // 1 MiB and over: hashed by openssl on disk, by Node in the archive.
           "head -c 1048576 /dev/urandom > 'src/exactly-1mib' && head -c 3000000 /dev/urandom > 'src/with space/large.bin'",
+          // Names longer than ustar holds (the archive carries them in PAX records).
+          'a=$(head -c 120 /dev/zero | tr "\\0" a) && b=$(head -c 120 /dev/zero | tr "\\0" b) && mkdir -p "$a/$b" && printf z > "$a/$b/$(head -c 110 /dev/zero | tr "\\0" c)"',
           'printf x > tool && chmod 4755 tool && printf y > "deep/er/est/ü-ñ.txt" && chmod 640 "deep/er/est/ü-ñ.txt"',
           'ln -s src/main.rs link && ln -s ../missing deep/dangling && ln src/main.rs hard-link && sync',
         ].join(' && '),
@@ -105,7 +107,7 @@ describe('a manifest made from the volume archive', () => {
     const archive = (await docker.getContainer(volume).getArchive({ path: '/workspace' })) as unknown as NodeJS.ReadableStream;
     archive.pipe(fromArchive.sink);
     expect(await fromArchive.manifest).toEqual(onDisk);
-    expect(onDisk.files).toBe(17); // ".", 6 directories, 7 files, 2 symlinks, 1 hard link
+    expect(onDisk.files).toBe(20); // ".", 8 directories, 8 files, 2 symlinks, 1 hard link
     expect(onDisk.bytes).toBeGreaterThan(4_048_576);
   }, 60_000);
 });
