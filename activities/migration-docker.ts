@@ -79,6 +79,8 @@ function coalesced(size = 256 * 1024): Transform {
 const READER = 'podex-volume-reader';
 const READER_LABELS = { 'podex.managed': 'true', 'podex.role': 'volume-reader' };
 const readers = new WeakMap<Docker, Promise<{ container: Docker.Container; volumesDir: string }>>();
+/** The reader's exit code when the volume's folder is not there for it. */
+const NO_FOLDER = 97;
 const gone = (err: unknown) => [404, 409].includes((err as { statusCode?: number }).statusCode ?? 0);
 
 /**
@@ -97,13 +99,21 @@ function volumeReader(docker: Docker, image: string) {
       const info = (await docker.info()) as { DockerRootDir?: string };
       const volumesDir = `${info.DockerRootDir ?? '/var/lib/docker'}/volumes`;
       const container = docker.getContainer(READER);
-      const running = await container.inspect().then(
-        (i) => i.State.Running,
+      let running = await container.inspect().then(
+        (i) => {
+          // One of that name but not ours (another image's layout, other mounts) is replaced.
+          const ours = i.Config.Labels?.['podex.role'] === READER_LABELS['podex.role'] && i.Mounts.some((m) => m.Destination === '/volumes' && m.Source === volumesDir && !m.RW);
+          return ours ? i.State.Running : undefined;
+        },
         (err) => {
           if ((err as { statusCode?: number }).statusCode === 404) return null;
           throw err;
         },
       );
+      if (running === undefined) {
+        await container.remove({ force: true });
+        running = null;
+      }
       if (running === null) {
         await docker
           .createContainer({
@@ -152,8 +162,10 @@ async function readVolume(docker: Docker, name: string, volume: string, image: s
     const { Mountpoint: mountpoint } = await docker.getVolume(volume).inspect();
     if (!mountpoint.startsWith(`${reader.volumesDir}/`)) break;
     try {
-      const r = await execIn(reader.container, ['sh', '-c', `cd "$1" || exit 1\n${script}`, 'sh', `/volumes/${mountpoint.slice(reader.volumesDir.length + 1)}`]);
-      return { code: r.code, out: r.out };
+      const r = await execIn(reader.container, ['sh', '-c', `cd "$1" || exit ${NO_FOLDER}\n${script}`, 'sh', `/volumes/${mountpoint.slice(reader.volumesDir.length + 1)}`]);
+      if (r.code !== NO_FOLDER) return { code: r.code, out: r.out };
+      // The reader does not see the volume (it was replaced by something else): checked and made again, once.
+      readers.delete(docker);
     } catch (err) {
       // The reader was removed or stopped by someone: it is made again, once.
       if (!gone(err)) throw err;

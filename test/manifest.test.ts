@@ -61,6 +61,15 @@ describe('volume manifests computed on each server', () => {
     await a.getContainer('podex-volume-reader').remove({ force: true });
     expect(await manifestOnServer(a, id, image, 'source')).toEqual(before);
     expect((await a.getContainer('podex-volume-reader').inspect()).Id).not.toBe(reader.Id);
+    // A container of that name that is not the reader (no volumes mounted) is replaced by one.
+    const reader2 = (await a.getContainer('podex-volume-reader').inspect()).Id;
+    await a.getContainer('podex-volume-reader').remove({ force: true });
+    const impostor = await a.createContainer({ name: 'podex-volume-reader', Image: image, Cmd: ['sleep', '600'], Labels: { 'podex.test': '1' }, HostConfig: { Runtime: 'runc', NetworkMode: 'none' } });
+    await impostor.start();
+    expect(await manifestOnServer(a, id, image, 'source')).toEqual(before);
+    const replaced = await a.getContainer('podex-volume-reader').inspect();
+    expect([impostor.id, reader2]).not.toContain(replaced.Id);
+    expect(replaced.Mounts).toEqual([expect.objectContaining({ Destination: '/volumes', RW: false })]);
     // A volume that does not exist is an error, never an empty manifest.
     await expect(manifestOnServer(a, `${id}-missing`, image, 'source')).rejects.toThrow(/no such volume|404/i);
   });
