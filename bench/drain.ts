@@ -24,10 +24,15 @@
  *   `cpu_floor_ratio` = (raw copy + live steps) / raw copy in CPU seconds: the lowest
  *   `cpu_ratio` any orchestrator could reach on this machine. `cpu_floor_verified_ratio` adds
  *   the target-side checksum every move must make, done as ours does (measured the same way).
+ * - `drain_cpu_by` splits the drain's CPU by process (the worker, the Temporal server, the
+ *   API, and the rest: engines, gVisor sandboxes, the kernel); `raw_relay_cpu_s` is what the
+ *   baseline's own relay (this process) spent, to set beside the worker's.
  *
  * Last line: {"ratio", "max_parallel_seen", "checksum_mismatches", ...}.
  */
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
 import type Docker from 'dockerode';
@@ -39,7 +44,7 @@ import { execIn } from '../lib/docker-exec';
 import { WORKFLOW_ID } from '../lib/constants';
 import { parseEndpoints } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
-import { apiClient, benchFleet, machineCpuSeconds, measured, pool, rawProvision, rawReady, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, machineCpuSeconds, measured, pool, processCpuSeconds, rawProvision, rawReady, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 50);
 const MB = Number(process.env.BENCH_MB ?? 50);
@@ -139,6 +144,7 @@ async function main(): Promise<void> {
 
     // Baseline: the same volumes, engine-1 → engine-2, a raw tar stream per volume.
     const image = c.WORKSPACE_IMAGE;
+    const relay0 = process.cpuUsage();
     const raw = await measured(() =>
       pool(ids, PARALLEL, async (id) => {
         const name = `bench-raw-drain-${id}`;
@@ -149,6 +155,8 @@ async function main(): Promise<void> {
       }),
     );
     const rawSeconds = raw.seconds;
+    const relay = process.cpuUsage(relay0);
+    const rawRelayCpu = (relay.user + relay.system) / 1e6;
     log('raw copy', { seconds: round(rawSeconds), cpu_seconds: round(raw.cpuSeconds) });
     await Promise.all(ids.map((id) => d2.getContainer(`bench-raw-drain-${id}`).remove({ force: true })));
 
@@ -181,6 +189,10 @@ async function main(): Promise<void> {
     // Ours: the drain. Migrations in flight are counted in the database every 250 ms; the
     // drain's own page is read every 2 s, as an operator's console would (each read is a
     // workflow query plus one describe per copy in progress).
+    // Who spends it: the worker (workflows, activities, the copy's relay), the Temporal server, the API.
+    const temporalPid = Number(fs.readFileSync(path.join(__dirname, '..', '.stack', 'temporal', 'temporal.pid'), 'utf8').trim()) || undefined;
+    const byProcess = () => ({ worker: processCpuSeconds(worker.pid), temporal: processCpuSeconds(temporalPid), api: processCpuSeconds(api.pid) });
+    const by0 = byProcess();
     const drainCpu0 = machineCpuSeconds();
     const t0 = performance.now();
     const started = await admin('POST', `/servers/${servers[0]}/drain`, { deadline: new Date(Date.now() + 3_600_000).toISOString(), maxParallel: PARALLEL });
@@ -197,6 +209,13 @@ async function main(): Promise<void> {
     }
     const oursSeconds = (performance.now() - t0) / 1000;
     const drainCpu = machineCpuSeconds() - drainCpu0;
+    const by1 = byProcess();
+    const drainCpuBy = {
+      worker: round(by1.worker - by0.worker),
+      temporal_server: round(by1.temporal - by0.temporal),
+      api: round(by1.api - by0.api),
+      engines_sandboxes_kernel_rest: round(drainCpu - (by1.worker - by0.worker) - (by1.temporal - by0.temporal) - (by1.api - by0.api)),
+    };
     log('drain', { seconds: round(oursSeconds), cpu_seconds: round(drainCpu), phase: drain.phase, status: drain.workflowStatus, failed: drain.workspaces.filter((w) => w.phase !== 'moved').map((w) => w.error) });
 
     const steps = await stepMeans(drain.workspaces.map((w) => `${WORKFLOW_ID.migrateWorkspace(w.workspaceId)}-drain-${w.attempts - 1}`));
@@ -229,6 +248,8 @@ async function main(): Promise<void> {
         raw_cpu_s: round(raw.cpuSeconds),
         live_steps_cpu_s: round(live.cpuSeconds),
         verify_cpu_s: round(verify.cpuSeconds),
+        raw_relay_cpu_s: round(rawRelayCpu),
+        drain_cpu_by: drainCpuBy,
         drain_cpu_s: round(drainCpu),
         raw_busy: round(raw.cpuSeconds / (rawSeconds * CORES)),
         drain_busy: round(drainCpu / (oursSeconds * CORES)),

@@ -149,6 +149,18 @@ export function machineCpuSeconds(): number {
   return (user + nice + system + irq + softirq + steal) / 100;
 }
 
+/** CPU seconds (user and system, all threads) process `pid` has spent; 0 if it is gone. */
+export function processCpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** Runs `fn`, returning its result with the wall seconds and the machine's CPU seconds it took. */
 export async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number; cpuSeconds: number }> {
   const c0 = machineCpuSeconds();
