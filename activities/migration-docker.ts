@@ -52,7 +52,8 @@ done > "$m" && wc -l < "$m" && awk -F '\\t' '$2 == "file" { n += $4 } END { prin
 /**
  * Joins the archive's chunks (about 11 KB each, as TLS records arrive) into pieces of at least
  * `size` bytes: each piece is one chunk of the upload and one pass through the hashing and
- * tar parsing, so the relay's per-chunk work shrinks about twentyfold (measured: half its CPU).
+ * tar parsing. Measured with eight copies of 50 MB at once in one process: 2.65 CPU seconds
+ * against 4.3–4.7 without it.
  */
 function coalesced(size = 256 * 1024): Transform {
   let parts: Buffer[] = [];
@@ -81,7 +82,9 @@ const READER_LABELS = { 'podex.managed': 'true', 'podex.role': 'volume-reader' }
 const readers = new WeakMap<Docker, Promise<{ container: Docker.Container; volumesDir: string }>>();
 /** The reader's exit code when the volume's folder is not there for it. */
 const NO_FOLDER = 97;
-const gone = (err: unknown) => [404, 409].includes((err as { statusCode?: number }).statusCode ?? 0);
+/** The Docker API's status code of a failed call (0 when it has none). */
+const status = (err: unknown) => (err as { statusCode?: number }).statusCode ?? 0;
+const gone = (err: unknown) => [404, 409].includes(status(err));
 
 /**
  * A reader on the volume's own server that every check of a volume runs in by exec: one
@@ -106,7 +109,7 @@ function volumeReader(docker: Docker, image: string) {
           return ours ? i.State.Running : undefined;
         },
         (err) => {
-          if ((err as { statusCode?: number }).statusCode === 404) return null;
+          if (status(err) === 404) return null;
           throw err;
         },
       );
@@ -134,12 +137,12 @@ function volumeReader(docker: Docker, image: string) {
             },
           })
           .catch((err) => {
-            if ((err as { statusCode?: number }).statusCode !== 409) throw err; // another check made it meanwhile
+            if (status(err) !== 409) throw err; // another check made it meanwhile
           });
       }
       if (!running) {
         await container.start().catch((err) => {
-          if ((err as { statusCode?: number }).statusCode !== 304) throw err; // 304: started meanwhile
+          if (status(err) !== 304) throw err; // 304: started meanwhile
         });
       }
       return { container, volumesDir };

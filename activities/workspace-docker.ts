@@ -206,32 +206,29 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
     },
   };
 
+  /**
+   * The network, the volume and the engine's storage facts, asked for at once (they do not
+   * depend on each other). Every part is idempotent, so a retry finds what an earlier attempt made.
+   */
+  const prepareWorkspaceResources = async (endpoint: EngineEndpoint, workspaceId: string, ownerId: string, tier: string, createdBy: string) => {
+    const [networkCreated, volumeCreated, storage] = await Promise.all([
+      steps.ensureNetwork(endpoint, workspaceId, ownerId, tier),
+      steps.ensureVolume(endpoint, workspaceId, ownerId, tier, createdBy),
+      steps.engineDiskLimitSupport(endpoint),
+    ]);
+    return { networkCreated, volumeCreated, storage };
+  };
+
   return {
     ...steps,
-    /**
-     * The network, the volume and the engine's storage facts, asked for at once in one
-     * activity (they do not depend on each other). Every part is idempotent, so a retry
-     * finds what an earlier attempt made.
-     */
-    async prepareWorkspaceResources(endpoint: EngineEndpoint, workspaceId: string, ownerId: string, tier: string, createdBy: string) {
-      const [networkCreated, volumeCreated, storage] = await Promise.all([
-        steps.ensureNetwork(endpoint, workspaceId, ownerId, tier),
-        steps.ensureVolume(endpoint, workspaceId, ownerId, tier, createdBy),
-        steps.engineDiskLimitSupport(endpoint),
-      ]);
-      return { networkCreated, volumeCreated, storage };
-    },
+    prepareWorkspaceResources,
 
     /**
      * A whole workspace on one server in one activity, for a migration's target: network,
      * volume and storage facts at once, then the container (its disk limit depends on them).
      */
     async prepareWorkspace(endpoint: EngineEndpoint, input: Omit<ContainerSpecInput, 'diskLimitSupported'>, createdBy: string) {
-      const [, , storage] = await Promise.all([
-        steps.ensureNetwork(endpoint, input.workspaceId, input.ownerId, input.tier.name),
-        steps.ensureVolume(endpoint, input.workspaceId, input.ownerId, input.tier.name, createdBy),
-        steps.engineDiskLimitSupport(endpoint),
-      ]);
+      const { storage } = await prepareWorkspaceResources(endpoint, input.workspaceId, input.ownerId, input.tier.name, createdBy);
       const containerId = await steps.ensureContainer(endpoint, { ...input, diskLimitSupported: storage.supported });
       return { storage, containerId };
     },
