@@ -11,7 +11,7 @@ import { workspaceNames } from '../domain/container-spec';
 import { Restic } from '../lib/restic';
 import { backupWorkflow } from '../workflows';
 import { registerEngines, startHarness, type Harness } from './harness';
-import { execIn, localEngines, spawnWorker, uniq } from './helpers';
+import { execIn, localEngines, spawnWorker, terminateOpenWorkflows, uniq } from './helpers';
 import { maybeRecordHistory, temporalForTest } from './temporal-env';
 
 const FILES = `cd /workspace && mkdir -p src/deep && echo 'fn main() {}' > src/main.rs && printf 'notes\\n' > src/deep/notes.md &&
@@ -265,6 +265,8 @@ describe('encrypted backups and restores with restic', () => {
       await h.client.schedule.getHandle(scheduleId).delete().catch(() => undefined);
       await h.client.schedule.getHandle(heartbeatId).delete().catch(() => undefined);
       await h.client.schedule.getHandle(pricesId).delete().catch(() => undefined);
+      // A schedule that fired meanwhile left a run on this queue, which no worker polls now.
+      await terminateOpenWorkflows(h.client, taskQueue);
     }
   }, 120_000);
 });

@@ -4,7 +4,7 @@ import { apiSettings, createApp, type ApiSettings } from '../api/app';
 import { mintToken } from '../api/auth';
 import { config } from '../lib/config';
 import type { ActivityDeps } from '../activities';
-import { localEngines, uniq } from './helpers';
+import { localEngines, terminateOpenWorkflows, uniq } from './helpers';
 import { temporalForTest } from './temporal-env';
 
 /**
@@ -55,10 +55,16 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
     async close() {
       server.closeAllConnections();
       server.close();
-      await (app.locals.close as () => Promise<void>)();
-      if (runWorker) t.worker.shutdown();
-      await workerRun;
-      await t.close();
+      try {
+        // Before the worker stops, so heartbeating activities of what is terminated learn it
+        // and let the shutdown finish; t.close() looks once more.
+        await terminateOpenWorkflows(t.client, t.taskQueue);
+      } finally {
+        await (app.locals.close as () => Promise<void>)();
+        if (runWorker) t.worker.shutdown();
+        await workerRun;
+        await t.close();
+      }
     },
   };
 }

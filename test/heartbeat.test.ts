@@ -21,10 +21,13 @@ describe('fleet heartbeat on a Temporal Schedule detects a dead engine and its r
   });
 
   afterAll(async () => {
-    await h.client.schedule.getHandle(scheduleId).delete().catch(() => undefined);
-    execFileSync('bash', [STACK, 'engine-start', '3']);
-    if (serverId) await h.deps.prisma.workspaceServer.deleteMany({ where: { id: serverId } });
-    await h.close();
+    try {
+      await h.client.schedule.getHandle(scheduleId).delete().catch(() => undefined);
+      execFileSync('bash', [STACK, 'engine-start', '3']);
+      if (serverId) await h.deps.prisma.workspaceServer.deleteMany({ where: { id: serverId } });
+    } finally {
+      await h?.close();
+    }
   });
 
   // Engine 3 is shared with the migration suite's kill test: the lock is held from onboarding to the end,

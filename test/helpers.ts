@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { config } from '../lib/config';
 import { DockerFleet, parseEndpoints, type EngineEndpoint } from '../lib/docker-fleet';
 
@@ -77,6 +78,35 @@ export async function spawnWorker(taskQueue: string, env: Record<string, string>
   });
   child.stdout!.resume();
   return child;
+}
+
+/**
+ * Terminates every workflow still open on a test's task queue (runs its schedules started and
+ * children included): a test that fails half-way must not leave workflows retrying forever
+ * against engines, rows and a worker that are gone. Visibility trails the server by a few
+ * milliseconds, so it lists again until a round finds nothing it has not terminated already.
+ */
+export async function terminateOpenWorkflows(client: Client, taskQueue: string, reason = 'test cleanup'): Promise<string[]> {
+  const terminated = new Set<string>();
+  for (let round = 0; round < 20; round++) {
+    let fresh = 0;
+    for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` })) {
+      const key = `${wf.type} ${wf.workflowId} ${wf.runId}`;
+      if (terminated.has(key)) continue;
+      fresh++;
+      try {
+        await client.workflow.getHandle(wf.workflowId, wf.runId).terminate(reason);
+      } catch (err) {
+        // Closed meanwhile, by itself or with its parent.
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+      terminated.add(key);
+    }
+    if (fresh === 0) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (terminated.size) process.stderr.write(`terminated ${terminated.size} workflow(s) left open on ${taskQueue}: ${[...terminated].map((k) => k.split(' ').slice(0, 2).join(' ')).join(', ')}\n`);
+  return [...terminated];
 }
 
 /** Every file under /workspace with its SHA-256, sorted: what must be identical after a move. */

@@ -38,10 +38,14 @@ describe('migrating a workspace and its data to another server', () => {
 
   afterAll(async () => {
     fleet.broken.clear();
-    for (const id of workspaces) await h.call('DELETE', `/workspaces/${id}`);
-    await h.deps.prisma.workspace.deleteMany({ where: { id: { in: workspaces } } });
-    await h.deps.prisma.workspaceServer.deleteMany({ where: { id: { in: servers } } });
-    await h.close();
+    try {
+      for (const id of workspaces) await h.call('DELETE', `/workspaces/${id}`);
+      await h.deps.prisma.workspace.deleteMany({ where: { id: { in: workspaces } } });
+      await h.deps.prisma.workspaceServer.deleteMany({ where: { id: { in: servers } } });
+    } finally {
+      // Also terminates a migration a failed test left waiting for its target engine.
+      await h?.close();
+    }
   });
 
   async function workspaceWithFiles(name: string, bytes = 52_428_800) {

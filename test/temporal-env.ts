@@ -14,7 +14,7 @@ import { backupDeps, cloudflareDeps, llmDeps } from '../workers/worker';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { createWorker } from '../workers/worker';
 import type { ActivityDeps } from '../activities';
-import { testFleet, uniq } from './helpers';
+import { terminateOpenWorkflows, testFleet, uniq } from './helpers';
 
 let runtimeInstalled = false;
 /**
@@ -73,9 +73,13 @@ export async function temporalForTest(prefix = 'test', overrides: Partial<Activi
     worker,
     deps,
     async close() {
-      await connection.close();
-      await nativeConnection.close();
-      await deps.close();
+      try {
+        await terminateOpenWorkflows(client, taskQueue);
+      } finally {
+        await connection.close();
+        await nativeConnection.close();
+        await deps.close();
+      }
     },
   };
 }

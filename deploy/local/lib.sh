@@ -34,10 +34,51 @@ wait_for() { # description timeout-seconds command...
 engine_port() { echo $((ENGINE_BASE_PORT + $1)); }
 engine_dir() { echo "$STACK_DIR/engines/engine-$1"; }
 
+ENGINE_TLS=(--tlsverify --tlscacert "$STACK_DIR/certs/ca.pem"
+  --tlscert "$STACK_DIR/certs/orchestrator/cert.pem" --tlskey "$STACK_DIR/certs/orchestrator/key.pem")
+
 # The docker CLI talking to engine i the way the orchestrator does: TCP + mutual TLS.
 engine_cli() {
   local i=$1; shift
-  docker --tlsverify --tlscacert "$STACK_DIR/certs/ca.pem" \
-    --tlscert "$STACK_DIR/certs/orchestrator/cert.pem" --tlskey "$STACK_DIR/certs/orchestrator/key.pem" \
-    -H "tcp://127.0.0.1:$(engine_port "$i")" "$@"
+  docker "${ENGINE_TLS[@]}" -H "tcp://127.0.0.1:$(engine_port "$i")" "$@"
+}
+
+# Bounded: a daemon that accepts connections but never answers would hang the CLI.
+engine_answers() { # i seconds
+  timeout "$2" docker "${ENGINE_TLS[@]}" -H "tcp://127.0.0.1:$(engine_port "$1")" version >/dev/null 2>&1
+}
+
+# For matching a path inside a command line with pgrep -f.
+re_quote() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
+
+# kill -0 is not enough: an exited process stays a zombie until init reaps it, which here
+# can take seconds, and dockerd itself counts a zombie as alive.
+running() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  case ${s%% *} in Z | X | x) return 1 ;; esac
+}
+
+await_exit() { # seconds pid...
+  local end=$((SECONDS + $1)) p; shift
+  for p in "$@"; do
+    while running "$p"; do
+      [ $SECONDS -lt $end ] || return 1
+      sleep 0.1
+    done
+  done
+}
+
+# Signals only the pids given, never their process group or session: a containerd's session
+# also holds its containers' shims, which must outlive it.
+stop_procs() { # name seconds pid...
+  local name=$1 t=$2 p left=(); shift 2
+  [ $# -gt 0 ] || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  await_exit "$t" "$@" && return 0
+  for p in "$@"; do running "$p" && left+=("$p"); done
+  log "$name (pid ${left[*]}) did not exit within ${t}s of SIGTERM; sending SIGKILL"
+  kill -KILL "${left[@]}" 2>/dev/null || true
+  await_exit 5 "${left[@]}" || die "$name (pid ${left[*]}) still running after SIGKILL"
 }

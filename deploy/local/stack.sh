@@ -5,8 +5,8 @@
 #   stack.sh up                 start whatever is not running (idempotent), write $STACK_DIR/env
 #   stack.sh down [--purge]     stop everything (--purge also deletes all state but binaries)
 #   stack.sh status             one line per part
-#   stack.sh engine-stop N      stop engine N's dockerd (failure tests)
-#   stack.sh engine-start N     start engine N again
+#   stack.sh engine-stop N      stop engine N's dockerd and containerd, containers left running (failure tests)
+#   stack.sh engine-start N     start engine N again (one retry), re-adopting those containers
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -78,16 +78,42 @@ stop_pid() { # pidfile name
 }
 
 # --- Docker engines ---------------------------------------------------------------
-engine_up() {
+# An engine's processes are found by command lines that name its own folder, so another
+# engine's never match, nor do its containers' containerd-shim-runc-v2 processes (their
+# -address names this engine's containerd socket): with live-restore they outlive the daemon.
+engine_dockerd_pids() { pgrep -f -- "^([^ ]*/)?dockerd .*--pidfile $(re_quote "$(engine_dir "$1")")/dockerd\.pid( |\$)" || true; }
+engine_containerd_pids() { pgrep -f -- "^([^ ]*/)?containerd --config $(re_quote "$(engine_dir "$1")")/exec/containerd/containerd\.toml( |\$)" || true; }
+
+# Leftovers of a daemon that did not exit cleanly. The containerd pid file is the dangerous one:
+# dockerd 20.10 adopts whatever live process it names (a dying containerd, a zombie, or, with
+# pids wrapping at 32768 here, a stranger), deletes that process's socket before connecting,
+# and then fails with "timeout waiting for containerd to start".
+engine_clean() {
+  local dir; dir=$(engine_dir "$1")
+  rm -f "$dir/dockerd.pid" "$dir/docker.sock" "$dir/exec/containerd/containerd.pid" \
+    "$dir/exec/containerd/containerd.sock" "$dir/exec/containerd/containerd.sock.ttrpc" "$dir/exec/containerd/containerd-debug.sock"
+}
+
+# Stops engine i's dockerd and its managed containerd, leaving its containers running.
+engine_down() {
+  local i=$1 d c
+  mapfile -t d < <(engine_dockerd_pids "$i")
+  # dockerd stops its containerd on the way out, giving it up to 15 s.
+  stop_procs "engine-$i dockerd" 30 "${d[@]}"
+  # Still here if dockerd was killed, gave up waiting, or died earlier.
+  mapfile -t c < <(engine_containerd_pids "$i")
+  if [ ${#c[@]} -gt 0 ] && ! await_exit 5 "${c[@]}"; then stop_procs "engine-$i containerd" 15 "${c[@]}"; fi
+  engine_clean "$i"
+}
+
+engine_start_dockerd() { # i attempt
   local i=$1 dir; dir=$(engine_dir "$i")
-  mkdir -p "$dir"
-  "$ROOT/deploy/certs/make-certs.sh" server "$STACK_DIR/certs" "engine-$i" "DNS:localhost,IP:127.0.0.1"
-  if ! alive "$dir/dockerd.pid"; then
-    # Hardening as on real workspace servers (deploy/workspace-server/daemon.json), except the
-    # gVisor arguments: here runsc must use ptrace and the host-network form (see NOTES).
-    # Each engine gets its own address pool so the fleet's bridges never collide, and its
-    # own identity key (by default every dockerd on a host shares /etc/docker/key.json).
-    cat >"$dir/daemon.json" <<JSON
+  engine_down "$i"
+  # Hardening as on real workspace servers (deploy/workspace-server/daemon.json), except the
+  # gVisor arguments: here runsc must use ptrace and the host-network form (see NOTES).
+  # Each engine gets its own address pool so the fleet's bridges never collide, and its
+  # own identity key (by default every dockerd on a host shares /etc/docker/key.json).
+  cat >"$dir/daemon.json" <<JSON
 {
   "runtimes": { "runsc": { "path": "/usr/bin/runsc", "runtimeArgs": ["--platform=ptrace", "--network=host"] } },
   "default-runtime": "runsc",
@@ -100,19 +126,39 @@ engine_up() {
   "default-address-pools": [ { "base": "10.$((200 + i)).0.0/16", "size": 24 } ]
 }
 JSON
-    setsid dockerd --config-file "$dir/daemon.json" --data-root "$dir/data" --exec-root "$dir/exec" \
-      --pidfile "$dir/dockerd.pid" --bridge none -H "unix://$dir/docker.sock" \
-      -H "tcp://127.0.0.1:$(engine_port "$i")" --tlsverify --tlscacert "$STACK_DIR/certs/ca.pem" \
-      --tlscert "$STACK_DIR/certs/engine-$i/cert.pem" --tlskey "$STACK_DIR/certs/engine-$i/key.pem" \
-      </dev/null >"$dir/dockerd.log" 2>&1 &
-  fi
-  local end=$((SECONDS + 60))
-  until engine_cli "$i" version >/dev/null 2>&1; do
-    if [ $SECONDS -gt $((end - 55)) ] && ! pgrep -f -- "--pidfile $dir/dockerd.pid" >/dev/null; then
-      die "engine-$i exited: $(tail -n 1 "$dir/dockerd.log")"
-    fi
-    [ $SECONDS -lt $end ] || die "engine-$i did not come up within 60s"
+  # Appended, never overwritten: a failed start's log must survive the retry and later starts.
+  if [ "$(stat -c %s "$dir/dockerd.log" 2>/dev/null || echo 0)" -gt $((8 << 20)) ]; then mv -f "$dir/dockerd.log" "$dir/dockerd.log.1"; fi
+  printf '\n===== %s engine-%s start, attempt %s =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$i" "$2" >>"$dir/dockerd.log"
+  setsid dockerd --config-file "$dir/daemon.json" --data-root "$dir/data" --exec-root "$dir/exec" \
+    --pidfile "$dir/dockerd.pid" --bridge none -H "unix://$dir/docker.sock" \
+    -H "tcp://127.0.0.1:$(engine_port "$i")" --tlsverify --tlscacert "$STACK_DIR/certs/ca.pem" \
+    --tlscert "$STACK_DIR/certs/engine-$i/cert.pem" --tlskey "$STACK_DIR/certs/engine-$i/key.pem" \
+    </dev/null >>"$dir/dockerd.log" 2>&1 &
+}
+
+# Sets ENGINE_FAILURE when it returns false.
+engine_wait() { # i seconds
+  local i=$1 t0=$SECONDS
+  until engine_answers "$i" 5; do
+    # The grace lets a just-started dockerd show up under its own name.
+    if [ $SECONDS -ge $((t0 + 2)) ] && [ -z "$(engine_dockerd_pids "$i")" ]; then ENGINE_FAILURE="dockerd exited"; return 1; fi
+    if [ $SECONDS -ge $((t0 + $2)) ]; then ENGINE_FAILURE="no answer within $2s"; return 1; fi
     sleep 0.2
+  done
+}
+
+engine_up() {
+  local i=$1 dir attempt from; dir=$(engine_dir "$i")
+  mkdir -p "$dir"
+  "$ROOT/deploy/certs/make-certs.sh" server "$STACK_DIR/certs" "engine-$i" "DNS:localhost,IP:127.0.0.1"
+  for attempt in 1 2; do
+    from=$(stat -c %s "$dir/dockerd.log" 2>/dev/null || echo 0)
+    [ -n "$(engine_dockerd_pids "$i")" ] || engine_start_dockerd "$i" "$attempt"
+    engine_wait "$i" 60 && break
+    log "engine-$i start attempt $attempt failed ($ENGINE_FAILURE); its log ends:"
+    tail -c +"$((from + 1))" "$dir/dockerd.log" | tail -n 15 | sed 's/^/[stack]   /' >&2
+    engine_down "$i"
+    [ "$attempt" = 1 ] || die "engine-$i did not start in two attempts ($ENGINE_FAILURE); see $dir/dockerd.log"
   done
   # The image carries its root filesystem's digest, so a rebuilt archive is imported again.
   local want have
@@ -124,7 +170,6 @@ JSON
       -c "LABEL podex.rootfs=$want" "$STACK_DIR/image/workspace-rootfs.tar" "$WORKSPACE_IMAGE" >/dev/null
   fi
 }
-engine_down() { stop_pid "$(engine_dir "$1")/dockerd.pid" "engine-$1"; }
 
 write_env() {
   local secrets=$STACK_DIR/secrets.env
@@ -167,7 +212,7 @@ status() {
   s=$(alive "$STACK_DIR/redis/redis.pid" && echo up || echo down); echo "redis     $s 127.0.0.1:$REDIS_PORT"
   s=$(alive "$STACK_DIR/temporal/temporal.pid" && echo up || echo down); echo "temporal  $s 127.0.0.1:$TEMPORAL_PORT  ui http://127.0.0.1:$TEMPORAL_UI_PORT"
   for i in $(seq 1 "$ENGINE_COUNT"); do
-    s=$(alive "$(engine_dir "$i")/dockerd.pid" && echo up || echo down); echo "engine-$i  $s 127.0.0.1:$(engine_port "$i") (mTLS)"
+    s=$([ -n "$(engine_dockerd_pids "$i")" ] && echo up || echo down); echo "engine-$i  $s 127.0.0.1:$(engine_port "$i") (mTLS)"
   done
 }
 
