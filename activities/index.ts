@@ -40,5 +40,7 @@ export type { HeartbeatResult } from './heartbeat';
 export type { Reservation, ReserveRequest } from './reservations';
 export type { WorkspaceRecord } from './workspaces';
 export type { CopyResult, Manifest } from './migration-docker';
+export type { RollbackDetails, SwitchDetails } from './migrations';
+export type { StartedWorkspace } from './workspace-docker';
 export type { BackupTarget, SnapshotInfo, SnapshotRecord } from './backups';
 export type { CheckResult, ProbeResult } from './cutover';

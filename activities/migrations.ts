@@ -1,10 +1,13 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { place, type PlacementRequest } from '../domain/placement';
 import type { PrismaClient } from '../lib/prisma';
+import type { Redis } from '../lib/redis';
+import { announceRoute } from './workspaces';
 import { loadCandidates, serverHasRoom, toReservation, type Reservation } from './reservations';
 
 export interface MigrationDeps {
   prisma: PrismaClient;
+  redis: Redis;
   overcommit: number;
 }
 
@@ -23,13 +26,20 @@ export interface SwitchDetails {
   internalIp: string;
   diskLimit: string;
   status: 'running' | 'stopped';
+  /** The target's host ports (running only): the route switches to them in the same transaction. */
+  ports?: { httpPort: number; sshPort: number | null; publishedPorts: Record<string, number> };
+}
+
+/** Where a workspace runs again after a move was rolled back: the source's host ports of its new start. */
+export interface RollbackDetails {
+  ports?: { httpPort: number; sshPort: number | null; publishedPorts: Record<string, number> };
 }
 
 /**
  * The database side of moving a workspace: a fleet-wide migration slot, the capacity held
  * on the target, and the switch of the record. Every step is idempotent by workspace id.
  */
-export function createMigrationActivities({ prisma, overcommit }: MigrationDeps) {
+export function createMigrationActivities({ prisma, redis, overcommit }: MigrationDeps) {
   return {
     /**
      * Takes one of the fleet-wide migration slots if fewer than `maxParallel` migrations are
@@ -57,15 +67,15 @@ export function createMigrationActivities({ prisma, overcommit }: MigrationDeps)
      * does. A migration that holds a target already gets it back.
      */
     async reserveMigrationTarget(r: TargetRequest): Promise<Reservation> {
-      const held = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null }[]>`
-        SELECT s.id::text AS server_id, host(s.ip_address) AS host, s.docker_port, s.docker_runtime
+      const held = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address: string | null }[]>`
+        SELECT s.id::text AS server_id, host(s.ip_address) AS host, host(COALESCE(s.private_address, s.ip_address)) AS publish_address, s.docker_port, s.docker_runtime
           FROM migrations m JOIN workspace_servers s ON s.id = m.target_server_id WHERE m.workspace_id = ${r.workspaceId}::uuid`;
       if (held[0]) return toReservation(held[0]);
       const { candidates, affinity } = await loadCandidates(prisma, r.workspaceId, r.strategy === 'AFFINITY');
       const placement = place(candidates, { ...r, overcommit, affinity, avoid: [r.sourceServerId] });
       if (!placement.ok) throw ApplicationFailure.nonRetryable(placement.reason, 'NoCapacity', placement.excluded);
       for (const s of placement.ranked) {
-        const [won] = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null }[]>`
+        const [won] = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address: string | null }[]>`
           WITH m AS (
             SELECT workspace_id FROM migrations WHERE workspace_id = ${r.workspaceId}::uuid AND target_server_id IS NULL FOR UPDATE
           ), srv AS (
@@ -73,13 +83,13 @@ export function createMigrationActivities({ prisma, overcommit }: MigrationDeps)
                SET reserved_cpu = reserved_cpu + ${r.need.cpu}, reserved_memory_mb = reserved_memory_mb + ${r.need.memoryMb},
                    reserved_disk_gb = reserved_disk_gb + ${r.need.diskGb}
              WHERE id = ${s.id}::uuid AND EXISTS (SELECT 1 FROM m) AND ${serverHasRoom(r.need, overcommit)}
-            RETURNING id, ip_address, docker_port, docker_runtime
+            RETURNING id, ip_address, private_address, docker_port, docker_runtime
           ), held AS (
             UPDATE migrations SET target_server_id = srv.id, reserved_cpu = ${r.need.cpu}, reserved_memory_mb = ${r.need.memoryMb}, reserved_disk_gb = ${r.need.diskGb}
               FROM srv WHERE workspace_id = (SELECT workspace_id FROM m)
             RETURNING workspace_id
           )
-          SELECT srv.id::text AS server_id, host(srv.ip_address) AS host, srv.docker_port, srv.docker_runtime FROM srv, held`;
+          SELECT srv.id::text AS server_id, host(srv.ip_address) AS host, host(COALESCE(srv.private_address, srv.ip_address)) AS publish_address, srv.docker_port, srv.docker_runtime FROM srv, held`;
         if (won) return toReservation(won);
       }
       throw ApplicationFailure.nonRetryable('no capacity: every eligible target was filled by concurrent requests', 'NoCapacity');
@@ -91,7 +101,8 @@ export function createMigrationActivities({ prisma, overcommit }: MigrationDeps)
      * and the slot is freed. A second call finds the switch done and changes nothing.
      */
     async switchWorkspaceServer(workspaceId: string, d: SwitchDetails): Promise<{ switched: boolean }> {
-      return prisma.$transaction(async (tx) => {
+      const p = d.ports;
+      const r = await prisma.$transaction(async (tx) => {
         const [m] = await tx.$queryRaw<{ target_server_id: string | null }[]>`
           SELECT target_server_id::text FROM migrations WHERE workspace_id = ${workspaceId}::uuid FOR UPDATE`;
         if (!m) return { switched: false };
@@ -106,11 +117,16 @@ export function createMigrationActivities({ prisma, overcommit }: MigrationDeps)
           UPDATE workspaces w
              SET server_id = m.target_server_id, assigned_cpu = m.reserved_cpu, assigned_memory_mb = m.reserved_memory_mb,
                  assigned_disk_gb = m.reserved_disk_gb, internal_ip = ${d.internalIp}, disk_limit = ${d.diskLimit},
+                 http_port = ${p?.httpPort ?? null}, ssh_port = ${p?.sshPort ?? null},
+                 published_ports = ${p ? JSON.stringify(p.publishedPorts) : null}::jsonb, route_hold = NULL,
                  status = ${d.status}, status_reason = NULL, updated_at = now()
             FROM migrations m WHERE m.workspace_id = w.id AND w.id = ${workspaceId}::uuid`;
         await tx.migration.delete({ where: { workspaceId } });
         return { switched: true };
       });
+      // The route follows the record: every proxy request from here on goes to the target.
+      await announceRoute(redis, workspaceId);
+      return r;
     },
 
     /**
@@ -141,15 +157,31 @@ export function createMigrationActivities({ prisma, overcommit }: MigrationDeps)
         SELECT id::text, status FROM workspaces WHERE server_id = ${serverId}::uuid AND status NOT IN ('deleted', 'failed') ORDER BY created_at`;
     },
 
-    /** Rollback: the target's capacity goes back and the slot is freed. Nothing to release is fine. */
-    async releaseMigration(workspaceId: string): Promise<boolean> {
-      const n = await prisma.$executeRaw`
+    /**
+     * Rollback: the target's capacity goes back and the slot is freed. Nothing to release is
+     * fine. The route comes back to the source (with the host ports of its new start, if it
+     * runs again) in the same transaction.
+     */
+    async releaseMigration(workspaceId: string, back: RollbackDetails = {}): Promise<boolean> {
+      const p = back.ports;
+      const n = await prisma.$transaction(async (tx) => {
+        if (p) {
+          await tx.$executeRaw`
+            UPDATE workspaces SET route_hold = NULL, http_port = ${p.httpPort}, ssh_port = ${p.sshPort},
+                   published_ports = ${JSON.stringify(p.publishedPorts)}::jsonb, updated_at = now()
+             WHERE id = ${workspaceId}::uuid`;
+        } else {
+          await tx.$executeRaw`UPDATE workspaces SET route_hold = NULL, updated_at = now() WHERE id = ${workspaceId}::uuid`;
+        }
+        return tx.$executeRaw`
         WITH m AS (DELETE FROM migrations WHERE workspace_id = ${workspaceId}::uuid RETURNING *)
         UPDATE workspace_servers s
            SET reserved_cpu = GREATEST(0, s.reserved_cpu - m.reserved_cpu),
                reserved_memory_mb = GREATEST(0, s.reserved_memory_mb - m.reserved_memory_mb),
                reserved_disk_gb = GREATEST(0, s.reserved_disk_gb - m.reserved_disk_gb)
           FROM m WHERE s.id = m.target_server_id`;
+      });
+      await announceRoute(redis, workspaceId);
       return n > 0;
     },
   };

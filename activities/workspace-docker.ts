@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import { containerSpec, networkSpec, workspaceLabels, workspaceNames, HTTP_PORT, READY_PROBE, type ContainerSpecInput } from '../domain/container-spec';
+import { containerSpec, hostPortsFrom, networkSpec, workspaceLabels, workspaceNames, READY_PROBE, SSH_PORT, type ContainerSpecInput } from '../domain/container-spec';
 import { execIn } from '../lib/docker-exec';
 import { DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
 import { within } from '../lib/timeout';
@@ -12,6 +12,14 @@ const PROBE_TIMEOUT_MS = 5_000;
 /** Runs the readiness probe once in the workspace's container; a probe that errs or hangs counts as failed. */
 export function probeReady(c: Docker.Container): Promise<{ code: number; out: string }> {
   return within(execIn(c, READY_PROBE), PROBE_TIMEOUT_MS, 'readiness probe').catch((err: Error) => ({ code: -1, out: err.message }));
+}
+
+/** A started workspace: its address on its own network and the host ports Docker chose this time. */
+export interface StartedWorkspace {
+  internalIp: string;
+  httpPort: number;
+  sshPort: number | null;
+  publishedPorts: Record<string, number>;
 }
 
 export interface WorkspaceDockerDeps {
@@ -113,10 +121,20 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       return v.Labels?.['podex.created_by'] === createdBy;
     },
 
-    /** Creates the hardened container unless it already exists. */
+    /** Creates the hardened container unless it already exists; SSH is published when the image serves it. */
     async ensureContainer(endpoint: EngineEndpoint, input: ContainerSpecInput): Promise<string> {
       const docker = engine(endpoint);
-      const spec = containerSpec(input);
+      let ssh = input.ssh;
+      if (ssh === undefined) {
+        try {
+          const img = await docker.getImage(input.image).inspect();
+          ssh = `${SSH_PORT}/tcp` in (img.Config?.ExposedPorts ?? {});
+        } catch (err) {
+          if (!gone(err)) throw err;
+          throw ApplicationFailure.nonRetryable(`image ${input.image} is not on the server`, 'ImageNotFound');
+        }
+      }
+      const spec = containerSpec({ ...input, ssh });
       try {
         return (await docker.createContainer(spec as Docker.ContainerCreateOptions)).id;
       } catch (err) {
@@ -131,7 +149,7 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
      * run through the Docker API right away and every 100 ms, or Docker's own health check
      * (whichever says so first) — not Docker's slow health interval.
      */
-    async startAndWaitReady(endpoint: EngineEndpoint, workspaceId: string, timeoutMs = 60_000): Promise<{ internalIp: string; httpPort: number }> {
+    async startAndWaitReady(endpoint: EngineEndpoint, workspaceId: string, timeoutMs = 60_000): Promise<StartedWorkspace> {
       const docker = engine(endpoint);
       const names = workspaceNames(workspaceId);
       const c = docker.getContainer(names.container);
@@ -157,7 +175,10 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
         const i = await c.inspect();
         if (!i.State.Running && i.State.Status === 'exited') throw new Error(`workspace container exited with ${i.State.ExitCode}`);
         if (probe.code === 0 || i.State.Health?.Status === 'healthy') {
-          return { internalIp: i.NetworkSettings.Networks[names.network]?.IPAddress ?? '', httpPort: HTTP_PORT };
+          // Host ports are Docker's choice at each start: what the route needs is read here, every time.
+          const ports = hostPortsFrom(i.NetworkSettings.Ports as Parameters<typeof hostPortsFrom>[0]);
+          if (!ports.httpPort) throw ApplicationFailure.nonRetryable('the workspace container publishes no HTTP port (made before ports were published?)', 'NotPublished');
+          return { internalIp: i.NetworkSettings.Networks[names.network]?.IPAddress ?? '', httpPort: ports.httpPort, sshPort: ports.sshPort, publishedPorts: ports.publishedPorts };
         }
         if (Date.now() > deadline) throw new Error(`workspace not ready within ${timeoutMs} ms (probe: ${probe.code === -1 ? probe.out : `exit ${probe.code}`}; health: ${i.State.Health?.Status ?? 'none'})`);
         heartbeat({ attempt });

@@ -1,6 +1,16 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { PrismaClient } from '../lib/prisma';
 import type { Redis } from '../lib/redis';
+import type { RouteHold } from '../domain/workspace-routes';
+import { ROUTES_CHANNEL } from '../lib/constants';
+
+/**
+ * Tells every API process's route table that this workspace's row changed (it reads the row
+ * again). A lost message is caught by the table's own catch-up on changed rows.
+ */
+export async function announceRoute(redis: Redis, workspaceId: string): Promise<void> {
+  await redis.publish(ROUTES_CHANNEL, workspaceId);
+}
 
 export interface WorkspaceActivityDeps {
   prisma: PrismaClient;
@@ -19,6 +29,8 @@ export interface WorkspaceRecord {
   requestedServerId: string | null;
   /** The server it lives on now (null before placement). */
   serverId: string | null;
+  /** Container ports declared for previews at creation. */
+  previewPorts: number[];
 }
 
 export interface RunningDetails {
@@ -26,36 +38,59 @@ export interface RunningDetails {
   volumeName: string;
   networkName: string;
   internalIp: string;
+  /** Host ports on the server's private address, as Docker chose them at this start. */
   httpPort: number;
+  sshPort: number | null;
+  publishedPorts: Record<string, number>;
   diskLimit: string;
 }
 
 export function createWorkspaceActivities({ prisma, redis }: WorkspaceActivityDeps) {
   async function publish(workspaceId: string, status: string, reason?: string | null) {
-    await redis.publish(workspaceEventsChannel(workspaceId), JSON.stringify({ workspaceId, status, reason: reason ?? null, at: new Date().toISOString() }));
+    await Promise.all([
+      redis.publish(workspaceEventsChannel(workspaceId), JSON.stringify({ workspaceId, status, reason: reason ?? null, at: new Date().toISOString() })),
+      announceRoute(redis, workspaceId),
+    ]);
   }
 
   return {
     /** The workspace as the API recorded it. (Raw SQL on this hot path: see loadCandidates.) */
     async getWorkspace(workspaceId: string): Promise<WorkspaceRecord> {
-      const [ws] = await prisma.$queryRaw<{ id: string; ownerId: string; tier: string; image: string | null; strategy: string; constraints: Record<string, unknown> | null; serverId: string | null }[]>`
-        SELECT id::text, owner_id AS "ownerId", tier, image, strategy, constraints, server_id::text AS "serverId" FROM workspaces WHERE id = ${workspaceId}::uuid`;
+      const [ws] = await prisma.$queryRaw<{ id: string; ownerId: string; tier: string; image: string | null; strategy: string; constraints: Record<string, unknown> | null; serverId: string | null; previewPorts: number[] | null }[]>`
+        SELECT id::text, owner_id AS "ownerId", tier, image, strategy, constraints, server_id::text AS "serverId", preview_ports AS "previewPorts" FROM workspaces WHERE id = ${workspaceId}::uuid`;
       if (!ws) throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist`, 'WorkspaceNotFound');
       const constraints = (ws.constraints ?? null) as (Record<string, unknown> & { serverId?: string }) | null;
-      return { ...ws, constraints, requestedServerId: constraints?.serverId ?? null };
+      return { ...ws, previewPorts: ws.previewPorts ?? [], constraints, requestedServerId: constraints?.serverId ?? null };
     },
 
-    /** Sets the workspace's status (and reason) and announces it on Redis. */
+    /**
+     * Sets the workspace's status (and reason) and announces it. It ends any transition the
+     * route was held for: a workspace that is not running has no ports to route to.
+     */
     async setWorkspaceStatus(workspaceId: string, status: string, reason?: string | null): Promise<void> {
-      await prisma.$executeRaw`UPDATE workspaces SET status = ${status}, status_reason = ${reason ?? null}, updated_at = now() WHERE id = ${workspaceId}::uuid`;
+      await prisma.$executeRaw`UPDATE workspaces SET status = ${status}, status_reason = ${reason ?? null}, route_hold = NULL,
+               http_port = CASE WHEN ${status} = 'running' THEN http_port END, ssh_port = CASE WHEN ${status} = 'running' THEN ssh_port END,
+               published_ports = CASE WHEN ${status} = 'running' THEN published_ports END, updated_at = now()
+         WHERE id = ${workspaceId}::uuid`;
       await publish(workspaceId, status, reason);
     },
 
-    /** Records where and how the workspace runs, then `running`. */
+    /**
+     * Holds the workspace's route for a transition about to begin (moving, stopping, starting,
+     * deleting): its URL answers what is happening instead of routing into it. The step that
+     * ends the transition records the new state and clears the hold; null clears it after a failed step.
+     */
+    async holdRoute(workspaceId: string, hold: RouteHold | null): Promise<void> {
+      await prisma.$executeRaw`UPDATE workspaces SET route_hold = ${hold}, updated_at = now() WHERE id = ${workspaceId}::uuid`;
+      await announceRoute(redis, workspaceId);
+    },
+
+    /** Records where and how the workspace runs (the host ports of this start), then `running`: its route opens. */
     async recordRunning(workspaceId: string, d: RunningDetails): Promise<void> {
       await prisma.$executeRaw`
         UPDATE workspaces SET container_name = ${d.containerName}, volume_name = ${d.volumeName}, network_name = ${d.networkName},
-               internal_ip = ${d.internalIp}, http_port = ${d.httpPort}, disk_limit = ${d.diskLimit},
+               internal_ip = ${d.internalIp}, http_port = ${d.httpPort}, ssh_port = ${d.sshPort}, published_ports = ${JSON.stringify(d.publishedPorts)}::jsonb,
+               disk_limit = ${d.diskLimit}, route_hold = NULL,
                status = 'running', status_reason = NULL, last_activity_at = now(), updated_at = now()
          WHERE id = ${workspaceId}::uuid`;
       await publish(workspaceId, 'running');

@@ -1,8 +1,11 @@
+import type { IncomingMessage, Server } from 'node:http';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Client } from '@temporalio/client';
 import type { PrismaClient } from '../lib/prisma';
 import type { Redis } from '../lib/redis';
+import type { DockerFleet } from '../lib/docker-fleet';
 import type { Logger } from '../lib/logger';
 import type { Config } from '../domain/config';
 import { authenticator } from './auth';
@@ -20,6 +23,25 @@ import { LlmRouter, llmSettings, type LlmSettings } from '../lib/llm';
 import { metricsExposition, observeRequest } from './metrics';
 import { Restic, resticFromConfig, type ResticSettings } from '../lib/restic';
 import { WorkspaceEvents } from './events';
+import { RouteTable } from '../lib/route-table';
+import { createWorkspaceAccess } from './workspace-access';
+
+/** A WebSocket (or other upgrade) endpoint: the first whose path matches takes the socket. */
+export interface UpgradeRoute {
+  match: (pathname: string) => boolean;
+  handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+/** Hands a server's upgrade requests to the app's upgrade routes (the API process and tests call this once per server). */
+export function attachUpgrades(server: Server, app: Express): void {
+  const routes = app.locals.upgrades as UpgradeRoute[];
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const r = routes.find((u) => u.match(pathname));
+    if (r) return r.handle(req, socket, head);
+    socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+  });
+}
 
 export interface ApiSettings {
   jwtSecret: string;
@@ -39,6 +61,10 @@ export interface ApiSettings {
   /** The restic repository backups go to (the password stays in its file). */
   restic: ResticSettings;
   llm: LlmSettings;
+  /** Where users open workspaces (`ws-{id}.` + its host). */
+  workspaceBaseUrl: string;
+  workspaceSignInUrl: string;
+  workspaceSessionMinutes: number;
 }
 
 export function apiSettings(c: Config): ApiSettings {
@@ -58,10 +84,15 @@ export function apiSettings(c: Config): ApiSettings {
     migrationHoldHealthyMs: c.MIGRATION_HOLD_HEALTHY_SECONDS * 1000,
     restic: resticFromConfig(c).settings,
     llm: llmSettings(c),
+    workspaceBaseUrl: c.WORKSPACE_BASE_URL,
+    workspaceSignInUrl: c.WORKSPACE_SIGN_IN_URL,
+    workspaceSessionMinutes: c.WORKSPACE_SESSION_MINUTES,
   };
 }
 
 export interface ApiDeps {
+  /** The fleet's Docker engines (mutual TLS): exec and terminals in workspaces. */
+  fleet: DockerFleet;
   prisma: PrismaClient;
   redis: Redis;
   temporal: Client;
@@ -132,13 +163,32 @@ export function createApp(deps: ApiDeps): Express {
   /** The fleet console: static files; every call it makes goes through the API with the operator's token. */
   app.use('/admin', express.static(path.join(__dirname, '..', 'admin'), { index: 'index.html', fallthrough: false }));
 
+  // The Workspace Proxy asks here once per request: before the API's own rate limit and authentication.
+  const routes = new RouteTable(deps.prisma, deps.redis, log);
+  const access = createWorkspaceAccess({
+    prisma: deps.prisma,
+    redis: deps.redis,
+    routes,
+    logger: deps.logger,
+    jwtSecret: deps.settings.jwtSecret,
+    baseUrl: deps.settings.workspaceBaseUrl,
+    signInUrl: deps.settings.workspaceSignInUrl,
+    sessionMinutes: deps.settings.workspaceSessionMinutes,
+  });
+  routes.start().catch((err: Error) => log.error({ err: err.message }, 'route table did not load; it loads on the first proxied request'));
+  app.use(access.forwardAuth);
+  const upgrades: UpgradeRoute[] = [{ match: (p) => p === '/proxy/auth', handle: (req, socket) => access.onUpgrade(req, socket) }];
+  app.locals.upgrades = upgrades;
+  app.locals.routes = routes;
+
   app.use(rateLimiter(deps.redis, deps.settings.rateLimitPerMinute, (err) => log.warn({ err: err.message }, 'rate limiter unavailable')));
   app.use(authenticator(deps.settings.jwtSecret, deps.settings.internalApiKey));
   app.use(serversRouter(deps));
   app.use(auditRouter(deps));
   const events = new WorkspaceEvents(deps.redis);
-  app.locals.close = () => events.close();
+  app.locals.close = () => Promise.all([events.close(), routes.close()]);
   app.use(workspacesRouter({ ...deps, events }));
+  app.use(access.router);
   app.use(backupsRouter({ ...deps, restic: new Restic(deps.settings.restic) }));
   app.use(cutoversRouter(deps));
   app.use(llmRouter({ ...deps, llm: new LlmRouter(deps.prisma, deps.settings.llm, deps.logger) }));

@@ -32,6 +32,20 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** Verifies a user or admin JWT; null when it is not valid (expired, wrong key, no subject or role). */
+export function bearerVerifier(jwtSecret: string): (token: string) => Promise<Principal | null> {
+  const key = new TextEncoder().encode(jwtSecret);
+  return async (token) => {
+    try {
+      const { payload } = await jwtVerify(token, key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
+      if (!payload.sub || (payload.role !== 'admin' && payload.role !== 'user')) return null;
+      return { id: payload.sub, role: payload.role };
+    } catch {
+      return null;
+    }
+  };
+}
+
 /**
  * Resolves the caller: an `X-Internal-API-Key` (service-to-service, acts as admin) or a
  * `Bearer` JWT signed with JWT_SECRET_KEY carrying `role: admin | user`.

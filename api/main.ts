@@ -4,7 +4,8 @@ import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
 import { createTemporalClient } from '../lib/temporal';
-import { apiSettings, createApp } from './app';
+import { DockerFleet } from '../lib/docker-fleet';
+import { apiSettings, attachUpgrades, createApp } from './app';
 import { countWorkflowStarts } from './metrics';
 
 /** The API process: one Temporal client, one Prisma client, one Redis connection. */
@@ -14,8 +15,10 @@ async function main(): Promise<void> {
   const prisma = createPrisma(cfg.DATABASE_URL);
   const redis = createRedis(cfg.REDIS_URL);
   const temporal = await createTemporalClient(cfg, { workflow: [countWorkflowStarts] });
-  const app = createApp({ prisma, redis, temporal, logger, settings: apiSettings(cfg) });
+  const fleet = new DockerFleet({ caFile: cfg.DOCKER_TLS_CA_FILE, certFile: cfg.DOCKER_TLS_CERT_FILE, keyFile: cfg.DOCKER_TLS_KEY_FILE }, cfg.DOCKER_TIMEOUT_MS);
+  const app = createApp({ fleet, prisma, redis, temporal, logger, settings: apiSettings(cfg) });
   const server: Server = app.listen(cfg.PORT, '0.0.0.0');
+  attachUpgrades(server, app);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   logger.info({ port: cfg.PORT }, 'api listening');
 

@@ -134,6 +134,48 @@ export function openApiDocument(): object {
         parameters: [idParam],
         get: op('status changes as server-sent events', { security: user, responses: { '200': { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '404': err('no such workspace') } }),
       },
+      '/workspaces/{id}/open': {
+        parameters: [idParam],
+        get: op('hand-off to the workspace’s own host: a redirect (or, with Accept: application/json, the URL) carrying a one-time ticket that host trades for its own cookie', {
+          security: user,
+          parameters: queryParams(s.openWorkspaceQuery),
+          responses: {
+            '302': { description: 'to the workspace host with ?podex_ticket=…', headers: { Location: { schema: { type: 'string' } } } },
+            '200': ok('the URL with its ticket', { type: 'object', properties: { url: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } }, required: ['url', 'expiresAt'] }),
+            '400': err('port is not a preview port of this workspace'),
+            '404': err('no such workspace'),
+          },
+        }),
+      },
+      '/workspaces/{id}/share': {
+        parameters: [idParam],
+        post: op('a signed, expiring link that opens one preview port to whoever has it', {
+          security: user,
+          body: s.shareWorkspaceBody,
+          responses: {
+            '201': ok('the link', { type: 'object', properties: { url: { type: 'string' }, port: { type: 'integer' }, expiresAt: { type: 'string', format: 'date-time' } }, required: ['url', 'port', 'expiresAt'] }),
+            '400': err('port is not a preview port of this workspace'),
+            '404': err('no such workspace'),
+          },
+        }),
+      },
+      '/proxy/auth': {
+        get: op('the Workspace Proxy’s forward auth: 2xx names the upstream in X-Podex-Upstream; anything else is the answer the visitor gets', {
+          security: [],
+          responses: {
+            '204': { description: 'allowed', headers: { 'X-Podex-Upstream': { schema: { type: 'string' } }, 'X-Podex-Cookie': { schema: { type: 'string' } } } },
+            '302': { description: 'ticket or share link traded for a cookie; or a browser sent to sign in', headers: { Location: { schema: { type: 'string' } } } },
+            '401': err('no or invalid credentials, or an expired share link'),
+            '404': err('no such workspace (or another user’s), or an undeclared port'),
+            '503': err('moving, starting, stopping or stopped (X-Podex-Workspace-State; Retry-After while moving or starting)'),
+          },
+        }),
+      },
+      '/proxy/routes': {
+        get: op('every routable workspace as a Traefik dynamic-configuration document (for a proxy that takes routes instead of asking per request)', {
+          responses: { '200': ok('http.routers and http.services', { type: 'object', properties: { http: { type: 'object' } }, required: ['http'] }) },
+        }),
+      },
       '/workspaces/{id}/migrate': {
         parameters: [idParam],
         post: op('move the workspace and its data to another server (?wait=true for the outcome)', {

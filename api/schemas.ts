@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { TIER_NAMES } from '../domain/tiers';
+import { MAX_PREVIEW_PORTS, previewPortsProblem } from '../domain/workspace-routes';
 
 const hostname = z
   .string()
@@ -164,6 +165,15 @@ export const createWorkspaceBody = z
     server: z.union([z.literal('auto'), z.uuid({ message: "must be 'auto' or a server id from /servers/available" })]).default('auto'),
     strategy: z.enum(['SPREAD', 'BEST_FIT', 'AFFINITY']).default('SPREAD'),
     image: z.string().regex(/^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$/, 'must be an image reference').max(255).optional(),
+    previewPorts: z
+      .array(z.number().int().min(1).max(65535))
+      .max(MAX_PREVIEW_PORTS)
+      .default([])
+      .superRefine((ports, ctx) => {
+        const problem = previewPortsProblem(ports);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .describe(`container ports opened as {port}-ws-{id} (at most ${MAX_PREVIEW_PORTS}; published when the container is made, so only at creation)`),
     constraints: z
       .object({
         architecture: z.enum(['amd64', 'arm64']).optional(),
@@ -173,6 +183,16 @@ export const createWorkspaceBody = z
       })
       .strict()
       .optional(),
+  })
+  .strict();
+
+export const openWorkspaceQuery = z
+  .object({ port: z.coerce.number().int().min(1).max(65535).optional().describe('a preview port (default: the IDE)') })
+  .strict();
+export const shareWorkspaceBody = z
+  .object({
+    port: z.number().int().min(1).max(65535).describe('the preview port the link opens'),
+    expiresInMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60),
   })
   .strict();
 
@@ -205,7 +225,10 @@ export const workspaceView = z.object({
   volumeName: z.string().nullable(),
   networkName: z.string().nullable(),
   internalIp: z.string().nullable(),
-  httpPort: z.number().nullable(),
+  httpPort: z.number().nullable().describe('host port of the IDE on its server’s private address (changes at every start)'),
+  sshPort: z.number().nullable(),
+  url: z.string().describe('where its owner opens it, through the Workspace Proxy'),
+  previews: z.array(z.object({ port: z.number(), url: z.string(), hostPort: z.number().nullable() })),
   assigned: z.object({ cpu: z.number().nullable(), memoryMb: z.number().nullable(), diskGb: z.number().nullable() }),
   diskLimit: z.string().nullable(),
   createdAt: z.string(),

@@ -123,7 +123,7 @@ export async function rawProvision(docker: Docker, name: string, image: string, 
   const names = workspaceNames(name);
   await docker.createNetwork(networkSpec(name, labels));
   if (!volume) await docker.createVolume({ Name: names.volume, Labels: labels });
-  const spec = containerSpec({ workspaceId: name, ownerId: 'bench-raw', tier: TIERS.free, image, runtime: 'runsc', diskLimitSupported: false });
+  const spec = containerSpec({ workspaceId: name, ownerId: 'bench-raw', tier: TIERS.free, image, runtime: 'runsc', diskLimitSupported: false, publishAddress: '127.0.0.1' });
   const mounts = volume ? [{ Type: 'volume' as const, Source: volume, Target: spec.HostConfig.Mounts[0].Target }] : spec.HostConfig.Mounts;
   const c = await docker.createContainer({ ...spec, Labels: labels, HostConfig: { ...spec.HostConfig, Mounts: mounts } } as Docker.ContainerCreateOptions);
   await c.start();

@@ -59,6 +59,16 @@ export const envSchema = z
     WORKSPACE_IMAGE_ARCHIVE: optionalString,
     COMPUTE_WORKSPACE_VOLUME_BASE: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/podex/workspaces'),
 
+    /**
+     * Where users open workspaces: `ws-{id}.` + this URL's host name (with its scheme and port),
+     * served by the Workspace Proxy. Locally http://localhost:8880 (`*.localhost` is loopback).
+     */
+    WORKSPACE_BASE_URL: z.string().url().default('https://podex.dev'),
+    /** Where a browser without a session is sent to sign in (`?next=` carries the workspace URL). */
+    WORKSPACE_SIGN_IN_URL: z.string().url().default('https://app.podex.dev/login'),
+    /** How long the cookie a workspace host hands out lasts. */
+    WORKSPACE_SESSION_MINUTES: positiveInt.max(24 * 60).default(480),
+
     TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
     RATE_LIMIT_PER_MINUTE: positiveInt.default(100),
     OVERCOMMIT_RATIO: z.coerce.number().min(0.1).max(10).default(1),

@@ -1,9 +1,9 @@
-import { containerSpec, networkSpec, workspaceLabels, workspaceNames } from './container-spec';
+import { containerSpec, hostPortsFrom, networkSpec, workspaceLabels, workspaceNames } from './container-spec';
 import { TIERS } from './tiers';
 
 describe('workspace container spec', () => {
   const id = '3f9b8c1e-1111-4222-8333-944455556666';
-  const spec = containerSpec({ workspaceId: id, ownerId: 'u1', tier: TIERS.pro, image: 'podex/workspace:latest', runtime: 'runsc', diskLimitSupported: false });
+  const spec = containerSpec({ workspaceId: id, ownerId: 'u1', tier: TIERS.pro, image: 'podex/workspace:latest', runtime: 'runsc', diskLimitSupported: false, publishAddress: '10.0.0.5' });
 
   it('names everything after the workspace id', () => {
     expect(workspaceNames(id)).toEqual({ container: `podex-ws-${id}`, network: `podex-ws-${id}`, volume: `podex-ws-${id}` });
@@ -29,7 +29,7 @@ describe('workspace container spec', () => {
 
   it('sets a disk limit only where the storage driver can enforce it', () => {
     expect('StorageOpt' in spec.HostConfig).toBe(false);
-    const xfs = containerSpec({ workspaceId: id, ownerId: 'u1', tier: TIERS.pro, image: 'i', runtime: 'runsc', diskLimitSupported: true });
+    const xfs = containerSpec({ workspaceId: id, ownerId: 'u1', tier: TIERS.pro, image: 'i', runtime: 'runsc', diskLimitSupported: true, publishAddress: '10.0.0.5' });
     expect(xfs.HostConfig.StorageOpt).toEqual({ size: '20G' });
   });
 
@@ -37,5 +37,25 @@ describe('workspace container spec', () => {
     const net = networkSpec(id, workspaceLabels(id, 'u1', 'pro'));
     expect(net.Options).toEqual({ 'com.docker.network.bridge.enable_icc': 'false', 'com.docker.network.bridge.enable_ip_masquerade': 'true' });
     expect(net.Labels).toMatchObject({ 'podex.workspace_id': id, 'podex.managed': 'true' });
+  });
+
+  it('publishes the IDE, SSH when the image has it, and each preview port on the private address alone', () => {
+    expect(spec.HostConfig.PortBindings).toEqual({ '8080/tcp': [{ HostIp: '10.0.0.5', HostPort: '' }] });
+    const full = containerSpec({ workspaceId: id, ownerId: 'u1', tier: TIERS.pro, image: 'i', runtime: 'runsc', diskLimitSupported: false, publishAddress: '10.0.0.5', ssh: true, previewPorts: [3000, 5173] });
+    expect(Object.keys(full.HostConfig.PortBindings).sort()).toEqual(['22/tcp', '3000/tcp', '5173/tcp', '8080/tcp']);
+    expect(Object.keys(full.ExposedPorts).sort()).toEqual(['22/tcp', '3000/tcp', '5173/tcp', '8080/tcp']);
+    for (const b of Object.values(full.HostConfig.PortBindings)) expect(b).toEqual([{ HostIp: '10.0.0.5', HostPort: '' }]);
+  });
+
+  it('reads the host ports Docker chose on the publish address', () => {
+    const ports = {
+      '8080/tcp': [{ HostIp: '10.0.0.5', HostPort: '49153' }],
+      '22/tcp': [{ HostIp: '10.0.0.5', HostPort: '49154' }],
+      '3000/tcp': [{ HostIp: '0.0.0.0', HostPort: '40000' }, { HostIp: '10.0.0.5', HostPort: '49155' }],
+      '5173/tcp': null,
+      '53/udp': [{ HostIp: '10.0.0.5', HostPort: '5353' }],
+    };
+    expect(hostPortsFrom(ports, '10.0.0.5')).toEqual({ httpPort: 49153, sshPort: 49154, publishedPorts: { '3000': 49155 } });
+    expect(hostPortsFrom(undefined, '10.0.0.5')).toEqual({ httpPort: null, sshPort: null, publishedPorts: {} });
   });
 });

@@ -9,6 +9,7 @@ import type { Tier } from './tiers';
 export const CAP_ADD = ['CHOWN', 'SETUID', 'SETGID', 'DAC_OVERRIDE', 'FOWNER', 'KILL', 'NET_BIND_SERVICE'] as const;
 export const PIDS_LIMIT = 500;
 export const HTTP_PORT = 8080;
+export const SSH_PORT = 22;
 export const WORKSPACE_MOUNT = '/workspace';
 /**
  * "Ready" means the IDE's HTTP endpoint answers. Provisioning runs this probe itself right
@@ -56,12 +57,46 @@ export interface ContainerSpecInput {
   runtime: string;
   /** Whether the engine's storage driver can enforce a per-container disk limit. */
   diskLimitSupported: boolean;
+  /** The server's private address: every published port is bound to it alone, never to 0.0.0.0. */
+  publishAddress: string;
+  /** Container ports the user declared for previews. */
+  previewPorts?: number[];
+  /** Whether the image serves SSH (it exposes 22/tcp): then that port is published too. */
+  ssh?: boolean;
+}
+
+/** The container ports a workspace publishes: the IDE's, SSH's if the image has it, and the declared previews. */
+export function publishedContainerPorts(i: Pick<ContainerSpecInput, 'previewPorts' | 'ssh'>): number[] {
+  return [HTTP_PORT, ...(i.ssh ? [SSH_PORT] : []), ...(i.previewPorts ?? [])];
+}
+
+/**
+ * Host ports chosen by Docker, read from a container's inspect (`NetworkSettings.Ports`):
+ * only bindings on the publish address count. A port with no binding is left out.
+ */
+export function hostPortsFrom(
+  ports: Record<string, { HostIp: string; HostPort: string }[] | null> | undefined,
+  publishAddress?: string,
+): { httpPort: number | null; sshPort: number | null; publishedPorts: Record<string, number> } {
+  const hostPort = (p: number): number | null => {
+    const b = (ports?.[`${p}/tcp`] ?? []).find((x) => !publishAddress || x.HostIp === publishAddress);
+    return b && Number(b.HostPort) > 0 ? Number(b.HostPort) : null;
+  };
+  const publishedPorts: Record<string, number> = {};
+  for (const key of Object.keys(ports ?? {})) {
+    const p = Number(key.split('/')[0]);
+    if (p === HTTP_PORT || p === SSH_PORT || !key.endsWith('/tcp')) continue;
+    const h = hostPort(p);
+    if (h) publishedPorts[String(p)] = h;
+  }
+  return { httpPort: hostPort(HTTP_PORT), sshPort: hostPort(SSH_PORT), publishedPorts };
 }
 
 /** The Docker create options for a workspace container (Engine API shape). */
 export function containerSpec(i: ContainerSpecInput) {
   const names = workspaceNames(i.workspaceId);
   const memory = i.tier.memoryMb * 1024 * 1024;
+  const published = publishedContainerPorts(i);
   return {
     name: names.container,
     Image: i.image,
@@ -70,7 +105,7 @@ export function containerSpec(i: ContainerSpecInput) {
     // The IDE's HTTP endpoint (see READY_PROBE).
     Cmd: ['httpd', '-f', '-p', String(HTTP_PORT), '-h', '/var/www'],
     Labels: workspaceLabels(i.workspaceId, i.ownerId, i.tier.name),
-    ExposedPorts: { [`${HTTP_PORT}/tcp`]: {} },
+    ExposedPorts: Object.fromEntries(published.map((p) => [`${p}/tcp`, {}])),
     Healthcheck: {
       // Every probe is an exec in the gVisor sandbox, which costs CPU on the server: a slow
       // interval watches running workspaces without loading a server full of them.
@@ -93,6 +128,9 @@ export function containerSpec(i: ContainerSpecInput) {
       Tmpfs: { '/tmp': 'rw,nosuid,size=1g,mode=1777', '/run': 'rw,nosuid,size=100m,mode=755' },
       ReadonlyRootfs: false,
       NetworkMode: names.network,
+      // Docker chooses each host port (read again after every start: it can change); UFW does
+      // not see these, so the workspace server's DOCKER-USER rules admit the platform alone.
+      PortBindings: Object.fromEntries(published.map((p) => [`${p}/tcp`, [{ HostIp: i.publishAddress, HostPort: '' }]])),
       Mounts: [{ Type: 'volume', Source: names.volume, Target: WORKSPACE_MOUNT }],
       RestartPolicy: { Name: 'unless-stopped' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },

@@ -18,3 +18,6 @@ export const WORKFLOW_ID = {
   migrateWorkspace: (workspaceId: string) => `migrate-workspace-${workspaceId}`,
   drainServer: (serverId: string) => `drain-server-${serverId}`,
 } as const;
+
+/** Redis channel on which every change of a workspace's route is announced (the message is its id). */
+export const ROUTES_CHANNEL = 'podex:routes:changed';

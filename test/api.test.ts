@@ -8,11 +8,17 @@ import { createRedis } from '../lib/redis';
 import { temporalConnectionOptions } from '../lib/temporal';
 import { apiSettings, createApp } from '../api/app';
 import { mintToken } from '../api/auth';
+import { testFleet } from './helpers';
 
-async function listen(app: ReturnType<typeof createApp>): Promise<{ server: Server; url: string }> {
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+async function listen(app: ReturnType<typeof createApp>): Promise<{ server: { close(): Promise<void> }; url: string }> {
+  const http: Server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => http.once('listening', r));
+  // The app's own connections (the route table's Redis subscriber) close with it.
+  const close = async () => {
+    http.close();
+    await (app.locals.close as () => Promise<void>)();
+  };
+  return { server: { close }, url: `http://127.0.0.1:${(http.address() as AddressInfo).port}` };
 }
 
 describe('API health endpoints', () => {
@@ -34,7 +40,7 @@ describe('API health endpoints', () => {
   });
 
   it('/healthz answers and /readyz is ready when Temporal, PostgreSQL and Redis answer', async () => {
-    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), rateLimitPerMinute: 100_000 } }));
+    const { server, url } = await listen(createApp({ fleet: testFleet(), prisma, redis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), rateLimitPerMinute: 100_000 } }));
     try {
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       const res = await fetch(`${url}/readyz`);
@@ -44,12 +50,12 @@ describe('API health endpoints', () => {
         checks: { temporal: { ok: true }, postgres: { ok: true }, redis: { ok: true } },
       });
     } finally {
-      server.close();
+      await server.close();
     }
   });
 
   it('/readyz is 503 and names the dependency that does not answer', async () => {
-    const { server, url } = await listen(createApp({ prisma, redis: deadRedis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), rateLimitPerMinute: 100_000 } }));
+    const { server, url } = await listen(createApp({ fleet: testFleet(), prisma, redis: deadRedis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), rateLimitPerMinute: 100_000 } }));
     try {
       const res = await fetch(`${url}/readyz`);
       expect(res.status).toBe(503);
@@ -58,12 +64,12 @@ describe('API health endpoints', () => {
       expect(body.checks.postgres.ok).toBe(true);
       expect(body.checks.temporal.ok).toBe(true);
     } finally {
-      server.close();
+      await server.close();
     }
   });
 
   it('unknown routes and malformed JSON get clear 4xx answers', async () => {
-    const { server, url } = await listen(createApp({ prisma, redis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), rateLimitPerMinute: 100_000 } }));
+    const { server, url } = await listen(createApp({ fleet: testFleet(), prisma, redis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), rateLimitPerMinute: 100_000 } }));
     try {
       const token = await mintToken(c.JWT_SECRET_KEY, 'someone', 'user');
       expect((await fetch(`${url}/nope`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
@@ -71,7 +77,7 @@ describe('API health endpoints', () => {
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { message: string }).message).toMatch(/JSON/);
     } finally {
-      server.close();
+      await server.close();
     }
   });
 });

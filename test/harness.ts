@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { apiSettings, createApp, type ApiSettings } from '../api/app';
+import { apiSettings, attachUpgrades, createApp, type ApiSettings } from '../api/app';
 import { mintToken } from '../api/auth';
 import { config } from '../lib/config';
 import type { ActivityDeps } from '../activities';
@@ -16,6 +16,7 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
   const runWorker = opts.inProcessWorker ?? true;
   const t = await temporalForTest(prefix, opts.overrides ?? {}, runWorker);
   const app = createApp({
+    fleet: t.deps.fleet,
     prisma: t.deps.prisma,
     redis: t.deps.redis,
     temporal: t.client,
@@ -23,6 +24,7 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
     settings: { ...apiSettings(c), taskQueue: t.taskQueue, rateLimitPerMinute: 100_000, ...settings },
   });
   const server: Server = app.listen(0, '127.0.0.1');
+  attachUpgrades(server, app);
   await new Promise((r) => server.once('listening', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const workerRun = runWorker ? t.worker.run() : Promise.resolve();

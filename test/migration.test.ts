@@ -81,7 +81,7 @@ describe('migrating a workspace and its data to another server', () => {
     await expect(source.getVolume(ws.volumeName).inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect([await reserved(servers[0]), await reserved(servers[1])]).toEqual([before[0] - 1, before[1] + 1]);
     expect(await h.deps.prisma.migration.count({ where: { workspaceId: ws.id } })).toBe(0);
-    maybeRecordHistory('migrate-workspace-3', await h.client.workflow.getHandle(res.body.workflowId).fetchHistory());
+    maybeRecordHistory('migrate-workspace', await h.client.workflow.getHandle(res.body.workflowId).fetchHistory());
 
     // Its lifecycle goes on where it lives now.
     expect((await h.call('POST', `/workspaces/${ws.id}/restart`, { token: h.userToken })).body.status).toBe('running');
@@ -108,7 +108,7 @@ describe('migrating a workspace and its data to another server', () => {
     expect([await reserved(servers[0]), await reserved(servers[1])]).toEqual(before);
     await expect(h.deps.fleet.engine(localEngines()[1]).getContainer(ws.containerName).inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect(await h.deps.prisma.migration.count({ where: { workspaceId: ws.id } })).toBe(0);
-    maybeRecordHistory('migrate-workspace-rolled-back-3', await handle.fetchHistory());
+    maybeRecordHistory('migrate-workspace-rolled-back', await handle.fetchHistory());
   });
 
   it('refuses what cannot be migrated, naming the field', async () => {

@@ -42,7 +42,7 @@ describe('workspace networks on a busy engine', () => {
   it('a workspace whose network got a twin after the network step looked still starts, on the oldest', async () => {
     const spec = { ...networkSpec(id, { ...workspaceLabels(id, 'test-user', 'free'), 'podex.test': '1' }), CheckDuplicate: false };
     const first = await docker.createNetwork(spec);
-    const containerId = await acts.ensureContainer(endpoint, { workspaceId: id, ownerId: 'test-user', tier: TIERS.free, image: config().WORKSPACE_IMAGE, runtime: 'runc', diskLimitSupported: false });
+    const containerId = await acts.ensureContainer(endpoint, { workspaceId: id, ownerId: 'test-user', tier: TIERS.free, image: config().WORKSPACE_IMAGE, runtime: 'runc', diskLimitSupported: false, publishAddress: '127.0.0.1' });
     await docker.createNetwork(spec);
     await expect(docker.getContainer(containerId).start()).rejects.toThrow(/ambiguous/);
     await new MockActivityEnvironment().run(acts.startAndWaitReady, endpoint, id);

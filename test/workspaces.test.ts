@@ -37,7 +37,8 @@ describe('workspace provisioning and lifecycle on real engines', () => {
     const res = await create({ name: 'hardened', tier: 'pro' });
     expect(res.status).toBe(201);
     const ws = res.body.workspace;
-    expect(ws).toMatchObject({ status: 'running', tier: 'pro', containerName: `podex-ws-${ws.id}`, volumeName: `podex-ws-${ws.id}`, networkName: `podex-ws-${ws.id}`, httpPort: 8080 });
+    expect(ws).toMatchObject({ status: 'running', tier: 'pro', containerName: `podex-ws-${ws.id}`, volumeName: `podex-ws-${ws.id}`, networkName: `podex-ws-${ws.id}` });
+    expect(ws.httpPort).toBeGreaterThan(1024);
     expect(ws.internalIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     expect(ws.assigned).toEqual({ cpu: 2, memoryMb: 4096, diskGb: 20 });
     expect(ws.diskLimit).toMatch(/^not enforced: overlay2 on extfs/);
@@ -58,6 +59,11 @@ describe('workspace provisioning and lifecycle on real engines', () => {
       NetworkMode: ws.networkName,
     });
     expect(c.Config.Labels).toMatchObject({ 'podex.workspace_id': ws.id, 'podex.managed': 'true', 'podex.owner': 'test-user' });
+    // Published on the server's private address only (locally 127.0.0.1), never 0.0.0.0; the record has the port Docker chose.
+    const bindings = Object.values(c.NetworkSettings.Ports ?? {}).flatMap((b) => b ?? []);
+    expect(bindings.length).toBeGreaterThan(0);
+    for (const b of [...bindings, ...(Object.values(c.HostConfig.PortBindings ?? {}).flat() as { HostIp: string }[])]) expect(b.HostIp).toBe('127.0.0.1');
+    expect(c.NetworkSettings.Ports['8080/tcp']).toEqual([{ HostIp: '127.0.0.1', HostPort: String(ws.httpPort) }]);
     expect(Object.keys(c.NetworkSettings.Networks)).toEqual([ws.networkName]);
     const net = await docker.getNetwork(ws.networkName).inspect();
     expect(net.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false', 'com.docker.network.bridge.enable_ip_masquerade': 'true' });

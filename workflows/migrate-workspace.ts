@@ -5,7 +5,6 @@ import {
   defineQuery,
   getExternalWorkflowHandle,
   log,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -13,7 +12,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, Reservation } from '../activities';
+import type { Activities, Reservation, RollbackDetails } from '../activities';
 import type { Strategy } from '../domain/placement';
 import { TIERS, type TierName } from '../domain/tiers';
 import { PHASE, WORKFLOW_ID } from '../lib/constants';
@@ -35,16 +34,6 @@ const copy = proxyActivities<Activities>({
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['NoCapacity'] },
 });
-
-/** Histories from before this change stopped the source first, then prepared the target. */
-const TARGET_PREPARED_WHILE_SOURCE_STOPS = 'target-prepared-while-source-stops';
-/**
- * The target is prepared in one activity (network, volume, container) and the source removed
- * in one (container, then network and volume): each activity saved is a round trip through
- * the Temporal server and a workflow task, on a path a drain runs for every workspace.
- * Histories from before took two and three.
- */
-const FEWER_MIGRATION_STEPS = 'fewer-migration-steps';
 
 export interface MigrateInput {
   workspaceId: string;
@@ -125,6 +114,7 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
   let copied: { bytes: number; files: number; digest: string } | undefined;
   let internalIp = '';
   let diskLimit = '';
+  let targetPorts: RollbackDetails['ports'];
   const wasRunning = () => source?.status === 'running';
   try {
     // A fleet-wide slot first, so that a workspace waiting its turn is not held from its user.
@@ -163,33 +153,19 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     state.targetServerId = target.serverId;
     const to = { host: target.host, port: target.port };
 
-    const spec = { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source.defaultImage, runtime: target.runtime };
-    const prepareTarget = async () => {
-      targetLeftovers.push({ step: 'volume', run: () => cleanup.removeVolumeCreatedBy(to, id, me) });
-      targetLeftovers.push({ step: 'network', run: () => cleanup.removeNetwork(to, id) });
-      if (patched(FEWER_MIGRATION_STEPS)) {
-        targetLeftovers.push({ step: 'container', run: () => cleanup.removeContainer(to, id) });
-        diskLimit = (await docker.prepareWorkspace(to, spec, me)).storage.detail;
-        return;
-      }
-      const { storage } = await docker.prepareWorkspaceResources(to, id, ws.ownerId, tier.name, me);
-      diskLimit = storage.detail;
-      targetLeftovers.push({ step: 'container', run: () => cleanup.removeContainer(to, id) });
-      await docker.ensureContainer(to, { ...spec, diskLimitSupported: storage.supported });
-    };
-    if (patched(TARGET_PREPARED_WHILE_SOURCE_STOPS)) {
-      // The target's network, volume and container do not depend on the source: they are made
-      // while the source stops. Both settle before anything else happens (a rollback must not
-      // race a step still in flight).
-      phase('stopping-source-and-preparing-target');
-      const [stopped, prepared] = await Promise.allSettled([docker.stopContainer(sourceEndpoint, id), prepareTarget()]);
-      for (const r of [stopped, prepared]) if (r.status === 'rejected') throw r.reason;
-    } else {
-      phase('stopping-source');
-      await docker.stopContainer(sourceEndpoint, id);
-      phase('preparing-target');
-      await prepareTarget();
-    }
+    const spec = { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source.defaultImage, runtime: target.runtime, publishAddress: target.publishAddress, previewPorts: ws.previewPorts };
+    // The URL answers "moving" from before the source stops until the switch (or the rollback).
+    await db.holdRoute(id, 'moving');
+    // The target's network, volume and container do not depend on the source: they are made in
+    // one activity while the source stops. Both settle before anything else happens (a rollback
+    // must not race a step still in flight).
+    phase('stopping-source-and-preparing-target');
+    targetLeftovers.push({ step: 'volume', run: () => cleanup.removeVolumeCreatedBy(to, id, me) });
+    targetLeftovers.push({ step: 'network', run: () => cleanup.removeNetwork(to, id) });
+    targetLeftovers.push({ step: 'container', run: () => cleanup.removeContainer(to, id) });
+    const [stopped, prepared] = await Promise.allSettled([docker.stopContainer(sourceEndpoint, id), docker.prepareWorkspace(to, spec, me)]);
+    for (const r of [stopped, prepared]) if (r.status === 'rejected') throw r.reason;
+    diskLimit = (prepared as PromiseFulfilledResult<{ storage: { detail: string } }>).value.storage.detail;
 
     phase('copying');
     // The platform image (on every server since onboarding) hashes both sides, whatever image the workspace runs.
@@ -200,22 +176,30 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
 
     if (input.mode === 'live') {
       phase('starting-target');
-      internalIp = (await ready.startAndWaitReady(to, id)).internalIp;
+      const started = await ready.startAndWaitReady(to, id);
+      internalIp = started.internalIp;
       phase('holding-healthy');
       await ready.holdHealthy(to, id, input.holdHealthyMs);
-      if (!wasRunning()) await docker.stopContainer(to, id);
+      if (wasRunning()) targetPorts = { httpPort: started.httpPort, sshPort: started.sshPort, publishedPorts: started.publishedPorts };
+      else await docker.stopContainer(to, id);
     }
   } catch (err) {
     state.error = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
     phase('rolling-back');
     // The user's workspace first: capacity back, the source running again, its workflow told.
     await CancellationScope.nonCancellable(async () => {
-      await db.releaseMigration(id);
-      // The workspace is handed back only if it was handed over.
-      if (source) {
-        if (wasRunning()) await ready.startAndWaitReady(source.endpoint!, id);
-        await finish(wasRunning() ? 'running' : 'stopped');
+      // The source starts again before the route is released to it, with the host ports of this start.
+      let back: RollbackDetails = {};
+      try {
+        if (source && wasRunning()) {
+          const started = await ready.startAndWaitReady(source.endpoint!, id);
+          back = { ports: { httpPort: started.httpPort, sshPort: started.sshPort, publishedPorts: started.publishedPorts } };
+        }
+      } finally {
+        await db.releaseMigration(id, back);
       }
+      // The workspace is handed back only if it was handed over.
+      if (source) await finish(wasRunning() ? 'running' : 'stopped');
     });
     // Then the target's leftovers, patiently: a target that went down is cleaned when it returns.
     phase('removing-target-leftovers');
@@ -229,17 +213,14 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
   phase('switching');
   const status = input.mode === 'live' && wasRunning() ? 'running' : 'stopped';
   const sourceEndpoint = source!.endpoint!;
-  await db.switchWorkspaceServer(id, { internalIp, diskLimit, status });
+  await db.switchWorkspaceServer(id, { internalIp, diskLimit, status, ports: status === 'running' ? targetPorts : undefined });
   await finish(status, { serverId: target!.serverId, endpoint: { host: target!.host, port: target!.port }, diskLimit });
 
   phase('removing-source');
-  const removals = patched(FEWER_MIGRATION_STEPS) ? [docker.removeWorkspaceResources] : [docker.removeContainer, docker.removeNetwork, docker.removeVolume];
-  for (const step of removals) {
-    try {
-      await step(sourceEndpoint, id);
-    } catch (e) {
-      log.warn('removing the source copy failed; it is left for the operator', { workspaceId: id, error: (e as Error).message });
-    }
+  try {
+    await docker.removeWorkspaceResources(sourceEndpoint, id);
+  } catch (e) {
+    log.warn('removing the source copy failed; it is left for the operator', { workspaceId: id, error: (e as Error).message });
   }
   phase('moved');
   return { workspaceId: id, outcome: 'moved', sourceServerId: ws.serverId, targetServerId: target!.serverId, bytesCopied: copied!.bytes, resumedBytes: state.resumedBytes, files: copied!.files, digest: copied!.digest, status };

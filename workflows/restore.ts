@@ -103,9 +103,10 @@ export async function restoreWorkspaceWorkflow(input: RestoreWorkspaceInput): Pr
   const staging = `${workspaceNames(id).volume}-restore`;
   let replaced = false;
   try {
+    // The record says `restoring` before the container stops: the URL answers "moving", never a dead upstream.
+    await db.setWorkspaceStatus(id, 'restoring', `from snapshot ${snap.id.slice(0, 8)}`);
     phase('stopping');
     if (wasRunning) await docker.stopContainer(e, id);
-    await db.setWorkspaceStatus(id, 'restoring', `from snapshot ${snap.id.slice(0, 8)}`);
     // The snapshot goes to a staging volume first: if the stream fails, the workspace's own data is untouched.
     phase('restoring');
     const r = await data.restoreSnapshotToVolume(e, snap.id, id, staging, input.image, { 'podex.workspace_id': id, 'podex.restore_staging': 'true' });

@@ -173,14 +173,17 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
     const e = state.endpoint!;
     if (cmd === 'stop' || cmd === 'restart') {
       phase('stopping');
-      await docker.stopContainer(e, id);
+      // The route is held before the container stops, so the URL says "stopping", never a dead upstream.
+      await db.holdRoute(id, 'stopping');
+      await undoHoldOnFailure(() => docker.stopContainer(e, id));
       state.status = 'stopped';
       await db.setWorkspaceStatus(id, 'stopped');
     }
     if (cmd === 'start' || cmd === 'restart') {
       await waitOutMaintenance(state.serverId!, (until) => until && phase('waiting-for-maintenance'), { local: true });
       phase('starting');
-      const net = await ready.startAndWaitReady(e, id);
+      await db.holdRoute(id, 'starting');
+      const net = await undoHoldOnFailure(() => ready.startAndWaitReady(e, id));
       const names = workspaceNames(id);
       await db.recordRunning(id, { containerName: names.container, volumeName: names.volume, networkName: names.network, ...net, diskLimit: state.diskLimit ?? (await docker.engineDiskLimitSupport(e)).detail });
       state.status = 'running';
@@ -188,13 +191,26 @@ export async function workspaceWorkflow(input: WorkspaceInput): Promise<Workspac
     }
     if (cmd === 'delete') {
       phase('deleting');
-      await docker.removeContainer(e, id);
-      await docker.removeNetwork(e, id);
-      if (!keepVolume) await docker.removeVolume(e, id);
+      await db.holdRoute(id, 'deleting');
+      await undoHoldOnFailure(async () => {
+        await docker.removeContainer(e, id);
+        await docker.removeNetwork(e, id);
+        if (!keepVolume) await docker.removeVolume(e, id);
+      });
       await db.releaseCapacity(id);
       state.status = 'deleted';
       await db.setWorkspaceStatus(id, 'deleted', keepVolume ? 'volume kept' : null);
     }
     phase(state.status);
+  }
+
+  /** A step that failed leaves the workspace as it was: its route is released from the hold. */
+  async function undoHoldOnFailure<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      await db.holdRoute(id, null);
+      throw err;
+    }
   }
 }

@@ -3,6 +3,7 @@ import { Router, type Response } from 'express';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { PHASE, SERVER_ID, WORKFLOW_ID, WORKSPACE_ID } from '../../lib/constants';
 import type { Workspace } from '../../lib/prisma';
+import { workspaceUrl } from '../../domain/workspace-routes';
 import { migrateWorkspaceWorkflow, workspaceWorkflow } from '../../workflows';
 import { deleteUpdate, restartUpdate, startUpdate, stopUpdate, workspaceStateQuery } from '../../workflows/workspace';
 import type { ApiDeps } from '../app';
@@ -11,7 +12,8 @@ import { HttpError, notFound, parse, route } from '../errors';
 import { type WorkspaceEvents } from '../events';
 import { createWorkspaceBody, createWorkspaceQuery, deleteWorkspaceQuery, listWorkspacesQuery, migrateWorkspaceBody, uuidParam } from '../schemas';
 
-export function toWorkspaceView(w: Workspace) {
+export function toWorkspaceView(w: Workspace, baseUrl: string) {
+  const published = (w.publishedPorts ?? {}) as Record<string, number>;
   return {
     id: w.id,
     ownerId: w.ownerId,
@@ -25,6 +27,9 @@ export function toWorkspaceView(w: Workspace) {
     networkName: w.networkName,
     internalIp: w.internalIp,
     httpPort: w.httpPort,
+    sshPort: w.sshPort,
+    url: workspaceUrl(baseUrl, w.id),
+    previews: w.previewPorts.map((port) => ({ port, url: workspaceUrl(baseUrl, w.id, port), hostPort: published[String(port)] ?? null })),
     assigned: { cpu: w.assignedCpu, memoryMb: w.assignedMemoryMb, diskGb: w.assignedDiskGb },
     diskLimit: w.diskLimit,
     createdAt: w.createdAt.toISOString(),
@@ -44,6 +49,7 @@ const FINAL = ['running', 'failed', 'stopped', 'deleted'];
 export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): Router {
   const { prisma, temporal, settings, events } = deps;
   const r = Router();
+  const view = (w: Workspace) => toWorkspaceView(w, settings.workspaceBaseUrl);
 
   /** The workspace if the caller may see it (users: their own; admins: all). 404 otherwise. */
   async function visible(res: Response, id: string): Promise<Workspace> {
@@ -89,7 +95,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       const constraints = { ...(body.constraints ?? {}), ...(body.server !== 'auto' ? { serverId: body.server } : {}) };
       let ws = id ? await prisma.workspace.findUnique({ where: { id } }) : null;
       ws ??= await prisma.workspace.create({
-        data: { ...(id ? { id } : {}), ownerId: owner, name: body.name, tier: body.tier, strategy: body.strategy, image: body.image, constraints, status: 'pending' },
+        data: { ...(id ? { id } : {}), ownerId: owner, name: body.name, tier: body.tier, strategy: body.strategy, image: body.image, previewPorts: body.previewPorts, constraints, status: 'pending' },
       });
       const workflowId = WORKFLOW_ID.workspace(ws.id);
       // Subscribed before the start, so the final status cannot slip past between the two.
@@ -110,15 +116,15 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
           ws = await watch.settled(120_000);
           if (ws.status === 'failed') {
             const noCapacity = /^no capacity/.test(ws.statusReason ?? '');
-            throw new HttpError(noCapacity ? 503 : 502, noCapacity ? 'no_capacity' : 'provisioning_failed', ws.statusReason ?? 'provisioning failed', { workspace: toWorkspaceView(ws) });
+            throw new HttpError(noCapacity ? 503 : 502, noCapacity ? 'no_capacity' : 'provisioning_failed', ws.statusReason ?? 'provisioning failed', { workspace: view(ws) });
           }
-          res.status(ws.status === 'running' ? 201 : 202).json({ workspace: toWorkspaceView(ws), workflowId });
+          res.status(ws.status === 'running' ? 201 : 202).json({ workspace: view(ws), workflowId });
           return;
         }
       } finally {
         watch?.close();
       }
-      res.status(202).location(`/workspaces/${ws.id}`).json({ workspace: toWorkspaceView(ws), workflowId });
+      res.status(202).location(`/workspaces/${ws.id}`).json({ workspace: view(ws), workflowId });
     }),
   );
 
@@ -134,7 +140,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         take: q.limit,
         skip: q.offset,
       });
-      res.json({ workspaces: rows.map(toWorkspaceView) });
+      res.json({ workspaces: rows.map(view) });
     }),
   );
 
@@ -149,7 +155,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) progress = { unavailable: (err as Error).message };
       }
-      res.json({ ...toWorkspaceView(w), progress });
+      res.json({ ...view(w), progress });
     }),
   );
 
@@ -161,7 +167,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         const { id } = parse(uuidParam, req.params, 'params');
         await visible(res, id);
         await runUpdate(() => temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).executeUpdate(update));
-        res.json(toWorkspaceView(await visible(res, id)));
+        res.json(view(await visible(res, id)));
       }),
     );
   }
@@ -213,7 +219,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'workspace.migrate', targetType: 'workspace', targetId: id, before: { serverId: w.serverId }, after: { targetServer: body.targetServer ?? 'auto' } } });
       if (q.wait === 'true') {
         const result = await handle.result();
-        res.status(result.outcome === 'moved' ? 200 : 409).json({ migration: result, workflowId, workspace: toWorkspaceView(await visible(res, id)) });
+        res.status(result.outcome === 'moved' ? 200 : 409).json({ migration: result, workflowId, workspace: view(await visible(res, id)) });
         return;
       }
       res.status(202).json({ workflowId });

