@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { place, type PlacementRequest } from '../domain/placement';
 import type { PrismaClient } from '../lib/prisma';
 import type { Redis } from '../lib/redis';
-import { announceRoute } from './workspaces';
+import { announceRoute } from '../lib/route-announce';
 import { loadCandidates, serverHasRoom, toReservation, type Reservation } from './reservations';
 
 export interface MigrationDeps {

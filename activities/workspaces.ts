@@ -1,20 +1,17 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { PrismaClient } from '../lib/prisma';
 import type { Redis } from '../lib/redis';
+import type { Logger } from '../lib/logger';
 import type { RouteHold } from '../domain/workspace-routes';
-import { ROUTES_CHANNEL } from '../lib/constants';
+import { announceRoute, announceRouteAndWait } from '../lib/route-announce';
 
-/**
- * Tells every API process's route table that this workspace's row changed (it reads the row
- * again). A lost message is caught by the table's own catch-up on changed rows.
- */
-export async function announceRoute(redis: Redis, workspaceId: string): Promise<void> {
-  await redis.publish(ROUTES_CHANNEL, workspaceId);
-}
+/** How long a request routed just before a hold may take to finish before its container stops. */
+const IN_FLIGHT_GRACE_MS = 500;
 
 export interface WorkspaceActivityDeps {
   prisma: PrismaClient;
   redis: Redis;
+  logger: Logger;
 }
 
 export const workspaceEventsChannel = (workspaceId: string) => `podex:events:workspace:${workspaceId}`;
@@ -45,7 +42,8 @@ export interface RunningDetails {
   diskLimit: string;
 }
 
-export function createWorkspaceActivities({ prisma, redis }: WorkspaceActivityDeps) {
+export function createWorkspaceActivities({ prisma, redis, logger }: WorkspaceActivityDeps) {
+  const log = logger.child({ component: 'workspace-records' });
   async function publish(workspaceId: string, status: string, reason?: string | null) {
     await Promise.all([
       redis.publish(workspaceEventsChannel(workspaceId), JSON.stringify({ workspaceId, status, reason: reason ?? null, at: new Date().toISOString() })),
@@ -82,7 +80,11 @@ export function createWorkspaceActivities({ prisma, redis }: WorkspaceActivityDe
      */
     async holdRoute(workspaceId: string, hold: RouteHold | null): Promise<void> {
       await prisma.$executeRaw`UPDATE workspaces SET route_hold = ${hold}, updated_at = now() WHERE id = ${workspaceId}::uuid`;
-      await announceRoute(redis, workspaceId);
+      // The next step stops or removes the container: first every route table must have the hold.
+      const { receivers, acknowledged } = await announceRouteAndWait(redis, workspaceId);
+      if (acknowledged < receivers) log.warn({ workspaceId, receivers, acknowledged }, 'not every route table confirmed the hold in time; their catch-up will');
+      // Requests routed just before the hold are still in flight: they finish before the container goes.
+      if (hold && hold !== 'starting') await new Promise((r) => setTimeout(r, IN_FLIGHT_GRACE_MS));
     },
 
     /** Records where and how the workspace runs (the host ports of this start), then `running`: its route opens. */

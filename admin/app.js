@@ -8,9 +8,9 @@ let timer;
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const token = () => sessionStorage.getItem(TOKEN_KEY);
 
-async function api(method, path, body) {
+async function api(method, path, body, extraHeaders = {}) {
   const t = token();
-  const headers = { ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+  const headers = { ...extraHeaders, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
   if (t && t.split('.').length === 3) headers.authorization = `Bearer ${t}`;
   else if (t) headers['x-internal-api-key'] = t;
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -198,7 +198,7 @@ async function server(id) {
         ${ob ? ` · onboarding ${esc(ob.status)} (<a href="${esc(ob.temporalUi)}" target="_blank" rel="noopener">Temporal UI</a>)` : ''}</p>
       <div class="grid">
         <div class="card"><h2>Capacity</h2>${bar('CPU', v.used.cpu.toFixed(1), v.reserved.cpu, v.total.cpu, 'cores')}${bar('Memory', v.used.memoryMb, v.reserved.memoryMb, v.total.memoryMb, 'MB')}${bar('Disk', v.used.diskGb, v.reserved.diskGb, v.total.diskGb, 'GB')}</div>
-        <div class="card"><h2>Workspaces (${wss.length})</h2><ul>${wss.map((w) => `<li>${esc(w.name)} ${status(w.status)}</li>`).join('') || '<li>none</li>'}</ul></div>
+        <div class="card"><h2>Workspaces (${wss.length})</h2><ul>${wss.map((w) => `<li>${esc(w.name)} ${status(w.status)} <a class="ws-url" href="${esc(w.url)}" data-open="${esc(w.id)}" target="_blank" rel="noopener">${esc(w.url)}</a></li>`).join('') || '<li>none</li>'}</ul></div>
       </div>
       <div class="actions">
         <button id="cordon" type="button">${v.cordoned ? 'Uncordon' : 'Cordon'}</button>
@@ -211,6 +211,15 @@ async function server(id) {
       toast(r.ok ? (v.cordoned ? 'Uncordoned' : 'Cordoned') : fieldErrors(r));
       update();
     });
+    // A workspace URL opens through the hand-off: the API gives a one-time ticket that the workspace's host trades for its own cookie.
+    for (const a of main.querySelectorAll('a[data-open]')) {
+      a.addEventListener('click', async (e) => {
+        e.preventDefault();
+        const r = await api('GET', `/workspaces/${a.dataset.open}/open`, undefined, { accept: 'application/json' });
+        if (r.ok) window.open(r.data.url, '_blank', 'noopener');
+        else toast(fieldErrors(r));
+      });
+    }
     main.querySelector('#remove')?.addEventListener('click', async () => {
       const r = await api('DELETE', `/servers/${id}`);
       if (!r.ok) return toast(fieldErrors(r));

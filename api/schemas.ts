@@ -20,6 +20,10 @@ export const createServerBody = z
     name: z.string().min(1).max(255),
     hostname,
     ipAddress: z.union([z.ipv4(), z.ipv6()], { message: 'must be an IPv4 or IPv6 address' }),
+    privateAddress: z
+      .union([z.ipv4(), z.ipv6()], { message: 'must be an IPv4 or IPv6 address' })
+      .optional()
+      .describe('the server’s private-network address: workspace ports are published there and the Workspace Proxy reaches them (default: ipAddress)'),
     dockerPort: port.default(2376),
     sshPort: port.default(22),
     region: z.string().min(1).max(50).optional(),
@@ -41,6 +45,10 @@ export const updateServerBody = z
     totalMemoryMb: z.number().int().min(0),
     totalDiskGb: z.number().int().min(0),
     status: z.enum(['active', 'error']).describe("take a server out of service ('error') or back"),
+    privateAddress: z
+      .union([z.ipv4(), z.ipv6()], { message: 'must be an IPv4 or IPv6 address' })
+      .nullable()
+      .describe('only on a server without workspaces (their ports are bound to the old address); null: ipAddress'),
     strict: z.boolean(),
   })
   .partial()
@@ -97,6 +105,7 @@ export const serverView = z.object({
   name: z.string(),
   hostname: z.string(),
   ipAddress: z.string(),
+  privateAddress: z.string().nullable(),
   dockerPort: z.number(),
   sshPort: z.number(),
   status: z.string(),
@@ -333,3 +342,50 @@ export const cutoverBody = z
   .strict();
 export const cutoverIdParam = z.object({ id: z.string().regex(/^cutover-[0-9a-f]{32}$/, 'must be a cutover id (cutover-<zone id>)') });
 export const rollbackBody = z.object({ reason: z.string().max(500).optional() }).strict();
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const noNul = (s: string) => !s.includes('\0');
+const execArg = z
+  .string()
+  .refine((a) => Buffer.byteLength(a) <= 8192, 'at most 8 KiB')
+  .refine(noNul, 'must not contain NUL');
+export const execBody = z
+  .object({
+    cmd: z
+      .array(execArg)
+      .min(1, 'give the command as a non-empty array of strings')
+      .max(256)
+      .refine((c) => c.length === 0 || c[0].length > 0, { message: 'the program (first item) must not be empty', path: [0] })
+      .describe('the program and its arguments (no shell unless you run one)'),
+    env: z
+      .record(z.string(), z.string().max(32_768).refine(noNul, 'must not contain NUL'))
+      .superRefine((e, ctx) => {
+        const names = Object.keys(e);
+        if (names.length > 64) ctx.addIssue({ code: 'custom', message: 'at most 64 variables' });
+        for (const n of names.filter((k) => !ENV_NAME.test(k))) ctx.addIssue({ code: 'custom', path: [n], message: 'a name is letters, digits and _, not starting with a digit' });
+      })
+      .optional()
+      .describe('added to the container’s environment (never logged or audited, names only)'),
+    workdir: z.string().max(4096).regex(/^\//, 'must be an absolute path').refine(noNul, 'must not contain NUL').optional(),
+    timeoutSeconds: z.number().int().min(1).max(3600).default(60).describe('then every process of the command is killed'),
+    maxOutputBytes: z.number().int().min(0).max(16 * 1024 * 1024).default(1024 * 1024).describe('stdout and stderr together; the rest is dropped (truncated: true)'),
+  })
+  .strict();
+export const execResultView = z.object({
+  stdout: z.string(),
+  stderr: z.string(),
+  exitCode: z.number().int().nullable().describe('null when the command was killed (timeout) or its end is unknown'),
+  truncated: z.boolean(),
+  timedOut: z.boolean(),
+  durationMs: z.number().int(),
+});
+export const terminalQuery = z
+  .object({
+    cmd: z
+      .union([execArg.refine((a) => a.length > 0, 'must not be empty'), z.array(execArg).min(1).max(256).refine((c) => c[0] !== '', { message: 'the program (first item) must not be empty', path: [0] })])
+      .optional()
+      .describe('the program (repeat cmd= for its arguments); default /bin/sh'),
+    cols: z.coerce.number().int().min(1).max(1000).optional(),
+    rows: z.coerce.number().int().min(1).max(1000).optional(),
+  })
+  .strict();

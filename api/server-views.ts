@@ -24,6 +24,7 @@ export function toServerView(s: WorkspaceServer, inMaintenance: boolean, overcom
     name: s.name,
     hostname: s.hostname,
     ipAddress: s.ipAddress,
+    privateAddress: s.privateAddress,
     dockerPort: s.dockerPort ?? 2376,
     sshPort: s.sshPort ?? 22,
     status: s.status ?? 'active',

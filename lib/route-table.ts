@@ -2,6 +2,7 @@ import type { Logger } from './logger';
 import type { PrismaClient } from './prisma';
 import type { Redis } from './redis';
 import { ROUTES_CHANNEL } from './constants';
+import { acknowledgeAnnouncement, parseAnnouncement } from './route-announce';
 import type { RouteRow } from '../domain/workspace-routes';
 
 interface Row {
@@ -60,8 +61,13 @@ export class RouteTable {
   start(): Promise<void> {
     this.started ??= (async () => {
       this.sub = this.redis.duplicate();
-      this.sub.on('message', (_channel: string, id: string) => {
-        this.refresh(id).catch((err: Error) => this.logger.warn({ workspaceId: id, err: err.message }, 'route refresh failed'));
+      this.sub.on('message', (_channel: string, message: string) => {
+        const { workspaceId, nonce } = parseAnnouncement(message);
+        this.refresh(workspaceId)
+          .then(async () => {
+            if (nonce) await acknowledgeAnnouncement(this.redis, nonce);
+          })
+          .catch((err: Error) => this.logger.warn({ workspaceId, err: err.message }, 'route refresh failed'));
       });
       await this.sub.subscribe(ROUTES_CHANNEL);
       await this.reload();

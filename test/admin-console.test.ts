@@ -100,6 +100,8 @@ describe('the fleet console in a real browser (Chromium) against the real stack'
     const ws = (await h.call('GET', '/workspaces?limit=500')).body.workspaces.find((w: { name: string; serverId: string }) => w.name === 'console-ws' && w.serverId === target);
     expect(ws).toBeDefined();
     workspaces.push(ws.id);
+    // The server's page shows where the workspace is opened.
+    expect(await page.locator('#live li', { hasText: 'console-ws' }).locator('a.ws-url').textContent()).toBe(ws.url);
     // Keep its migrations among this suite's servers (other suites run beside this one).
     await h.deps.prisma.workspace.update({ where: { id: ws.id }, data: { constraints: { labels: { suite } } } });
   }, 180_000);

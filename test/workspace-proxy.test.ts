@@ -75,6 +75,14 @@ describe('the Workspace Proxy routes ws-{id} to the right server', () => {
     expect(view.previews).toEqual([{ port: 3000, url: `http://3000-ws-${ws.id}.localhost:${proxy.port}/`, hostPort: expect.any(Number) }]);
   });
 
+  it('keeps a server’s private address while its workspaces’ ports are bound to it', async () => {
+    expect((await h.call('GET', `/servers/${servers[0]}`)).body.privateAddress).toBeNull();
+    const res = await h.call('PATCH', `/servers/${servers[0]}`, { body: { privateAddress: '127.0.0.2' } });
+    expect(res.status).toBe(409);
+    expect(res.body.message).toMatch(/^privateAddress:/);
+    expect((await h.call('PATCH', `/servers/${servers[0]}`, { body: { privateAddress: 'not-an-ip' } })).status).toBe(400);
+  });
+
   it('refuses requests without credentials (401, or a sign-in redirect for browsers) and hides the workspace from other users', async () => {
     const api = await viaProxy(proxy, host, '/whoami.txt');
     expect(api.status).toBe(401);

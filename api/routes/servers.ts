@@ -91,6 +91,7 @@ export function serversRouter(deps: ApiDeps): Router {
             name: body.name,
             hostname: body.hostname,
             ipAddress: body.ipAddress,
+            privateAddress: body.privateAddress,
             dockerPort: body.dockerPort,
             sshPort: body.sshPort,
             region: body.region,
@@ -137,6 +138,10 @@ export function serversRouter(deps: ApiDeps): Router {
       await prisma.$transaction(async (tx) => {
         const before = await tx.workspaceServer.findUnique({ where: { id } });
         if (!before) throw notFound('server');
+        if (fields.privateAddress !== undefined && fields.privateAddress !== before.privateAddress) {
+          const hosted = await tx.workspace.count({ where: { serverId: id, status: { not: 'deleted' } } });
+          if (hosted > 0) throw conflict(`privateAddress: the server hosts ${hosted} workspace(s) whose ports are bound to its current address; drain it first`);
+        }
         const after = await tx.workspaceServer.update({ where: { id }, data: { ...fields, ...(strict === undefined ? {} : { strictAudit: strict }) } });
         await tx.auditLog.create({
           data: { actor: principal(res).id, action: 'server.update', targetType: 'server', targetId: id, before: snapshot(before) ?? undefined, after: snapshot(after) ?? undefined },
