@@ -16,6 +16,7 @@ import { rateLimiter } from './rate-limit';
 import { auditRouter } from './routes/audit';
 import { serversRouter } from './routes/servers';
 import { workspacesRouter } from './routes/workspaces';
+import { workspaceShell } from './routes/workspace-shell';
 import { backupsRouter } from './routes/backups';
 import { cutoversRouter } from './routes/cutovers';
 import { llmRouter } from './routes/llm';
@@ -188,6 +189,9 @@ export function createApp(deps: ApiDeps): Express {
   const events = new WorkspaceEvents(deps.redis);
   app.locals.close = () => Promise.all([events.close(), routes.close()]);
   app.use(workspacesRouter({ ...deps, events }));
+  const shell = workspaceShell(deps);
+  upgrades.push(shell.upgrade);
+  app.use(shell.router);
   app.use(access.router);
   app.use(backupsRouter({ ...deps, restic: new Restic(deps.settings.restic) }));
   app.use(cutoversRouter(deps));
@@ -200,6 +204,10 @@ export function createApp(deps: ApiDeps): Express {
   app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof HttpError) {
       res.status(err.status).json({ error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) });
+      return;
+    }
+    if (err.type === 'entity.too.large') {
+      res.status(413).json({ error: 'payload_too_large', message: 'request body is larger than 1 MiB' });
       return;
     }
     if (err.type === 'entity.parse.failed') {

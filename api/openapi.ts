@@ -54,6 +54,7 @@ export function openApiDocument(): object {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
         internalKey: { type: 'apiKey', in: 'header', name: 'X-Internal-API-Key' },
+        bearerSubprotocol: { type: 'apiKey', in: 'header', name: 'Sec-WebSocket-Protocol', description: 'WebSocket endpoints: the JWT as the subprotocol bearer.<jwt>' },
       },
       schemas: {
         Error: json(s.errorView),
@@ -133,6 +134,50 @@ export function openApiDocument(): object {
       '/workspaces/{id}/events': {
         parameters: [idParam],
         get: op('status changes as server-sent events', { security: user, responses: { '200': { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '404': err('no such workspace') } }),
+      },
+      '/workspaces/{id}/exec': {
+        parameters: [idParam],
+        post: op('run a command in the running workspace (Docker exec, no TTY); owner or admin; audited without output or variable values', {
+          security: [...user, { internalKey: [] }],
+          body: s.execBody,
+          responses: {
+            '200': {
+              description: 'by Accept: application/x-ndjson (the default) streams one line per output chunk {"stream":"stdout"|"stderr","data":"…"} as it arrives, then {"exitCode","truncated","timedOut","durationMs"}; application/json (asked for alone) answers one object at the end',
+              content: {
+                'application/x-ndjson': {
+                  schema: {
+                    oneOf: [
+                      { type: 'object', properties: { stream: { type: 'string', enum: ['stdout', 'stderr'] }, data: { type: 'string' } }, required: ['stream', 'data'] },
+                      json(s.execResultView.omit({ stdout: true, stderr: true })),
+                    ],
+                  },
+                },
+                'application/json': { schema: json(s.execResultView) },
+              },
+            },
+            '404': err('no such workspace'),
+            '409': err('the workspace is not running'),
+            '502': err('the workspace’s server did not answer'),
+          },
+        }),
+      },
+      '/workspaces/{id}/terminal': {
+        parameters: [idParam],
+        get: op('a terminal in the running workspace over a WebSocket (Docker exec with a TTY); owner or admin; audited', {
+          security: [...user, { bearerSubprotocol: [] }],
+          parameters: [
+            ...queryParams(s.terminalQuery),
+            { name: 'Sec-WebSocket-Protocol', in: 'header', required: false, schema: { type: 'string' }, description: 'browsers: `podex.terminal, bearer.<jwt>` (the answer selects podex.terminal)' },
+          ],
+          responses: {
+            '101': {
+              description:
+                'Switching Protocols (WebSocket). Binary frames both ways are raw terminal bytes (client → stdin, server → output). Client text frames are JSON: {"type":"resize","cols":N,"rows":N} or {"type":"input","data":"…"}. When the command exits the server sends {"type":"exit","exitCode":N} and closes with 1000; a bad control message gets {"type":"error","message":"…"}.',
+            },
+            '404': err('no such workspace'),
+            '409': err('the workspace is not running'),
+          },
+        }),
       },
       '/workspaces/{id}/open': {
         parameters: [idParam],

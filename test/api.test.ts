@@ -76,6 +76,9 @@ describe('API health endpoints', () => {
       const bad = await fetch(`${url}/healthz`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{bad' });
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { message: string }).message).toMatch(/JSON/);
+      // A body past the limit is the client's mistake: 413, never a 5xx.
+      const big = await fetch(`${url}/workspaces`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }) });
+      expect(big.status).toBe(413);
     } finally {
       await server.close();
     }

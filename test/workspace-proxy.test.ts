@@ -227,6 +227,35 @@ describe('the Workspace Proxy routes ws-{id} to the right server', () => {
     expect(seen.filter((s) => s.status === 404 || s.status === 502 || s.status === -1)).toEqual([]);
   });
 
+  it('keeps routes equal to the registry without any announcement, and they survive a proxy and an API restart', async () => {
+    // A change no workflow announced (an operator's SQL) reaches the proxy through the route table's catch-up.
+    await h.deps.prisma.$executeRaw`UPDATE workspaces SET route_hold = 'moving', updated_at = now() WHERE id = ${ws.id}::uuid`;
+    await eventually(async () => (await viaProxy(proxy, host, '/', bearer(h.userToken))).headers['x-podex-workspace-state'] === 'moving', 5_000, 100);
+    await h.deps.prisma.$executeRaw`UPDATE workspaces SET route_hold = NULL, updated_at = now() WHERE id = ${ws.id}::uuid`;
+    await eventually(async () => (await viaProxy(proxy, host, '/', bearer(h.userToken))).status === 200, 5_000, 100);
+
+    // A new proxy process (same configuration, nothing loaded into it) routes at once.
+    await proxy.stop();
+    proxy = await startProxy(h.url.replace('http://', ''), proxy.port);
+    expect((await viaProxy(proxy, host, '/', bearer(h.userToken))).status).toBe(200);
+
+    // A new API process (a fresh route table, read from the registry) behind another proxy.
+    const { createApp, attachUpgrades, apiSettings } = await import('../api/app');
+    const app = createApp({ fleet: h.deps.fleet, prisma: h.deps.prisma, redis: h.deps.redis, temporal: h.client, logger: h.deps.logger, settings: { ...apiSettings(config()), workspaceBaseUrl: `http://localhost:${proxy.port}` } });
+    const server = app.listen(0, '127.0.0.1');
+    attachUpgrades(server, app);
+    await new Promise((r) => server.once('listening', r));
+    const second = await startProxy(`127.0.0.1:${(server.address() as { port: number }).port}`);
+    try {
+      const res = await viaProxy(second, `ws-${ws.id}.localhost:${second.port}`, '/', bearer(h.userToken));
+      expect(res.status).toBe(200);
+    } finally {
+      await second.stop();
+      server.close();
+      await (app.locals.close as () => Promise<void>)();
+    }
+  });
+
   it('says "stopped" for a stopped workspace, answers again once started, and is gone once deleted', async () => {
     expect((await h.call('POST', `/workspaces/${ws.id}/stop`, { token: h.userToken })).status).toBe(200);
     const stopped = await viaProxy(proxy, host, '/', { ...bearer(h.userToken), accept: 'text/html' });
