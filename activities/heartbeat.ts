@@ -1,4 +1,6 @@
 import { afterHeartbeat, MONITORED_STATUSES } from '../domain/servers';
+import { hostPortsFromSummary } from '../domain/container-spec';
+import { announceRoute } from '../lib/route-announce';
 import { serverEndpoint, type DockerFleet } from '../lib/docker-fleet';
 import type { Logger } from '../lib/logger';
 import type { PrismaClient } from '../lib/prisma';
@@ -47,6 +49,37 @@ export function usageFromStats(s: DockerStats): { cpu: number; memoryMb: number 
 
 export function createHeartbeatActivities({ prisma, redis, fleet, logger }: HeartbeatActivityDeps) {
   const log = logger.child({ component: 'heartbeat' });
+
+  /**
+   * A container Docker restarted by itself (its restart policy, a server reboot) may have new
+   * host ports: the records of the server's running workspaces are set to what the engine
+   * reports, and each change is announced to the route tables. A workspace in a transition
+   * (its route held) belongs to the step that holds it.
+   */
+  async function reconcilePorts(serverId: string, publishAddress: string, list: { Labels: Record<string, string>; Ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] }[]): Promise<number> {
+    const rows = await prisma.$queryRaw<{ id: string; http_port: number | null; ssh_port: number | null; published_ports: Record<string, number> | null }[]>`
+      SELECT id::text, http_port, ssh_port, published_ports FROM workspaces
+       WHERE server_id = ${serverId}::uuid AND status = 'running' AND route_hold IS NULL`;
+    const running = new Map(list.map((c) => [c.Labels['podex.workspace_id'], c]));
+    let fixed = 0;
+    for (const r of rows) {
+      const c = running.get(r.id);
+      if (!c) continue;
+      const now = hostPortsFromSummary(c.Ports, publishAddress);
+      if (!now.httpPort) continue;
+      const same = now.httpPort === r.http_port && now.sshPort === r.ssh_port && JSON.stringify(now.publishedPorts) === JSON.stringify(r.published_ports ?? {});
+      if (same) continue;
+      const n = await prisma.$executeRaw`
+        UPDATE workspaces SET http_port = ${now.httpPort}, ssh_port = ${now.sshPort}, published_ports = ${JSON.stringify(now.publishedPorts)}::jsonb, updated_at = now()
+         WHERE id = ${r.id}::uuid AND server_id = ${serverId}::uuid AND status = 'running' AND route_hold IS NULL`;
+      if (n) {
+        fixed++;
+        log.warn({ serverId, workspaceId: r.id, was: r.http_port, now: now.httpPort }, 'workspace host ports changed outside a workflow; record and route updated');
+        await announceRoute(redis, r.id);
+      }
+    }
+    return fixed;
+  }
 
   return {
     /** Servers the fleet heartbeat watches (optionally only the given ones). */
@@ -97,6 +130,7 @@ export function createHeartbeatActivities({ prisma, redis, fleet, logger }: Hear
             const bytes = (df.Volumes ?? [])
               .filter((v) => v.Labels?.['podex.managed'] === 'true')
               .reduce((n, v) => n + Math.max(0, v.UsageData?.Size ?? 0), 0);
+            await reconcilePorts(serverId, (server.privateAddress ?? server.ipAddress).replace(/\/\d+$/, ''), list);
             return { containers, diskGb: Math.round(bytes / 1024 ** 3) };
           })(),
           timeoutMs,

@@ -74,6 +74,16 @@ export function publishedContainerPorts(i: Pick<ContainerSpecInput, 'previewPort
  * Host ports chosen by Docker, read from a container's inspect (`NetworkSettings.Ports`):
  * only bindings on the publish address count. A port with no binding is left out.
  */
+/** The same host ports from a container list entry's `Ports` (`docker ps`), which the heartbeat reads anyway. */
+export function hostPortsFromSummary(ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[], publishAddress?: string) {
+  const asInspect: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of ports) {
+    if (!p.PublicPort) continue;
+    (asInspect[`${p.PrivatePort}/${p.Type}`] ??= []).push({ HostIp: p.IP ?? '', HostPort: String(p.PublicPort) });
+  }
+  return hostPortsFrom(asInspect, publishAddress);
+}
+
 export function hostPortsFrom(
   ports: Record<string, { HostIp: string; HostPort: string }[] | null> | undefined,
   publishAddress?: string,

@@ -227,11 +227,63 @@ describe('the Workspace Proxy routes ws-{id} to the right server', () => {
     expect(seen.filter((s) => s.status === 404 || s.status === 502 || s.status === -1)).toEqual([]);
   });
 
+  it('keeps a terminal and a proxied WebSocket open while 20 other workspaces start, stop and migrate', async () => {
+    const terminal = new WebSocket(`${h.url.replace('http', 'ws')}/workspaces/${ws.id}/terminal`, { headers: bearer(h.userToken) });
+    const proxied = new WebSocket(`ws://127.0.0.1:${proxy.port}/`, { headers: { host: previewHost, ...bearer(h.userToken) } });
+    await Promise.all([terminal, proxied].map((sock) => new Promise<void>((resolve, reject) => sock.once('open', () => resolve()).once('error', reject))));
+    const closed: string[] = [];
+    terminal.once('close', () => closed.push('terminal'));
+    proxied.once('close', () => closed.push('proxied'));
+    let screen = '';
+    terminal.on('message', (d) => (screen += String(d)));
+    let echoes = 0;
+    proxied.on('message', () => echoes++);
+    let sent = 0;
+    const ticker = setInterval(() => {
+      proxied.send(`tick-${sent++}`);
+      terminal.send(Buffer.from(`echo tick-$((${sent}*2))\r`));
+    }, 200);
+    const others: string[] = [];
+    try {
+      const created = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => h.call('POST', '/workspaces?wait=true', { token: otherToken, body: { name: `churn-${i}`, tier: 'free', server: servers[i % 2], constraints: { labels: { suite } } } })),
+      );
+      for (const r of created) {
+        expect(r.status).toBe(201);
+        others.push(r.body.workspace.id);
+      }
+      workspaces.push(...others);
+      await Promise.all(others.slice(0, 10).map((id) => h.call('POST', `/workspaces/${id}/stop`, { token: otherToken })));
+      await Promise.all(others.slice(0, 5).map((id) => h.call('POST', `/workspaces/${id}/start`, { token: otherToken })));
+      const moves = await Promise.all(
+        created.slice(10, 14).map((r) => h.call('POST', `/workspaces/${r.body.workspace.id}/migrate?wait=true`, { body: { targetServer: servers[1 - servers.indexOf(r.body.workspace.serverId)] } })),
+      );
+      for (const m of moves) expect(m.body.migration.outcome).toBe('moved');
+    } finally {
+      clearInterval(ticker);
+    }
+    await eventually(async () => echoes === sent && screen.includes(`tick-${sent * 2}`), 10_000, 100);
+    expect(closed).toEqual([]);
+    terminal.close();
+    proxied.close();
+    await Promise.all(others.map((id) => h.call('DELETE', `/workspaces/${id}`)));
+  }, 240_000);
+
   it('keeps routes equal to the registry without any announcement, and they survive a proxy and an API restart', async () => {
     // A change no workflow announced (an operator's SQL) reaches the proxy through the route table's catch-up.
     await h.deps.prisma.$executeRaw`UPDATE workspaces SET route_hold = 'moving', updated_at = now() WHERE id = ${ws.id}::uuid`;
     await eventually(async () => (await viaProxy(proxy, host, '/', bearer(h.userToken))).headers['x-podex-workspace-state'] === 'moving', 5_000, 100);
     await h.deps.prisma.$executeRaw`UPDATE workspaces SET route_hold = NULL, updated_at = now() WHERE id = ${ws.id}::uuid`;
+    await eventually(async () => (await viaProxy(proxy, host, '/', bearer(h.userToken))).status === 200, 5_000, 100);
+
+    // A container's host port that changed outside any workflow (Docker restarted it) is put right by the next heartbeat.
+    const right = (await h.deps.prisma.workspace.findUniqueOrThrow({ where: { id: ws.id } })).httpPort;
+    await h.deps.prisma.$executeRaw`UPDATE workspaces SET http_port = 1, updated_at = now() WHERE id = ${ws.id}::uuid`;
+    await eventually(async () => (await viaProxy(proxy, host, '/', bearer(h.userToken))).status === 502, 5_000, 100);
+    const { createHeartbeatActivities } = await import('../activities/heartbeat');
+    const serverId = (await h.deps.prisma.workspace.findUniqueOrThrow({ where: { id: ws.id } })).serverId!;
+    await createHeartbeatActivities(h.deps).heartbeatServer(serverId, 3, 10_000, 60);
+    expect((await h.deps.prisma.workspace.findUniqueOrThrow({ where: { id: ws.id } })).httpPort).toBe(right);
     await eventually(async () => (await viaProxy(proxy, host, '/', bearer(h.userToken))).status === 200, 5_000, 100);
 
     // A new proxy process (same configuration, nothing loaded into it) routes at once.
