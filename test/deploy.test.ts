@@ -23,6 +23,155 @@ const files = (dir: string, test: (f: string) => boolean): string[] =>
     return test(p) ? [p] : [];
   });
 
+/** Caddy's JSON config, as far as these tests read it. */
+interface CaddyHandler {
+  handler: string;
+  routes?: { handle?: CaddyHandler[] }[];
+  rewrite?: { method?: string; uri?: string };
+  upstreams?: { dial: string }[];
+  handle_response?: { routes: { handle: { request?: { set?: Record<string, string[]> } }[] }[] }[];
+}
+interface CaddyConfig {
+  admin?: { listen?: string };
+  apps: {
+    http: { servers: Record<string, { listen: string[]; automatic_https?: { disable?: boolean }; routes: { handle: CaddyHandler[] }[] }> };
+    tls?: { disable_ocsp_stapling?: boolean; certificates?: { load_files?: { certificate: string; key: string }[] }; automation?: { policies?: { disable_ocsp_stapling?: boolean; issuers?: unknown[] }[] } };
+  };
+}
+/** Every handler of a config, depth first, in the order a request meets them. */
+const handlers = (hs: CaddyHandler[]): CaddyHandler[] => hs.flatMap((h) => [h, ...handlers((h.routes ?? []).flatMap((r) => r.handle ?? []))]);
+const caddyHome = () => fs.mkdtempSync(path.join(os.tmpdir(), 'podex-caddy-'));
+/** `caddy adapt` (or validate) of one of our Caddyfiles, with only the given environment. */
+const caddy = (cmd: 'adapt' | 'validate', file: string, env: Record<string, string>) => {
+  const home = caddyHome();
+  try {
+    const r = spawnSync('caddy', [cmd, '--config', at(file), '--adapter', 'caddyfile'], { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: home, XDG_DATA_HOME: home, ...env } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+};
+
+/** Every variable the compose file requires, with stand-in values. */
+const COMPOSE_ENV = {
+  PATH: process.env.PATH,
+  POSTGRES_PASSWORD: 'p',
+  REDIS_PASSWORD: 'r',
+  JWT_SECRET_KEY: 'j',
+  INTERNAL_API_KEY: 'i',
+  LLM_KEYS_ENCRYPTION_KEY: 'k',
+  GRAFANA_ADMIN_PASSWORD: 'g',
+  WORKSPACE_PROXY_IP: '203.0.113.8',
+  PODEX_ORIGIN_CERT: '/etc/podex-origin/cert.pem',
+  PODEX_ORIGIN_KEY: '/etc/podex-origin/key.pem',
+};
+
+const DOCKER_USER = at('deploy/servers/common/docker-user.sh');
+/** docker-user.sh with only the given environment (its dry run prints the chain it would load). */
+const dockerUser = (args: string[], env: Record<string, string>) => run('bash', [DOCKER_USER, ...args], { env: { PATH: process.env.PATH, ...env } });
+const ruleLines = (out: string) => out.split('\n').filter((l) => l.startsWith('-A '));
+
+/**
+ * A workspace (or platform) server in network namespaces, with no Docker: the nat and filter
+ * rules Docker 20.10 writes for one port published on the server's address, a container behind
+ * a `br-` bridge, an admitted client and another one on the server's network (the other also
+ * routes the containers' subnet through the server). Reports what gets through before and
+ * after docker-user.sh is applied (twice), and the chain it leaves.
+ */
+const FIREWALL_LAB = `
+set -euo pipefail
+p=pxfw$$
+names=(srv adm oth ctr)
+cleanup() {
+  for n in "\${names[@]}"; do ip netns pids "$p-$n" 2>/dev/null | xargs -r kill 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for n in "\${names[@]}"; do ip netns del "$p-$n" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+nx() { local n=$1; shift; ip netns exec "$p-$n" "$@"; }
+for n in "\${names[@]}"; do ip netns add "$p-$n"; ip -n "$p-$n" link set lo up; done
+ip -n "$p-srv" link add lan type bridge
+ip -n "$p-srv" addr add "$SERVER_IP/32" dev lan
+ip -n "$p-srv" link set lan up
+for n in adm oth; do
+  ip -n "$p-srv" link add "v$n" type veth peer name eth0 netns "$p-$n"
+  ip -n "$p-srv" link set "v$n" master lan up
+  ip -n "$p-$n" link set eth0 up
+  ip -n "$p-$n" route add "$SERVER_IP/32" dev eth0
+done
+ip -n "$p-adm" addr add "$ADMITTED_IP/32" dev eth0
+ip -n "$p-oth" addr add "$OTHER_IP/32" dev eth0
+ip -n "$p-srv" route add "$ADMITTED_IP/32" dev lan
+ip -n "$p-srv" route add "$OTHER_IP/32" dev lan
+ip -n "$p-oth" route add 172.30.0.0/24 via "$SERVER_IP" dev eth0
+ip -n "$p-srv" link add br-lab type bridge
+ip -n "$p-srv" addr add 172.30.0.1/24 dev br-lab
+ip -n "$p-srv" link set br-lab up
+ip -n "$p-srv" link add vctr type veth peer name eth0 netns "$p-ctr"
+ip -n "$p-srv" link set vctr master br-lab up
+ip -n "$p-ctr" addr add 172.30.0.2/24 dev eth0
+ip -n "$p-ctr" link set eth0 up
+ip -n "$p-ctr" route add default via 172.30.0.1
+nx srv sysctl -qw net.ipv4.ip_forward=1
+nx srv iptables-restore <<RULES
+*nat
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s 172.30.0.0/24 ! -o br-lab -j MASQUERADE
+-A DOCKER -d $SERVER_IP/32 ! -i br-lab -p tcp -m tcp --dport $HOST_PORT -j DNAT --to-destination 172.30.0.2:$CONTAINER_PORT
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+:DOCKER - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -o br-lab -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o br-lab -j DOCKER
+-A FORWARD -i br-lab ! -o br-lab -j ACCEPT
+-A DOCKER -d 172.30.0.2/32 ! -i br-lab -o br-lab -p tcp -m tcp --dport $CONTAINER_PORT -j ACCEPT
+-A DOCKER-USER -j RETURN
+COMMIT
+RULES
+serve() { ip netns exec "$p-$1" "$NODE" -e "require('net').createServer((s) => s.end('$3')).listen($2, '0.0.0.0')" >/dev/null 2>&1 & }
+serve ctr "$CONTAINER_PORT" ws
+serve oth 9000 out
+probe() { nx "$1" timeout 1 bash -c "exec 3<>/dev/tcp/$2/$3 && head -c 8 <&3" 2>/dev/null || echo blocked; }
+for _ in $(seq 50); do
+  [ "$(probe ctr 127.0.0.1 "$CONTAINER_PORT")" = ws ] && [ "$(probe oth 127.0.0.1 9000)" = out ] && break
+  sleep 0.1
+done
+report() { echo "$1 admitted=$(probe adm "$SERVER_IP" "$HOST_PORT") other=$(probe oth "$SERVER_IP" "$HOST_PORT") direct=$(probe oth 172.30.0.2 "$CONTAINER_PORT") outbound=$(probe ctr "$OTHER_IP" 9000)"; }
+report before
+nx srv bash "$TOOL" apply "$ROLE"
+nx srv bash "$TOOL" apply "$ROLE"
+report after
+nx srv iptables -S DOCKER-USER
+`;
+type Reach = { admitted: string; other: string; direct: string; outbound: string };
+const firewallLab = (o: { role: 'workspace' | 'platform'; env: Record<string, string>; serverIp: string; admittedIp: string; otherIp: string; hostPort: number; containerPort: number }) => {
+  const r = run('bash', ['-c', FIREWALL_LAB], {
+    env: {
+      PATH: process.env.PATH,
+      NODE: process.execPath,
+      TOOL: DOCKER_USER,
+      ROLE: o.role,
+      SERVER_IP: o.serverIp,
+      ADMITTED_IP: o.admittedIp,
+      OTHER_IP: o.otherIp,
+      HOST_PORT: String(o.hostPort),
+      CONTAINER_PORT: String(o.containerPort),
+      ...o.env,
+    },
+  });
+  expect([r.code, r.out]).toEqual([0, expect.anything()]);
+  const reach = (when: string): Reach => {
+    const line = r.out.split('\n').find((l) => l.startsWith(`${when} `)) ?? '';
+    return Object.fromEntries([...line.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]])) as Reach;
+  };
+  return { before: reach('before'), after: reach('after'), chain: ruleLines(r.out) };
+};
+const asRoot = process.getuid?.() === 0 ? it : it.skip;
+
 describe('deploy/: every file machine-checked', () => {
   it('Prometheus config and rules pass promtool, and every alert has a promtool unit test that passes', () => {
     const config = run('promtool', ['check', 'config', at('deploy/monitoring/prometheus.yml')]);
@@ -56,12 +205,11 @@ describe('deploy/: every file machine-checked', () => {
     const missing = run('docker-compose', ['-f', file, 'config', '-q'], { env: { PATH: process.env.PATH } });
     expect(missing.code).not.toBe(0);
     expect(missing.out).toMatch(/POSTGRES_PASSWORD/);
-    const env = { PATH: process.env.PATH, POSTGRES_PASSWORD: 'p', REDIS_PASSWORD: 'r', JWT_SECRET_KEY: 'j', INTERNAL_API_KEY: 'i', LLM_KEYS_ENCRYPTION_KEY: 'k', GRAFANA_ADMIN_PASSWORD: 'g' };
-    const ok = run('docker-compose', ['-f', file, 'config'], { env });
+    const ok = run('docker-compose', ['-f', file, 'config'], { env: COMPOSE_ENV });
     expect(ok.code).toBe(0);
     const resolved = YAML.parse(ok.out) as { services: Record<string, { environment?: Record<string, string>; user?: string }> };
     expect(Object.keys(resolved.services).sort()).toEqual(
-      ['api', 'cadvisor', 'grafana', 'loki', 'node-exporter', 'postgres', 'prometheus', 'promtail', 'redis', 'temporal', 'temporal-ui', 'uptime-kuma', 'worker'].sort(),
+      ['api', 'cadvisor', 'grafana', 'loki', 'node-exporter', 'postgres', 'prometheus', 'promtail', 'redis', 'temporal', 'temporal-ui', 'uptime-kuma', 'worker', 'workspace-proxy'].sort(),
     );
     // In the committed file, every secret-looking value is a variable.
     const raw = YAML.parse(fs.readFileSync(file, 'utf8')) as { services: Record<string, { environment?: Record<string, string> }>; 'x-app-env': Record<string, string> };
@@ -71,6 +219,84 @@ describe('deploy/: every file machine-checked', () => {
         if (/PASSWORD|SECRET|TOKEN|_KEY$|_PWD$/.test(k) && !/_FILE$/.test(k)) expect([k, String(v)]).toEqual([k, expect.stringMatching(/^\$\{[A-Z_]+(:[?-][^}]*)?\}$/)]);
       }
     }
+  });
+
+  it('the compose file runs the Workspace Proxy from the platform Caddyfile, with the origin certificate from required variables, on 443 of one address and no admin port', () => {
+    const file = at('deploy/coolify/docker-compose.yml');
+    for (const name of ['WORKSPACE_PROXY_IP', 'PODEX_ORIGIN_CERT', 'PODEX_ORIGIN_KEY']) {
+      const without = run('docker-compose', ['-f', file, 'config', '-q'], { env: { ...COMPOSE_ENV, [name]: undefined } });
+      expect([name, without.code]).toEqual([name, 1]);
+      expect(without.out).toContain(`set ${name}`);
+    }
+    const ok = run('docker-compose', ['-f', file, 'config'], { env: COMPOSE_ENV });
+    expect(ok.code).toBe(0);
+    type Service = { image?: string; environment: Record<string, string>; ports?: string[]; volumes?: string[]; command?: string[]; read_only?: boolean; cap_drop?: string[] };
+    const { services } = YAML.parse(ok.out) as { services: Record<string, Service> };
+    const proxy = services['workspace-proxy'];
+    expect(proxy.image).toMatch(/^caddy:2\.6\.\d+$/);
+    // One port, 443, on the one address the platform's DOCKER-USER rules guard; never the admin API.
+    expect(proxy.ports).toEqual([`${COMPOSE_ENV.WORKSPACE_PROXY_IP}:443:443/tcp`]);
+    expect(proxy.volumes).toEqual(
+      expect.arrayContaining([
+        `${at('deploy/proxy/Caddyfile.platform')}:/etc/caddy/Caddyfile:ro`,
+        `${at('deploy/proxy/workspace-routes.caddy')}:/etc/caddy/workspace-routes.caddy:ro`,
+        `${COMPOSE_ENV.PODEX_ORIGIN_CERT}:${proxy.environment.PODEX_ORIGIN_CERT_FILE}:ro`,
+        `${COMPOSE_ENV.PODEX_ORIGIN_KEY}:${proxy.environment.PODEX_ORIGIN_KEY_FILE}:ro`,
+      ]),
+    );
+    expect(proxy.volumes!.every((v) => v.endsWith(':ro'))).toBe(true);
+    expect(proxy.command).toEqual(['caddy', 'run', '--config', '/etc/caddy/Caddyfile', '--adapter', 'caddyfile']);
+    expect([proxy.read_only, proxy.cap_drop]).toEqual([true, ['ALL']]);
+    // The forward-auth upstream is the API's own port inside compose.
+    expect(proxy.environment.PODEX_AUTH_UPSTREAM).toBe(`api:${services.api.environment.PORT}`);
+    expect(proxy.environment.PODEX_WORKSPACE_DOMAIN).toBe('podex.dev');
+    // Every variable the Caddyfile and its routes read is set for the container.
+    const caddyVars = ['Caddyfile.platform', 'workspace-routes.caddy'].flatMap((f) => [...fs.readFileSync(at('deploy/proxy', f), 'utf8').matchAll(/\{\$([A-Z_]+)\}/g)].map((m) => m[1]));
+    expect(caddyVars.length).toBeGreaterThan(3);
+    for (const v of caddyVars) expect([v, proxy.environment[v]]).toEqual([v, expect.any(String)]);
+  });
+
+  it('caddy adapts the platform Caddyfile: no automatic HTTPS, no OCSP, no ACME, the origin certificate, admin on loopback, forward auth before the dial; and validates it with a certificate', () => {
+    const env = { PODEX_WORKSPACE_DOMAIN: 'podex.dev', PODEX_AUTH_UPSTREAM: 'api:8080', PODEX_ORIGIN_CERT_FILE: '/run/podex-origin/cert.pem', PODEX_ORIGIN_KEY_FILE: '/run/podex-origin/key.pem' };
+    const r = caddy('adapt', 'deploy/proxy/Caddyfile.platform', env);
+    expect([r.code, r.stderr]).toEqual([0, expect.not.stringMatching(/error/i)]);
+    const cfg = JSON.parse(r.stdout) as CaddyConfig;
+    expect(cfg.admin?.listen).toBe('127.0.0.1:2019');
+    const servers = Object.values(cfg.apps.http.servers);
+    expect(servers.map((srv) => [srv.listen, srv.automatic_https?.disable])).toEqual([[[':443'], true]]);
+    const tls = cfg.apps.tls!;
+    expect(tls.disable_ocsp_stapling).toBe(true);
+    expect(tls.certificates?.load_files?.map((f) => [f.certificate, f.key])).toEqual([[env.PODEX_ORIGIN_CERT_FILE, env.PODEX_ORIGIN_KEY_FILE]]);
+    for (const policy of tls.automation?.policies ?? []) expect([policy.disable_ocsp_stapling, policy.issuers]).toEqual([true, undefined]);
+    const chain = handlers(servers[0].routes.flatMap((route) => route.handle));
+    const auth = chain.findIndex((h) => h.handler === 'reverse_proxy' && h.rewrite?.uri === '/proxy/auth');
+    const dial = chain.findIndex((h) => h.handler === 'reverse_proxy' && h.upstreams?.[0]?.dial === '{http.request.header.X-Podex-Upstream}');
+    expect([auth, dial].every((i) => i >= 0) && auth < dial).toBe(true);
+    expect([chain[auth].rewrite?.method, chain[auth].upstreams]).toEqual(['GET', [{ dial: 'api:8080' }]]);
+    const copied = chain[auth].handle_response!.flatMap((h) => h.routes.flatMap((route) => route.handle.map((x) => Object.keys(x.request?.set ?? {})))).flat();
+    expect(copied).toContain('X-Podex-Upstream');
+
+    // Validation provisions the TLS app, so it reads the certificate and key for real.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-origin-'));
+    try {
+      const cert = path.join(dir, 'cert.pem');
+      const key = path.join(dir, 'key.pem');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=*.podex.dev', '-addext', 'subjectAltName=DNS:*.podex.dev', '-days', '1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+      const valid = caddy('validate', 'deploy/proxy/Caddyfile.platform', { ...env, PODEX_ORIGIN_CERT_FILE: cert, PODEX_ORIGIN_KEY_FILE: key });
+      expect([valid.code, valid.stdout]).toEqual([0, expect.stringMatching(/Valid configuration/)]);
+      const missing = caddy('validate', 'deploy/proxy/Caddyfile.platform', { ...env, PODEX_ORIGIN_CERT_FILE: path.join(dir, 'none.pem'), PODEX_ORIGIN_KEY_FILE: key });
+      expect(missing.code).not.toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('caddy adapts the loopback Caddyfile to one listener on 127.0.0.1 and an admin API on loopback', () => {
+    const r = caddy('adapt', 'deploy/proxy/Caddyfile', { PODEX_PROXY_BIND: '127.0.0.1', PODEX_PROXY_PORT: '8880', PODEX_PROXY_ADMIN: '127.0.0.1:8881', PODEX_AUTH_UPSTREAM: '127.0.0.1:8080' });
+    expect(r.code).toBe(0);
+    const cfg = JSON.parse(r.stdout) as CaddyConfig;
+    expect(cfg.admin?.listen).toBe('127.0.0.1:8881');
+    expect(Object.values(cfg.apps.http.servers).map((srv) => [srv.listen, srv.automatic_https?.disable])).toEqual([[['127.0.0.1:8880'], true]]);
   });
 
   it('the images build in stages and run as an unprivileged user, with api and worker targets and no secrets', () => {
@@ -153,6 +379,99 @@ describe('deploy/: every file machine-checked', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('deploy/: DOCKER-USER rules for the ports Docker publishes', () => {
+  const WS = { PLATFORM_PRIVATE_IP: '10.0.0.2', SERVER_PRIVATE_IP: '10.0.0.5' };
+  const CLOUDFLARE = at('deploy/servers/platform/cloudflare-ips-v4.txt');
+  const PLATFORM = { WORKSPACE_PROXY_IP: '198.51.100.7', CLOUDFLARE_IPS_FILE: CLOUDFLARE };
+
+  it('workspace servers: the dry run prints the whole chain, which admits the platform alone to published ports and drops everyone else', () => {
+    const r = dockerUser(['rules', 'workspace'], WS);
+    expect(r.code).toBe(0);
+    // The whole chain is replaced in one transaction: the restore input names it, then its rules.
+    expect(r.out.split('\n').slice(0, 2)).toEqual(['*filter', ':DOCKER-USER - [0:0]']);
+    expect(ruleLines(r.out)).toEqual([
+      '-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
+      '-A DOCKER-USER -s 10.0.0.2/32 -p tcp -m conntrack --ctstate DNAT --ctorigdst 10.0.0.5 -j RETURN',
+      '-A DOCKER-USER -m conntrack --ctstate DNAT -j DROP',
+      '-A DOCKER-USER ! -i br-+ -o br-+ -m conntrack --ctstate NEW -j DROP',
+      '-A DOCKER-USER ! -i docker0 -o docker0 -m conntrack --ctstate NEW -j DROP',
+      '-A DOCKER-USER -j RETURN',
+    ]);
+    // A missing or malformed value prints nothing to load (a newline would be a rule of its own).
+    for (const bad of [{ SERVER_PRIVATE_IP: '10.0.0.5' }, { ...WS, PLATFORM_PRIVATE_IP: '10.0.0.2\n-A DOCKER-USER -j ACCEPT' }, { ...WS, SERVER_PRIVATE_IP: '10.0.0.0/16' }]) {
+      const refused = dockerUser(['rules', 'workspace'], bad);
+      expect([refused.code, ruleLines(refused.out)]).toEqual([2, []]);
+    }
+    expect(dockerUser(['rules', 'workspace'], { SERVER_PRIVATE_IP: '10.0.0.5' }).out).toMatch(/set PLATFORM_PRIVATE_IP/);
+  });
+
+  it('platform: the dry run admits each Cloudflare range, and only those, to the Workspace Proxy address on 443', () => {
+    const ranges = fs.readFileSync(CLOUDFLARE, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(ranges.length).toBeGreaterThanOrEqual(15);
+    const r = dockerUser(['rules', 'platform'], PLATFORM);
+    expect(r.code).toBe(0);
+    expect(ruleLines(r.out)).toEqual([
+      '-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
+      ...ranges.map((range) => `-A DOCKER-USER -s ${range} -p tcp -m conntrack --ctstate DNAT --ctorigdst 198.51.100.7 --ctorigdstport 443 -j RETURN`),
+      '-A DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctorigdst 198.51.100.7 --ctorigdstport 443 -j DROP',
+      '-A DOCKER-USER -j RETURN',
+    ]);
+    expect(dockerUser(['rules', 'platform'], { WORKSPACE_PROXY_IP: '198.51.100.7', CLOUDFLARE_IPS_FILE: '/nonexistent' }).code).toBe(2);
+  });
+
+  it('the bootstraps install the rules with a unit that loads them before Docker starts, at every Docker restart, and keeps Docker down if they cannot load', () => {
+    // harden_docker_user itself, with the commands that would change this machine printed instead.
+    const stubbed = String.raw`
+      source "$1"
+      write_if_changed() { echo "== $1"; cat; }
+      install() { :; }
+      systemctl() { echo "systemctl $*"; }
+      harden_docker_user workspace PLATFORM_PRIVATE_IP=10.0.0.2 SERVER_PRIVATE_IP=10.0.0.5`;
+    const r = run('bash', ['-c', stubbed, 'stub', at('deploy/servers/common/harden.sh')]);
+    expect(r.code).toBe(0);
+    const written = Object.fromEntries(r.out.split(/^== /m).slice(1).map((chunk) => [chunk.slice(0, chunk.indexOf('\n')), chunk.slice(chunk.indexOf('\n') + 1)]));
+    expect(written['/usr/local/sbin/podex-docker-user']).toContain('podex-docker-user apply workspace|platform');
+    expect(written['/etc/podex/docker-user.env']).toBe('PLATFORM_PRIVATE_IP=10.0.0.2\nSERVER_PRIVATE_IP=10.0.0.5\n');
+    const unit = written['/etc/systemd/system/podex-docker-user.service'] ?? '';
+    for (const line of ['Before=docker.service', 'PartOf=docker.service', 'Type=oneshot', 'RemainAfterExit=yes', 'EnvironmentFile=/etc/podex/docker-user.env', 'ExecStart=/usr/local/sbin/podex-docker-user apply workspace', 'RequiredBy=docker.service']) {
+      expect(unit.split('\n')).toContain(line);
+    }
+    expect(unit).not.toMatch(/ExecStop/);
+    expect(r.out).toMatch(/^systemctl enable podex-docker-user\.service$/m);
+    expect(r.out).toMatch(/^systemctl restart podex-docker-user\.service$/m);
+    // Nothing is installed when a setting is wrong.
+    const bad = run('bash', ['-c', stubbed.replace('SERVER_PRIVATE_IP=10.0.0.5', 'SERVER_PRIVATE_IP='), 'stub', at('deploy/servers/common/harden.sh')]);
+    expect([bad.code, bad.out]).toEqual([2, expect.not.stringMatching(/^== /m)]);
+
+    // Each bootstrap calls it with its role, the workspace's before Docker is restarted with daemon.json.
+    const ws = fs.readFileSync(at('deploy/servers/workspace/bootstrap.sh'), 'utf8');
+    const call = ws.indexOf('harden_docker_user workspace PLATFORM_PRIVATE_IP="$PLATFORM_PRIVATE_IP" SERVER_PRIVATE_IP="$SERVER_PRIVATE_IP"');
+    expect(call).toBeGreaterThan(0);
+    expect(call).toBeLessThan(ws.indexOf('systemctl restart docker'));
+    const platform = fs.readFileSync(at('deploy/servers/platform/bootstrap.sh'), 'utf8');
+    expect(platform).toContain('harden_docker_user platform WORKSPACE_PROXY_IP="$WORKSPACE_PROXY_IP" CLOUDFLARE_IPS_FILE=/etc/podex/cloudflare-ips-v4.txt');
+    expect(platform).toMatch(/^: "\$\{WORKSPACE_PROXY_IP:\?/m);
+    // IPv4 only is enough while Docker's IPv6 is off: no published port has an IPv6 address.
+    const daemon = JSON.parse(fs.readFileSync(at('deploy/servers/workspace/daemon.json'), 'utf8')) as Record<string, unknown>;
+    expect([daemon.ipv6, daemon.ip6tables]).toEqual([undefined, undefined]);
+  });
+
+  asRoot('workspace servers, in network namespaces: after the rules only the platform reaches a published port, no one reaches a container directly, containers still reach out; applied twice, the chain is the dry run', () => {
+    const lab = firewallLab({ role: 'workspace', env: WS, serverIp: '10.0.0.5', admittedIp: '10.0.0.2', otherIp: '10.0.0.3', hostPort: 49153, containerPort: 8080 });
+    // Docker's own rules alone let everyone in: the test can see a hole.
+    expect(lab.before).toEqual({ admitted: 'ws', other: 'ws', direct: 'ws', outbound: 'out' });
+    expect(lab.after).toEqual({ admitted: 'ws', other: 'blocked', direct: 'blocked', outbound: 'out' });
+    expect(lab.chain).toEqual(ruleLines(dockerUser(['rules', 'workspace'], WS).out));
+  }, 30_000);
+
+  asRoot('platform, in network namespaces: after the rules only a Cloudflare address reaches the Workspace Proxy on 443; applied twice, the chain is the dry run', () => {
+    const lab = firewallLab({ role: 'platform', env: PLATFORM, serverIp: '198.51.100.7', admittedIp: '173.245.48.10', otherIp: '203.0.113.9', hostPort: 443, containerPort: 443 });
+    expect([lab.before.admitted, lab.before.other]).toEqual(['ws', 'ws']);
+    expect([lab.after.admitted, lab.after.other, lab.after.outbound]).toEqual(['ws', 'blocked', 'out']);
+    expect(lab.chain).toEqual(ruleLines(dockerUser(['rules', 'platform'], PLATFORM).out));
+  }, 30_000);
 });
 
 describe('metrics endpoints', () => {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared hardening for every Podex server (seed Tasks 5.1, 5.2, 5.8): sshd, fail2ban,
-# unattended-upgrades. Sourced by the role scripts; every step may run again safely.
+# unattended-upgrades, the DOCKER-USER rules for Docker-published ports. Sourced by the role
+# scripts; every step may run again safely.
 set -euo pipefail
 
 log() { printf '[podex-bootstrap] %s\n' "$*" >&2; }
@@ -107,4 +108,41 @@ APT::Periodic::Unattended-Upgrade "1";
 APT::Periodic::AutocleanInterval "7";
 CONF
   systemctl enable --now unattended-upgrades
+}
+
+# harden_docker_user ROLE NAME=VALUE…: installs podex-docker-user (docker-user.sh) with its
+# settings and a unit that loads the rules before dockerd starts, so no container that Docker
+# restarts at boot (restart policy, live-restore) is ever published without them. Docker keeps
+# the chain's rules while it runs and across its restarts; PartOf loads them again at each
+# restart anyway, and nothing ever unloads them (no ExecStop). RequiredBy: a server whose rules
+# cannot load does not start Docker at all, rather than expose every workspace.
+harden_docker_user() {
+  local role=$1 common
+  shift
+  common=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  log "DOCKER-USER: published ports for the $role role"
+  # Refused here, before anything is installed, if a setting is missing or malformed.
+  env -i PATH="$PATH" "$@" bash "$common/docker-user.sh" rules "$role" >/dev/null
+  install -d -m 0700 /etc/podex
+  MODE=0755 write_if_changed /usr/local/sbin/podex-docker-user <"$common/docker-user.sh" || true
+  printf '%s\n' "$@" | MODE=0600 write_if_changed /etc/podex/docker-user.env || true
+  MODE=0644 write_if_changed /etc/systemd/system/podex-docker-user.service <<UNIT || true
+[Unit]
+Description=Podex: Docker-published ports admit only their one client (DOCKER-USER chain)
+Before=docker.service
+PartOf=docker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+EnvironmentFile=/etc/podex/docker-user.env
+ExecStart=/usr/local/sbin/podex-docker-user apply $role
+
+[Install]
+RequiredBy=docker.service
+UNIT
+  systemctl daemon-reload
+  systemctl enable podex-docker-user.service
+  # Loaded now as well: Docker is usually running already.
+  systemctl restart podex-docker-user.service
 }

@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # Bootstraps a Podex workspace server (seed Tasks 4.1, 5.1–5.4, 5.8): Docker + gVisor, the
 # hardened daemon.json with mutual TLS, UFW (the Docker API only from the platform's private
+# address), DOCKER-USER rules (the ports workspaces publish only from the platform's private
 # address), fail2ban, sshd hardening, unattended upgrades. Idempotent: run it again at will.
 #
 #   PLATFORM_PRIVATE_IP=10.0.0.2 PRIVATE_CIDR=10.0.0.0/16 CERT_DIR=/root/podex-certs ./bootstrap.sh
 #
 # CERT_DIR holds ca.pem, server-cert.pem and server-key.pem for this server, made on the
 # operator's machine with deploy/certs/make-certs.sh (the CA key never leaves it).
+# SERVER_PRIVATE_IP, this server's address on the private network, is found on PRIVATE_CIDR
+# unless given; register the server with it (POST /servers): workspaces publish their ports there.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../common/harden.sh
 source "$here/../common/harden.sh"
 
-: "${PLATFORM_PRIVATE_IP:?set PLATFORM_PRIVATE_IP: the platform server private address, the only source allowed to reach SSH and the Docker API}"
+: "${PLATFORM_PRIVATE_IP:?set PLATFORM_PRIVATE_IP: the platform server private address, the only source allowed to reach SSH, the Docker API and workspace ports}"
 PRIVATE_CIDR=${PRIVATE_CIDR:-10.0.0.0/16}
 CERT_DIR=${CERT_DIR:-/root/podex-certs}
 [ "$(id -u)" = 0 ] || { log "run as root"; exit 2; }
+if [ -z "${SERVER_PRIVATE_IP:-}" ]; then
+  SERVER_PRIVATE_IP=$(ip -4 -o addr show to "$PRIVATE_CIDR" | awk '{ sub("/.*", "", $4); print $4 }')
+  [ "$(wc -w <<<"$SERVER_PRIVATE_IP")" = 1 ] || { log "set SERVER_PRIVATE_IP: found '${SERVER_PRIVATE_IP//$'\n'/ }' on $PRIVATE_CIDR"; exit 2; }
+fi
+# The rules admit the platform to this address alone: one this server does not have would lock it out.
+[ -n "$(ip -4 -o addr show to "$SERVER_PRIVATE_IP/32")" ] || { log "SERVER_PRIVATE_IP $SERVER_PRIVATE_IP is not an address of this server"; exit 2; }
+# Published ports are filtered for IPv4 only (docker-user.sh): Docker's IPv6 must stay off.
+if grep -Eq '"ip(v)?6(tables)?"[[:space:]]*:[[:space:]]*true' "$here/daemon.json"; then
+  log "daemon.json enables IPv6: its published ports would need ip6tables rules too"; exit 2
+fi
 
 apt_install docker.io runsc ufw ca-certificates
 
@@ -26,6 +39,8 @@ done
 install -m 0644 "$CERT_DIR/ca.pem" /etc/docker/ca.pem
 install -m 0644 "$CERT_DIR/server-cert.pem" /etc/docker/server-cert.pem
 install -m 0600 "$CERT_DIR/server-key.pem" /etc/docker/server-key.pem
+
+harden_docker_user workspace PLATFORM_PRIVATE_IP="$PLATFORM_PRIVATE_IP" SERVER_PRIVATE_IP="$SERVER_PRIVATE_IP"
 
 log "hardened daemon.json"
 # The unit's own -H flag would conflict with "hosts" in daemon.json.
@@ -54,4 +69,4 @@ ufw --force enable
 harden_sshd
 harden_fail2ban
 harden_updates
-log "workspace server ready: register it with POST /servers (its private address, port 2376)"
+log "workspace server ready: register it with POST /servers (private address $SERVER_PRIVATE_IP, port 2376)"
