@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
@@ -31,6 +31,21 @@ import { createWorkspaceAccess } from './workspace-access';
 export interface UpgradeRoute {
   match: (pathname: string) => boolean;
   handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+/**
+ * The API's HTTP server: the Workspace Proxy's per-request question goes straight to its
+ * handler (before Express), everything else to the app; upgrades to the app's upgrade routes.
+ */
+export function createApiServer(app: Express): Server {
+  const forwardAuth = app.locals.forwardAuth as (req: IncomingMessage, res: ServerResponse) => void;
+  const server = createServer((req, res) => {
+    const url = req.url ?? '';
+    if (req.method === 'GET' && (url === '/proxy/auth' || url.startsWith('/proxy/auth?'))) return forwardAuth(req, res);
+    app(req, res);
+  });
+  attachUpgrades(server, app);
+  return server;
 }
 
 /** Hands a server's upgrade requests to the app's upgrade routes (the API process and tests call this once per server). */
@@ -178,6 +193,7 @@ export function createApp(deps: ApiDeps): Express {
   });
   routes.start().catch((err: Error) => log.error({ err: err.message }, 'route table did not load; it loads on the first proxied request'));
   app.use(access.forwardAuth);
+  app.locals.forwardAuth = access.handle;
   const upgrades: UpgradeRoute[] = [{ match: (p) => p === '/proxy/auth', handle: (req, socket) => access.onUpgrade(req, socket) }];
   app.locals.upgrades = upgrades;
   app.locals.routes = routes;

@@ -33,13 +33,13 @@ function sameSecret(a: string, b: string): boolean {
 }
 
 /** Verifies a user or admin JWT; null when it is not valid (expired, wrong key, no subject or role). */
-export function bearerVerifier(jwtSecret: string): (token: string) => Promise<Principal | null> {
+export function bearerVerifier(jwtSecret: string): (token: string) => Promise<(Principal & { exp?: number }) | null> {
   const key = new TextEncoder().encode(jwtSecret);
   return async (token) => {
     try {
       const { payload } = await jwtVerify(token, key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
       if (!payload.sub || (payload.role !== 'admin' && payload.role !== 'user')) return null;
-      return { id: payload.sub, role: payload.role };
+      return { id: payload.sub, role: payload.role, exp: payload.exp };
     } catch {
       return null;
     }

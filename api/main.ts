@@ -5,7 +5,7 @@ import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
 import { createTemporalClient } from '../lib/temporal';
 import { DockerFleet } from '../lib/docker-fleet';
-import { apiSettings, attachUpgrades, createApp } from './app';
+import { apiSettings, createApiServer, createApp } from './app';
 import { countWorkflowStarts } from './metrics';
 
 /** The API process: one Temporal client, one Prisma client, one Redis connection. */
@@ -17,8 +17,7 @@ async function main(): Promise<void> {
   const temporal = await createTemporalClient(cfg, { workflow: [countWorkflowStarts] });
   const fleet = new DockerFleet({ caFile: cfg.DOCKER_TLS_CA_FILE, certFile: cfg.DOCKER_TLS_CERT_FILE, keyFile: cfg.DOCKER_TLS_KEY_FILE }, cfg.DOCKER_TIMEOUT_MS);
   const app = createApp({ fleet, prisma, redis, temporal, logger, settings: apiSettings(cfg) });
-  const server: Server = app.listen(cfg.PORT, '0.0.0.0');
-  attachUpgrades(server, app);
+  const server: Server = createApiServer(app).listen(cfg.PORT, '0.0.0.0');
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   logger.info({ port: cfg.PORT }, 'api listening');
 

@@ -6,7 +6,7 @@
  * 404, 503 "moving" …). A workspace's start, stop or move changes no proxy configuration, so
  * no one's open connection is ever cut by someone else's change.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Router } from 'express';
 import type { Duplex } from 'node:stream';
 import { parseWorkspaceHost, readCookie, routeFor, withoutCookie, workspaceHostname, workspaceUrl, type RouteRow } from '../domain/workspace-routes';
@@ -28,6 +28,7 @@ export const SHARE_PARAM = 'podex_share';
 export const UPSTREAM_HEADER = 'X-Podex-Upstream';
 export const COOKIE_HEADER = 'X-Podex-Cookie';
 const TICKET_TTL_SECONDS = 60;
+const VERIFIED_CACHE_SIZE = 10_000;
 
 export interface Answer {
   status: number;
@@ -55,6 +56,24 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
   const tokens = new WorkspaceTokens(deps.jwtSecret);
   const verifyBearer = bearerVerifier(deps.jwtSecret);
   const log = deps.logger.child({ component: 'workspace-access' });
+
+  /**
+   * Every proxied request carries the same token or cookie again: a verified one is kept until
+   * it expires (a bounded map, emptied when full), so the proxy's question costs a map lookup.
+   * One-use tickets and share links never enter it.
+   */
+  const verified = new Map<string, { sub: string; role: string; host?: string; exp: number }>();
+  const remember = (token: string, v: { sub: string; role: string; host?: string; exp?: number }) => {
+    if (!v.exp) return;
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
+    verified.set(token, { ...v, exp: v.exp });
+  };
+  const recall = (token: string) => {
+    const v = verified.get(token);
+    if (v && v.exp > Date.now() / 1000) return v;
+    if (v) verified.delete(token);
+    return undefined;
+  };
 
   const reply = (status: number, browser: boolean, error: string, message: string, extra: Record<string, string> = {}): Answer => {
     if (browser) {
@@ -114,13 +133,25 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
     let who: { sub: string; role: string } | null = null;
     const bearer = /^Bearer\s+(.+)$/i.exec(String(h.authorization ?? ''));
     if (bearer) {
-      const p = await verifyBearer(bearer[1]);
+      const token = bearer[1];
+      let p = recall(token);
+      if (!p) {
+        const v = await verifyBearer(token);
+        if (v) {
+          p = { sub: v.id, role: v.role, exp: v.exp ?? 0 };
+          remember(token, p);
+        }
+      }
       if (!p) return reply(401, false, 'unauthorized', 'invalid or expired token', { 'www-authenticate': 'Bearer realm="podex-workspace"' });
-      who = { sub: p.id, role: p.role };
+      who = { sub: p.sub, role: p.role };
     } else {
       const cookie = readCookie(h.cookie, SESSION_COOKIE);
-      const v = cookie ? await tokens.verify('session', cookie) : undefined;
-      if (v?.ok && v.grant.host === hostname) who = { sub: v.grant.sub, role: v.grant.role };
+      let s = cookie ? recall(cookie) : undefined;
+      if (cookie && !s) {
+        const v = await tokens.verify('session', cookie);
+        if (v.ok) remember(cookie, (s = { sub: v.grant.sub, role: v.grant.role, host: v.grant.host, exp: v.grant.exp }));
+      }
+      if (s && s.host === hostname) who = { sub: s.sub, role: s.role };
     }
     if (!who) {
       if (browser) {
@@ -154,11 +185,20 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
     }
   }
 
-  /** `GET /proxy/auth`: mounted before the API's own rate limit and authentication. */
+  /**
+   * `GET /proxy/auth`, asked once per proxied request: the API's server hands it here before
+   * Express (no middleware, no rate limit: the proxy is the only caller and every user request
+   * is one question).
+   */
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    void answer(req).then((a) => {
+      res.writeHead(a.status, { ...a.headers, 'content-length': Buffer.byteLength(a.body) });
+      res.end(a.body);
+    });
+  }
+  /** The same, as an Express route, for a server that does not call `handle` first. */
   const forwardAuth = Router();
-  forwardAuth.get('/proxy/auth', (req, res) => {
-    void answer(req).then((a) => res.status(a.status).set(a.headers).send(a.body));
-  });
+  forwardAuth.get('/proxy/auth', (req, res) => handle(req, res));
 
   /**
    * The proxy asks about WebSocket requests with their Upgrade headers still on: Node hands
@@ -238,5 +278,5 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
     }),
   );
 
-  return { authorize: answer, forwardAuth, onUpgrade, router };
+  return { authorize: answer, handle, forwardAuth, onUpgrade, router };
 }

@@ -8,6 +8,9 @@
  *   same concurrency (BENCH_CONCURRENCY, 8) and keep-alive, in alternating rounds.
  * - auth_added_ms_p50: a tiny request through the proxy with auth, minus the same through a
  *   second Caddy whose one route is a static reverse_proxy to the same port (no auth step).
+ *   The 100 KB requests also go through that plain Caddy: `plain_proxy_p50_ratio` is the proxy
+ *   hop's own share, a floor no forward-auth proxy can go below on this machine; and the CPU
+ *   milliseconds per request of the whole machine, of Caddy and of the API are reported.
  * - route_ready_ms: from the workspace's `running` (the time its record says so) to the first
  *   200 through its URL (median of BENCH_READY (5) new workspaces).
  * - route_switch_ms: in a migration, from the record's switch to the first 200 from the target.
@@ -32,7 +35,7 @@ import { createPrisma } from '../lib/prisma';
 import { Client, Connection } from '@temporalio/client';
 import { terminateOpenWorkflows } from '../test/helpers';
 import { freePort, startProxy, type Proxy } from '../test/proxy';
-import { apiClient, benchFleet, percentile, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, machineCpuSeconds, percentile, processCpuSeconds, removeLabelled, round, startApi, startWorker, stop } from './lib';
 
 const KB = Number(process.env.BENCH_KB ?? 100);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -41,6 +44,8 @@ const ROUNDS = 4;
 const READY_N = Number(process.env.BENCH_READY ?? 5);
 const ROUTES = Number(process.env.BENCH_ROUTES ?? 10_000);
 const CHANGES = 20;
+/** BENCH_ONLY=latency measures the request latencies alone (proxied, direct, the auth step). */
+const ONLY_LATENCY = process.env.BENCH_ONLY === 'latency';
 const OWNER = 'bench-proxy';
 const log = (msg: string, extra: Record<string, unknown> = {}) => console.error(JSON.stringify({ msg, ...extra }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -186,16 +191,57 @@ async function main(): Promise<void> {
     await load(proxyPort, hostOf(ws.id, 3000), asset, auth, 200, CONCURRENCY);
     const direct: number[] = [];
     const proxied: number[] = [];
+    const plainProxied: number[] = [];
+    // CPU seconds of the whole machine, and of the proxy and the API, in each kind of round.
+    const cpu = { direct: 0, proxied: 0, proxiedCaddy: 0, proxiedApi: 0 };
+    const sample = () => ({ machine: machineCpuSeconds(), caddy: processCpuSeconds(proxy!.pid), api: processCpuSeconds(api.pid) });
     for (let r = 0; r < ROUNDS; r++) {
+      let s0 = sample();
       direct.push(...(await load(published, `127.0.0.1:${published}`, asset, {}, REQUESTS / ROUNDS, CONCURRENCY)));
+      cpu.direct += sample().machine - s0.machine;
+      s0 = sample();
       proxied.push(...(await load(proxyPort, hostOf(ws.id, 3000), asset, auth, REQUESTS / ROUNDS, CONCURRENCY)));
+      const s1 = sample();
+      cpu.proxied += s1.machine - s0.machine;
+      cpu.proxiedCaddy += s1.caddy - s0.caddy;
+      cpu.proxiedApi += s1.api - s0.api;
+      plainProxied.push(...(await load(plain.port, `127.0.0.1:${plain.port}`, asset, {}, REQUESTS / ROUNDS, CONCURRENCY)));
     }
+    const perRequestMs = (s: number) => round((s * 1000) / REQUESTS, 3);
     // The auth step alone: tiny requests, one at a time, through the proxy with and without it.
     const withAuth: number[] = [];
     const withoutAuth: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       withoutAuth.push(...(await load(plain.port, `127.0.0.1:${plain.port}`, '/bytes/1', {}, 250, 1)));
       withAuth.push(...(await load(proxyPort, hostOf(ws.id, 3000), '/bytes/1', auth, 250, 1)));
+    }
+
+    const latency = {
+      proxied_p50_ratio: round(percentile(proxied, 50) / percentile(direct, 50)),
+      proxied_p99_ratio: round(percentile(proxied, 99) / percentile(direct, 99)),
+      proxied_p50_ms: round(percentile(proxied, 50)),
+      direct_p50_ms: round(percentile(direct, 50)),
+      proxied_p99_ms: round(percentile(proxied, 99)),
+      direct_p99_ms: round(percentile(direct, 99)),
+      // The same requests through a Caddy with a static route and no auth step: the proxy hop's own share.
+      plain_proxy_p50_ms: round(percentile(plainProxied, 50)),
+      plain_proxy_p99_ms: round(percentile(plainProxied, 99)),
+      // What the proxy hop alone costs against direct: no forward-auth proxy can go below it here.
+      plain_proxy_p50_ratio: round(percentile(plainProxied, 50) / percentile(direct, 50)),
+      plain_proxy_p99_ratio: round(percentile(plainProxied, 99) / percentile(direct, 99)),
+      // CPU milliseconds per 100 KB request, the whole machine (this load generator included).
+      cpu_ms_per_request_direct: perRequestMs(cpu.direct),
+      cpu_ms_per_request_proxied: perRequestMs(cpu.proxied),
+      cpu_ms_per_request_proxied_caddy: perRequestMs(cpu.proxiedCaddy),
+      cpu_ms_per_request_proxied_api: perRequestMs(cpu.proxiedApi),
+      auth_added_ms_p50: round(percentile(withAuth, 50) - percentile(withoutAuth, 50), 3),
+      tiny_with_auth_ms_p50: round(percentile(withAuth, 50), 3),
+      tiny_without_auth_ms_p50: round(percentile(withoutAuth, 50), 3),
+    };
+    const settings = { request_kb: KB, concurrency: CONCURRENCY, keep_alive: true, requests_per_side: REQUESTS, auth_over: 'loopback TCP', upstream: 'the workspace image’s Node development server on a preview port (gVisor)' };
+    if (ONLY_LATENCY) {
+      console.log(JSON.stringify({ ...latency, ...settings }));
+      return;
     }
 
     // WebSocket echo, and one held open while 20 other workspaces start, stop and move.
@@ -264,15 +310,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < READY_N; i++) applied.push(await readyTime(`bench-apply-${i}`));
 
     const result = {
-      proxied_p50_ratio: round(percentile(proxied, 50) / percentile(direct, 50)),
-      proxied_p99_ratio: round(percentile(proxied, 99) / percentile(direct, 99)),
-      proxied_p50_ms: round(percentile(proxied, 50)),
-      direct_p50_ms: round(percentile(direct, 50)),
-      proxied_p99_ms: round(percentile(proxied, 99)),
-      direct_p99_ms: round(percentile(direct, 99)),
-      auth_added_ms_p50: round(percentile(withAuth, 50) - percentile(withoutAuth, 50), 3),
-      tiny_with_auth_ms_p50: round(percentile(withAuth, 50), 3),
-      tiny_without_auth_ms_p50: round(percentile(withoutAuth, 50), 3),
+      ...latency,
       route_ready_ms: round(percentile(ready, 50), 0),
       route_ready_ms_all: ready.map((v) => round(v, 0)),
       route_switch_ms: round(routeSwitch, 0),
@@ -282,11 +320,7 @@ async function main(): Promise<void> {
       ws_echo_ok: wsEchoOk,
       ws_survived_changes: wsSurvived,
       ws_messages_echoed: echoed,
-      request_kb: KB,
-      concurrency: CONCURRENCY,
-      keep_alive: true,
-      requests_per_side: REQUESTS,
-      upstream: 'the workspace image’s Node development server on a preview port (gVisor)',
+      ...settings,
     };
     console.log(JSON.stringify(result));
   } finally {

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { apiSettings, attachUpgrades, createApp, type ApiSettings } from '../api/app';
+import { apiSettings, createApiServer, createApp, type ApiSettings } from '../api/app';
 import { mintToken } from '../api/auth';
 import { config } from '../lib/config';
 import type { ActivityDeps } from '../activities';
@@ -23,8 +23,7 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
     logger: opts.overrides?.logger ?? t.deps.logger,
     settings: { ...apiSettings(c), taskQueue: t.taskQueue, rateLimitPerMinute: 100_000, ...settings },
   });
-  const server: Server = app.listen(0, '127.0.0.1');
-  attachUpgrades(server, app);
+  const server: Server = createApiServer(app).listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const workerRun = runWorker ? t.worker.run() : Promise.resolve();

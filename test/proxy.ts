@@ -16,6 +16,7 @@ export async function freePort(): Promise<number> {
 
 export interface Proxy {
   port: number;
+  pid: number | undefined;
   adminPort: number;
   /** The base URL workspaces of this proxy live under (`ws-{id}.localhost:port`). */
   baseUrl: string;
@@ -56,6 +57,7 @@ export async function startProxy(authUpstream: string, port?: number): Promise<P
   }
   return {
     port,
+    pid: child.pid,
     adminPort,
     baseUrl: `http://localhost:${port}`,
     log: () => log,
