@@ -228,6 +228,8 @@ describe('the Workspace Proxy routes ws-{id} to the right server', () => {
   });
 
   it('keeps a terminal and a proxied WebSocket open while 20 other workspaces start, stop and migrate', async () => {
+    // The moves above made a new container: the user starts the development server again.
+    await startDevServer((await h.deps.prisma.workspace.findUniqueOrThrow({ where: { id: ws.id } })).serverId!);
     const terminal = new WebSocket(`${h.url.replace('http', 'ws')}/workspaces/${ws.id}/terminal`, { headers: bearer(h.userToken) });
     const proxied = new WebSocket(`ws://127.0.0.1:${proxy.port}/`, { headers: { host: previewHost, ...bearer(h.userToken) } });
     await Promise.all([terminal, proxied].map((sock) => new Promise<void>((resolve, reject) => sock.once('open', () => resolve()).once('error', reject))));
