@@ -260,7 +260,7 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
   router.get(
     '/proxy/routes',
     requireAdmin,
-    route(async (_req, res) => {
+    route(async (req, res) => {
       await deps.routes.start();
       const routers: Record<string, unknown> = {};
       const services: Record<string, unknown> = {};
@@ -274,7 +274,9 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
           if (d.kind === 'proxy') add(`${port ? `${port}-` : ''}ws-${r.id}`, workspaceHostname(r.id, domain, port), d.upstream);
         }
       }
-      res.json({ http: { routers, services } });
+      // Traefik asks the same forward-auth endpoint (it cannot rename a header, so the cookie stays as sent).
+      const middlewares = { 'podex-auth': { forwardAuth: { address: `${req.protocol}://${req.get('host')}/proxy/auth`, trustForwardHeader: false } } };
+      res.json({ http: { routers, services, middlewares } });
     }),
   );
 

@@ -104,6 +104,17 @@ describe('the Workspace Proxy routes ws-{id} to the right server', () => {
     expect((await viaProxy(proxy, `api.localhost:${proxy.port}`, '/', bearer(h.userToken))).status).toBe(404);
   });
 
+  it('gives admins the same routes as a Traefik HTTP-provider document, and nobody else', async () => {
+    expect((await h.call('GET', '/proxy/routes', { token: h.userToken })).status).toBe(403);
+    const doc = (await h.call('GET', '/proxy/routes')).body;
+    const name = `ws-${ws.id}`;
+    expect(doc.http.routers[name]).toEqual({ rule: `Host(\`ws-${ws.id}.localhost\`)`, service: name, middlewares: ['podex-auth'] });
+    const record = await h.deps.prisma.workspace.findUniqueOrThrow({ where: { id: ws.id } });
+    expect(doc.http.services[name].loadBalancer.servers).toEqual([{ url: `http://127.0.0.1:${record.httpPort}` }]);
+    expect(doc.http.routers[`3000-${name}`].service).toBe(`3000-${name}`);
+    expect(doc.http.middlewares['podex-auth'].forwardAuth.address).toBe(`${h.url}/proxy/auth`);
+  });
+
   it('never dials an upstream a client names itself', async () => {
     const spoof = { 'x-podex-upstream': h.url.replace('http://', '') };
     expect((await viaProxy(proxy, host, '/healthz', spoof)).status).toBe(401);
