@@ -126,6 +126,7 @@ async function main(): Promise<void> {
   const env = { TEMPORAL_TASK_QUEUE: taskQueue, MIGRATION_HOLD_HEALTHY_SECONDS: '1', WORKSPACE_BASE_URL: `http://localhost:${proxyPort}` };
   const worker = await startWorker(taskQueue, env);
   const api = await startApi(apiPort, env);
+  let output: object | undefined;
   let proxy: Proxy | undefined;
   let plain: { port: number; stop(): Promise<void> } | undefined;
   try {
@@ -240,7 +241,7 @@ async function main(): Promise<void> {
     };
     const settings = { request_kb: KB, concurrency: CONCURRENCY, keep_alive: true, requests_per_side: REQUESTS, auth_over: 'loopback TCP', upstream: 'the workspace image’s Node development server on a preview port (gVisor)' };
     if (ONLY_LATENCY) {
-      console.log(JSON.stringify({ ...latency, ...settings }));
+      output = { ...latency, ...settings };
       return;
     }
 
@@ -322,7 +323,7 @@ async function main(): Promise<void> {
       ws_messages_echoed: echoed,
       ...settings,
     };
-    console.log(JSON.stringify(result));
+    output = result;
   } finally {
     await plain?.stop();
     await proxy?.stop();
@@ -335,6 +336,8 @@ async function main(): Promise<void> {
     await cleanEngines();
     await cleanDb();
     await prisma.$disconnect();
+    // Printed after the clean-up, so that it is the last line whatever the clean-up says.
+    if (output) console.log(JSON.stringify(output));
   }
 }
 
