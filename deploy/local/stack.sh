@@ -188,6 +188,14 @@ engine_up() {
   fi
 }
 
+# Several dockerds share this host's iptables, and each one rewrites the DOCKER-ISOLATION chains
+# for its own networks alone when it starts: after an engine restart, one workspace network
+# could reach another's published port. One rule in DOCKER-USER (which no dockerd flushes)
+# keeps every pair of bridges apart, as one daemon per server does in production.
+isolate_bridges() {
+  iptables -C DOCKER-USER -i br-+ -o br-+ -j DROP 2>/dev/null || iptables -I DOCKER-USER -i br-+ -o br-+ -j DROP
+}
+
 write_env() {
   local secrets=$STACK_DIR/secrets.env
   if [ ! -s "$secrets" ]; then
@@ -244,7 +252,7 @@ case "${1:-}" in
     pg_up & p1=$!; redis_up & p2=$!; temporal_up & p3=$!; proxy_up & p5=$!
     # Engines start one after another: dockerds starting together race to create the same
     # host iptables chains ("Chain already exists").
-    ( for i in $(seq 1 "$ENGINE_COUNT"); do engine_up "$i"; done ) & p4=$!
+    ( for i in $(seq 1 "$ENGINE_COUNT"); do engine_up "$i"; done; isolate_bridges ) & p4=$!
     for p in $p1 $p2 $p3 $p4 $p5; do wait "$p" || die "a part of the stack failed to start (see $STACK_DIR/*/*.log)"; done
     write_env
     ms=$(( ($(date +%s%N) - t0) / 1000000 )); log "stack up in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s"
@@ -257,6 +265,6 @@ case "${1:-}" in
     ;;
   status) status ;;
   engine-stop) engine_down "${2:?engine number}" ;;
-  engine-start) engine_up "${2:?engine number}" ;;
+  engine-start) engine_up "${2:?engine number}"; isolate_bridges ;;
   *) die "usage: $0 up|down [--purge]|status|engine-stop N|engine-start N" ;;
 esac
