@@ -191,9 +191,12 @@ engine_up() {
 # Several dockerds share this host's iptables, and each one rewrites the DOCKER-ISOLATION chains
 # for its own networks alone when it starts: after an engine restart, one workspace network
 # could reach another's published port. One rule in DOCKER-USER (which no dockerd flushes)
-# keeps every pair of bridges apart, as one daemon per server does in production.
+# keeps every pair of bridges apart, as one daemon per server does in production. Traffic
+# within one bridge is bridged, not routed (physdev), and stays as each network's ICC says.
 isolate_bridges() {
-  iptables -C DOCKER-USER -i br-+ -o br-+ -j DROP 2>/dev/null || iptables -I DOCKER-USER -i br-+ -o br-+ -j DROP
+  local rule=(DOCKER-USER -i br-+ -o br-+ -m physdev ! --physdev-is-bridged -j DROP)
+  iptables -D DOCKER-USER -i br-+ -o br-+ -j DROP 2>/dev/null || true
+  iptables -C "${rule[@]}" 2>/dev/null || iptables -I "${rule[@]}"
 }
 
 write_env() {
