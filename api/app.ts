@@ -192,7 +192,6 @@ export function createApp(deps: ApiDeps): Express {
     sessionMinutes: deps.settings.workspaceSessionMinutes,
   });
   routes.start().catch((err: Error) => log.error({ err: err.message }, 'route table did not load; it loads on the first proxied request'));
-  app.use(access.forwardAuth);
   app.locals.forwardAuth = access.handle;
   const upgrades: UpgradeRoute[] = [{ match: (p) => p === '/proxy/auth', handle: (req, socket) => access.onUpgrade(req, socket) }];
   app.locals.upgrades = upgrades;

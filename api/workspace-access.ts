@@ -196,9 +196,6 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
       res.end(a.body);
     });
   }
-  /** The same, as an Express route, for a server that does not call `handle` first. */
-  const forwardAuth = Router();
-  forwardAuth.get('/proxy/auth', (req, res) => handle(req, res));
 
   /**
    * The proxy asks about WebSocket requests with their Upgrade headers still on: Node hands
@@ -280,5 +277,5 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
     }),
   );
 
-  return { authorize: answer, handle, forwardAuth, onUpgrade, router };
+  return { authorize: answer, handle, onUpgrade, router };
 }

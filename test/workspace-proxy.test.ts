@@ -305,10 +305,9 @@ describe('the Workspace Proxy routes ws-{id} to the right server', () => {
     expect((await viaProxy(proxy, host, '/', bearer(h.userToken))).status).toBe(200);
 
     // A new API process (a fresh route table, read from the registry) behind another proxy.
-    const { createApp, attachUpgrades, apiSettings } = await import('../api/app');
+    const { createApp, createApiServer, apiSettings } = await import('../api/app');
     const app = createApp({ fleet: h.deps.fleet, prisma: h.deps.prisma, redis: h.deps.redis, temporal: h.client, logger: h.deps.logger, settings: { ...apiSettings(config()), workspaceBaseUrl: `http://localhost:${proxy.port}` } });
-    const server = app.listen(0, '127.0.0.1');
-    attachUpgrades(server, app);
+    const server = createApiServer(app).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const second = await startProxy(`127.0.0.1:${(server.address() as { port: number }).port}`);
     try {
