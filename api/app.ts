@@ -9,6 +9,7 @@ import type { DockerFleet } from '../lib/docker-fleet';
 import type { Logger } from '../lib/logger';
 import type { Config } from '../domain/config';
 import { authenticator } from './auth';
+import { ADMIN_AUTH_PATH, createAdminAuth } from './admin-auth';
 import { HttpError } from './errors';
 import { within } from '../lib/timeout';
 import { openApiDocument } from './openapi';
@@ -39,9 +40,11 @@ export interface UpgradeRoute {
  */
 export function createApiServer(app: Express): Server {
   const forwardAuth = app.locals.forwardAuth as (req: IncomingMessage, res: ServerResponse) => void;
+  const adminAuth = app.locals.adminAuth as (req: IncomingMessage, res: ServerResponse) => void;
   const server = createServer((req, res) => {
     const url = req.url ?? '';
     if (req.method === 'GET' && (url === '/proxy/auth' || url.startsWith('/proxy/auth?'))) return forwardAuth(req, res);
+    if (req.method === 'GET' && (url === ADMIN_AUTH_PATH || url.startsWith(`${ADMIN_AUTH_PATH}?`))) return adminAuth(req, res);
     app(req, res);
   });
   attachUpgrades(server, app);
@@ -193,6 +196,8 @@ export function createApp(deps: ApiDeps): Express {
   });
   routes.start().catch((err: Error) => log.error({ err: err.message }, 'route table did not load; it loads on the first proxied request'));
   app.locals.forwardAuth = access.handle;
+  // The Temporal UI's gate (deploy/proxy/temporal-ui.caddy): admins only, before the rate limit as the UI polls.
+  app.locals.adminAuth = createAdminAuth({ jwtSecret: deps.settings.jwtSecret, logger: deps.logger });
   const upgrades: UpgradeRoute[] = [{ match: (p) => p === '/proxy/auth', handle: (req, socket) => access.onUpgrade(req, socket) }];
   app.locals.upgrades = upgrades;
   app.locals.routes = routes;

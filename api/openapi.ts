@@ -216,6 +216,17 @@ export function openApiDocument(): object {
           },
         }),
       },
+      '/proxy/admin-auth': {
+        get: op('forward auth for the Temporal UI behind the platform proxy: an admin JWT as a Bearer token or as the password of Basic', {
+          security: [],
+          responses: {
+            '204': { description: 'an admin: the proxy forwards the request' },
+            '401': { ...err('no, invalid or expired credentials'), headers: { 'WWW-Authenticate': { schema: { type: 'string' } } } },
+            '403': err('not an admin'),
+            '503': err('the check itself failed; try again'),
+          },
+        }),
+      },
       '/proxy/routes': {
         get: op('every routable workspace as a Traefik dynamic-configuration document (for a proxy that takes routes instead of asking per request)', {
           responses: { '200': ok('http.routers and http.services', { type: 'object', properties: { http: { type: 'object' } }, required: ['http'] }) },

@@ -1,5 +1,7 @@
-import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -9,6 +11,9 @@ import { countWorkflowStarts } from '../api/metrics';
 import { syncModelPricesWorkflow } from '../workflows';
 import { eventually, startHarness, type Harness } from './harness';
 import { spawnWorker, uniq } from './helpers';
+import { freePort } from './proxy';
+import { SignJWT } from 'jose';
+import { config } from '../lib/config';
 
 const ROOT = path.join(__dirname, '..');
 const at = (...p: string[]) => path.join(ROOT, ...p);
@@ -240,6 +245,7 @@ describe('deploy/: every file machine-checked', () => {
       expect.arrayContaining([
         `${at('deploy/proxy/Caddyfile.platform')}:/etc/caddy/Caddyfile:ro`,
         `${at('deploy/proxy/workspace-routes.caddy')}:/etc/caddy/workspace-routes.caddy:ro`,
+        `${at('deploy/proxy/temporal-ui.caddy')}:/etc/caddy/temporal-ui.caddy:ro`,
         `${COMPOSE_ENV.PODEX_ORIGIN_CERT}:${proxy.environment.PODEX_ORIGIN_CERT_FILE}:ro`,
         `${COMPOSE_ENV.PODEX_ORIGIN_KEY}:${proxy.environment.PODEX_ORIGIN_KEY_FILE}:ro`,
       ]),
@@ -251,7 +257,7 @@ describe('deploy/: every file machine-checked', () => {
     expect(proxy.environment.PODEX_AUTH_UPSTREAM).toBe(`api:${services.api.environment.PORT}`);
     expect(proxy.environment.PODEX_WORKSPACE_DOMAIN).toBe('podex.dev');
     // Every variable the Caddyfile and its routes read is set for the container.
-    const caddyVars = ['Caddyfile.platform', 'workspace-routes.caddy'].flatMap((f) => [...fs.readFileSync(at('deploy/proxy', f), 'utf8').matchAll(/\{\$([A-Z_]+)\}/g)].map((m) => m[1]));
+    const caddyVars = ['Caddyfile.platform', 'workspace-routes.caddy', 'temporal-ui.caddy'].flatMap((f) => [...fs.readFileSync(at('deploy/proxy', f), 'utf8').matchAll(/\{\$([A-Z_]+)\}/g)].map((m) => m[1]));
     expect(caddyVars.length).toBeGreaterThan(3);
     for (const v of caddyVars) expect([v, proxy.environment[v]]).toEqual([v, expect.any(String)]);
   });
@@ -289,6 +295,45 @@ describe('deploy/: every file machine-checked', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('finding 7: the Temporal UI publishes no port, sits on an internal network with Temporal and the proxy alone, and its one route asks /proxy/admin-auth before the dial', () => {
+    const ok = run('docker-compose', ['-f', at('deploy/coolify/docker-compose.yml'), 'config'], { env: COMPOSE_ENV });
+    expect(ok.code).toBe(0);
+    type Service = { ports?: string[]; networks?: Record<string, unknown>; environment?: Record<string, string> };
+    const { services, networks } = YAML.parse(ok.out) as { services: Record<string, Service>; networks: Record<string, { internal?: boolean } | null> };
+    const ui = services['temporal-ui'];
+    expect(ui.ports).toBeUndefined();
+    expect(Object.keys(ui.networks ?? {})).toEqual(['temporal-ui']);
+    expect(networks['temporal-ui']?.internal).toBe(true);
+    const onUiNetwork = Object.entries(services).filter(([, svc]) => 'temporal-ui' in (svc.networks ?? {})).map(([name]) => name);
+    expect(onUiNetwork.sort()).toEqual(['temporal', 'temporal-ui', 'workspace-proxy']);
+    expect(services['workspace-proxy'].environment?.PODEX_TEMPORAL_UI_UPSTREAM).toBe('temporal-ui:8080');
+
+    const r = caddy('adapt', 'deploy/proxy/Caddyfile.platform', {
+      PODEX_WORKSPACE_DOMAIN: 'podex.dev',
+      PODEX_AUTH_UPSTREAM: 'api:8080',
+      PODEX_ORIGIN_CERT_FILE: '/run/podex-origin/cert.pem',
+      PODEX_ORIGIN_KEY_FILE: '/run/podex-origin/key.pem',
+      PODEX_TEMPORAL_UI_UPSTREAM: 'temporal-ui:8080',
+    });
+    expect([r.code, r.stderr]).toEqual([0, expect.not.stringMatching(/error/i)]);
+    type Route = { match?: { host?: string[] }[]; handle: CaddyHandler[] };
+    const routes = (Object.values((JSON.parse(r.stdout) as CaddyConfig).apps.http.servers)[0].routes as Route[]).map((route) => ({
+      hosts: route.match?.flatMap((m) => m.host ?? []) ?? [],
+      chain: handlers(route.handle),
+    }));
+    const dialsUi = (h: CaddyHandler) => h.handler === 'reverse_proxy' && h.upstreams?.some((u) => u.dial === 'temporal-ui:8080');
+    const toUi = routes.filter((route) => route.chain.some(dialsUi));
+    // One route, for its own host, met before the workspaces' wildcard.
+    expect(toUi.map((route) => route.hosts)).toEqual([['temporal.podex.dev']]);
+    expect(routes.findIndex((route) => route.chain.some(dialsUi))).toBeLessThan(routes.findIndex((route) => route.hosts.includes('*.podex.dev')));
+    const chain = toUi[0].chain;
+    const auth = chain.findIndex((h) => h.handler === 'reverse_proxy' && h.rewrite?.uri === '/proxy/admin-auth');
+    const dial = chain.findIndex(dialsUi);
+    expect(auth).toBeGreaterThanOrEqual(0);
+    expect(auth).toBeLessThan(dial);
+    expect(chain[auth].upstreams).toEqual([{ dial: 'api:8080' }]);
   });
 
   it('caddy adapts the loopback Caddyfile to one listener on 127.0.0.1 and an admin API on loopback', () => {
@@ -472,6 +517,75 @@ describe('deploy/: DOCKER-USER rules for the ports Docker publishes', () => {
     expect([lab.after.admitted, lab.after.other, lab.after.outbound]).toEqual(['ws', 'blocked', 'out']);
     expect(lab.chain).toEqual(ruleLines(dockerUser(['rules', 'platform'], PLATFORM).out));
   }, 30_000);
+});
+
+describe('finding 7, live: the Temporal UI route (deploy/proxy/temporal-ui.caddy) in Debian’s Caddy, asking the real API', () => {
+  let h: Harness;
+  let ui: http.Server;
+  let proxy: ChildProcess | undefined;
+  let port = 0;
+  let dir = '';
+  const seen: http.IncomingHttpHeaders[] = [];
+  beforeAll(async () => {
+    h = await startHarness('temporal-ui', {}, { inProcessWorker: false });
+    // Stands in for the Temporal UI: it records what reaches it.
+    ui = http.createServer((req, res) => {
+      seen.push(req.headers);
+      res.end('temporal ui');
+    });
+    await new Promise<void>((resolve) => ui.listen(0, '127.0.0.1', resolve));
+    port = await freePort();
+    const admin = await freePort();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-temporal-ui-'));
+    const file = path.join(dir, 'Caddyfile');
+    fs.writeFileSync(file, `{\n\tadmin 127.0.0.1:${admin}\n\tauto_https off\n}\nhttp://127.0.0.1:${port} {\n\timport ${at('deploy/proxy/temporal-ui.caddy')}\n}\n`);
+    proxy = spawn('caddy', ['run', '--config', file, '--adapter', 'caddyfile'], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: dir,
+        XDG_DATA_HOME: dir,
+        XDG_CONFIG_HOME: dir,
+        PODEX_AUTH_UPSTREAM: new URL(h.url).host,
+        PODEX_TEMPORAL_UI_UPSTREAM: `127.0.0.1:${(ui.address() as AddressInfo).port}`,
+      },
+      stdio: 'ignore',
+    });
+    await eventually(async () => ((await fetch(`http://127.0.0.1:${admin}/config/`).catch(() => undefined))?.ok ? true : undefined), 15_000);
+  }, 60_000);
+  afterAll(async () => {
+    proxy?.kill('SIGTERM');
+    ui?.close();
+    await h?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const get = async (headers: Record<string, string> = {}) => {
+    const res = await fetch(`http://127.0.0.1:${port}/namespaces/default/workflows`, { headers });
+    return { status: res.status, challenge: res.headers.get('www-authenticate'), body: await res.text() };
+  };
+  const basic = (token: string) => ({ authorization: `Basic ${Buffer.from(`operator:${token}`).toString('base64')}` });
+
+  it('without an admin token nothing reaches the UI: 401 with a Basic challenge, 403 for a user; an admin (Basic or Bearer) gets the UI without the token', async () => {
+    const secret = new TextEncoder().encode(config().JWT_SECRET_KEY);
+    const expired = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('old-admin').setIssuer('podex').setAudience('podex-orchestrator').setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(secret);
+    const refused: Record<string, string>[] = [{}, basic('not-a-token'), basic(expired), { authorization: 'Basic Og==' }, { 'x-internal-api-key': config().INTERNAL_API_KEY }];
+    for (const headers of refused) {
+      const r = await get(headers);
+      expect([r.status, r.challenge]).toEqual([401, 'Basic realm="Podex operators", charset="UTF-8"']);
+    }
+    for (const headers of [basic(h.userToken), { authorization: `Bearer ${h.userToken}` }]) {
+      const r = await get(headers);
+      expect([r.status, JSON.parse(r.body).error]).toEqual([403, 'forbidden']);
+    }
+    expect(seen).toEqual([]);
+
+    for (const headers of [basic(h.adminToken), { authorization: `Bearer ${h.adminToken}` }, basic(h.adminToken)]) {
+      const r = await get(headers);
+      expect([r.status, r.body]).toEqual([200, 'temporal ui']);
+    }
+    expect(seen.length).toBe(3);
+    expect(seen.map((headers) => headers.authorization)).toEqual([undefined, undefined, undefined]);
+  });
 });
 
 describe('metrics endpoints', () => {
