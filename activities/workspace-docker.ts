@@ -3,6 +3,9 @@ import type Docker from 'dockerode';
 import { containerSpec, hostPortsFrom, networkSpec, workspaceLabels, workspaceNames, READY_PROBE, SSH_PORT, type ContainerSpecInput } from '../domain/container-spec';
 import { execIn } from '../lib/docker-exec';
 import { DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
+import type { ToolsImage } from '../lib/tools-image';
+import { attachVolumeDisk, removeVolumeWithDisk, DISK_LABEL, VolumeDiskUnsupportedError } from '../lib/volume-disk';
+import { TIERS, type TierName } from '../domain/tiers';
 import { within } from '../lib/timeout';
 
 const STORAGE_FACTS_TTL_MS = 5 * 60_000;
@@ -24,7 +27,11 @@ export interface StartedWorkspace {
 
 export interface WorkspaceDockerDeps {
   fleet: DockerFleet;
+  /** The platform's tools image: volume disk helpers run from it. */
+  tools: ToolsImage;
 }
+
+const GIB = 1024 ** 3;
 
 /** This activity's attempt (1 when called outside an activity, as tools and tests do). */
 function attempt(): number {
@@ -62,7 +69,7 @@ async function removeTwins(docker: Docker, name: string): Promise<void> {
 }
 
 /** Docker steps of a workspace's life. Each finds its own earlier work by name, so retries are safe. */
-export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) {
+export function createWorkspaceDockerActivities({ fleet, tools }: WorkspaceDockerDeps) {
   const engine = (e: EngineEndpoint): Docker => fleet.engine(e);
   // The storage driver does not change under a running engine: `docker info` is slow and
   // costly on a busy engine, so its answer is kept for a few minutes per engine.
@@ -110,31 +117,42 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
     },
 
     /**
-     * The workspace's persistent volume. `createdBy` marks a volume this workflow made, so
-     * compensation removes only a volume it created (never a user's existing data).
+     * The workspace's persistent volume, on a filesystem of its own of the tier's disk size
+     * (see lib/volume-disk.ts): a write past it fails with ENOSPC inside the workspace.
+     * `createdBy` marks a volume this workflow made, so compensation removes only a volume it
+     * created (never a user's existing data). `diskBytes` overrides the tier's size (tests).
      */
-    async ensureVolume(endpoint: EngineEndpoint, workspaceId: string, ownerId: string, tier: string, createdBy: string): Promise<boolean> {
-      const volume = engine(endpoint).getVolume(workspaceNames(workspaceId).volume);
+    async ensureVolume(endpoint: EngineEndpoint, workspaceId: string, ownerId: string, tier: string, createdBy: string, diskBytes?: number): Promise<boolean> {
+      const docker = engine(endpoint);
+      const volume = docker.getVolume(workspaceNames(workspaceId).volume);
+      const t = TIERS[tier as TierName];
+      if (!t && !diskBytes) throw ApplicationFailure.nonRetryable(`unknown tier ${tier}`, 'BadRequest');
+      const bytes = diskBytes ?? t.diskGb * GIB;
       // Creating a volume that exists returns the existing one, so its labels tell who made it.
-      await engine(endpoint).createVolume({ Name: volume.name, Labels: { ...workspaceLabels(workspaceId, ownerId, tier), 'podex.created_by': createdBy } });
+      await docker.createVolume({ Name: volume.name, Labels: { ...workspaceLabels(workspaceId, ownerId, tier), 'podex.created_by': createdBy, [DISK_LABEL]: String(bytes) } });
       const v = (await volume.inspect()) as { Labels?: Record<string, string> };
+      try {
+        await attachVolumeDisk(docker, tools, volume.name, Number(v.Labels?.[DISK_LABEL] ?? bytes));
+      } catch (err) {
+        if (err instanceof VolumeDiskUnsupportedError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
       return v.Labels?.['podex.created_by'] === createdBy;
     },
 
     /** Creates the hardened container unless it already exists; SSH is published when the image serves it. */
     async ensureContainer(endpoint: EngineEndpoint, input: ContainerSpecInput): Promise<string> {
       const docker = engine(endpoint);
-      let ssh = input.ssh;
-      if (ssh === undefined) {
-        try {
-          const img = await docker.getImage(input.image).inspect();
-          ssh = `${SSH_PORT}/tcp` in (img.Config?.ExposedPorts ?? {});
-        } catch (err) {
-          if (!gone(err)) throw err;
-          throw ApplicationFailure.nonRetryable(`image ${input.image} is not on the server`, 'ImageNotFound');
-        }
+      // The image says whether it serves SSH and which user it runs as.
+      let img: Docker.ImageInspectInfo;
+      try {
+        img = await docker.getImage(input.image).inspect();
+      } catch (err) {
+        if (!gone(err)) throw err;
+        throw ApplicationFailure.nonRetryable(`image ${input.image} is not on the server`, 'ImageNotFound');
       }
-      const spec = containerSpec({ ...input, ssh });
+      const ssh = input.ssh ?? `${SSH_PORT}/tcp` in (img.Config?.ExposedPorts ?? {});
+      const spec = containerSpec({ ...input, ssh, imageUser: input.imageUser ?? img.Config?.User });
       try {
         return (await docker.createContainer(spec as Docker.ContainerCreateOptions)).id;
       } catch (err) {
@@ -209,8 +227,9 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
       return named.length > 0;
     },
 
+    /** Removes the volume and releases its disk (unmounted, its loop device freed, its image deleted with the volume). */
     async removeVolume(endpoint: EngineEndpoint, workspaceId: string): Promise<boolean> {
-      return ignoreMissing(engine(endpoint).getVolume(workspaceNames(workspaceId).volume).remove());
+      return removeVolumeWithDisk(engine(endpoint), tools, workspaceNames(workspaceId).volume);
     },
 
     /** Removes the volume only if `createdBy` made it: a user's existing data is never touched. */
@@ -223,7 +242,7 @@ export function createWorkspaceDockerActivities({ fleet }: WorkspaceDockerDeps) 
         if (gone(err)) return false;
         throw err;
       }
-      return ignoreMissing(volume.remove());
+      return removeVolumeWithDisk(engine(endpoint), tools, volume.name);
     },
   };
 

@@ -3,6 +3,7 @@ import { createWorkspaceDockerActivities } from '../activities/workspace-docker'
 import { networkSpec, workspaceLabels, workspaceNames } from '../domain/container-spec';
 import { TIERS } from '../domain/tiers';
 import { config } from '../lib/config';
+import { toolsImage } from '../lib/tools-image';
 import { localEngines, testFleet, uniq } from './helpers';
 
 /** Docker steps that must stay idempotent when an engine is too busy to answer in time. */
@@ -10,7 +11,7 @@ describe('workspace networks on a busy engine', () => {
   const fleet = testFleet();
   const endpoint = localEngines()[0];
   const docker = fleet.engine(endpoint);
-  const acts = createWorkspaceDockerActivities({ fleet });
+  const acts = createWorkspaceDockerActivities({ fleet, tools: toolsImage(config()) });
   const id = uniq('twins');
   const name = workspaceNames(id).network;
   const named = async () => (await docker.listNetworks({ filters: { name: [name] } })).filter((n) => n.Name === name);
