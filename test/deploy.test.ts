@@ -336,6 +336,42 @@ describe('deploy/: every file machine-checked', () => {
     expect(chain[auth].upstreams).toEqual([{ dial: 'api:8080' }]);
   });
 
+  it('finding 11: the api and the worker mount every file their settings name, each its own Docker client certificate, the restic password file alone, and the API the backup repository', () => {
+    const ok = run('docker-compose', ['-f', at('deploy/coolify/docker-compose.yml'), 'config'], { env: COMPOSE_ENV });
+    expect(ok.code).toBe(0);
+    type Service = { environment: Record<string, string>; volumes?: string[] };
+    const { services } = YAML.parse(ok.out) as { services: Record<string, Service> };
+    const mounts = (name: string) => (services[name].volumes ?? []).map((v) => ({ source: v.split(':')[0], target: v.split(':')[1] }));
+    const inside = (file: string, target: string) => file === target || file.startsWith(`${target}/`);
+    for (const name of ['api', 'worker']) {
+      const env = services[name].environment;
+      const files = [...Object.entries(env).filter(([k]) => k.endsWith('_FILE')).map(([, v]) => v), env.RESTIC_REPOSITORY];
+      expect(files.length).toBeGreaterThanOrEqual(5);
+      for (const f of files) expect([name, f, mounts(name).some((m) => inside(f, m.target))]).toEqual([name, f, true]);
+      // The secrets folder is never mounted whole: only the password file in it.
+      expect(mounts(name).filter((m) => m.source.startsWith('/etc/podex')).map((m) => m.source).sort()).toEqual([`/etc/podex/certs/${name}`, '/etc/podex/restic-password']);
+      expect(mounts(name).find((m) => m.target === '/run/podex-certs')?.source).toBe(`/etc/podex/certs/${name}`);
+    }
+    // Docker-published or not, the API never holds the worker's key, nor the folder with both.
+    expect(mounts('api').some((m) => /certs(\/worker)?\/?$/.test(m.source))).toBe(false);
+    expect(mounts('api').find((m) => m.target === '/var/lib/podex')?.source).toBe('podex-data');
+  });
+
+  it('finding 11: the compose file’s PostgreSQL is the major version the worker image’s pg_dump dumps (Debian’s, pinned in the Dockerfile)', () => {
+    const ok = run('docker-compose', ['-f', at('deploy/coolify/docker-compose.yml'), 'config'], { env: COMPOSE_ENV });
+    const { services } = YAML.parse(ok.out) as { services: Record<string, { image?: string }> };
+    const server = /^postgres:(\d+)(\.\d+)*(-\S+)?$/.exec(services.postgres.image ?? '');
+    const df = fs.readFileSync(at('deploy/docker/Dockerfile'), 'utf8');
+    const client = /\bpostgresql-client-(\d+)\b/.exec(df);
+    // What each Debian release ships (a release's postgresql-client-N exists for that N alone).
+    const shipped: Record<string, string> = { bookworm: '15', trixie: '17' };
+    const release = /^ARG NODE_IMAGE=node:\d+-(\w+)/m.exec(df)?.[1] ?? '';
+    expect([server?.[1], client?.[1]]).toEqual([shipped[release], shipped[release]]);
+    expect(release).toBe('bookworm');
+    // The runtime installs exactly that client (no unpinned metapackage beside it).
+    expect(df).not.toMatch(/\bpostgresql-client(?!-)/);
+  });
+
   it('caddy adapts the loopback Caddyfile to one listener on 127.0.0.1 and an admin API on loopback', () => {
     const r = caddy('adapt', 'deploy/proxy/Caddyfile', { PODEX_PROXY_BIND: '127.0.0.1', PODEX_PROXY_PORT: '8880', PODEX_PROXY_ADMIN: '127.0.0.1:8881', PODEX_AUTH_UPSTREAM: '127.0.0.1:8080' });
     expect(r.code).toBe(0);
@@ -517,6 +553,57 @@ describe('deploy/: DOCKER-USER rules for the ports Docker publishes', () => {
     expect([lab.after.admitted, lab.after.other, lab.after.outbound]).toEqual(['ws', 'blocked', 'out']);
     expect(lab.chain).toEqual(ruleLines(dockerUser(['rules', 'platform'], PLATFORM).out));
   }, 30_000);
+});
+
+describe('finding 11: the platform’s secrets as the containers (uid 10001) see them', () => {
+  asRoot('podex-secrets.sh leaves /etc/podex root’s, and through bind mounts like the compose file’s, uid 10001 reads the password and each certificate folder and nothing else', () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-secrets-'));
+    try {
+      fs.chmodSync(base, 0o755);
+      const root = path.join(base, 'etc-podex');
+      // As an operator leaves it: root-only files, the bootstrap's own settings beside them.
+      fs.mkdirSync(root, { mode: 0o700 });
+      fs.writeFileSync(path.join(root, 'bootstrap.env'), 'OPERATOR_IP=203.0.113.7\n', { mode: 0o600 });
+      for (const who of ['api', 'worker']) {
+        fs.mkdirSync(path.join(root, 'certs', who), { recursive: true, mode: 0o700 });
+        for (const f of ['ca.pem', 'cert.pem', 'key.pem']) fs.writeFileSync(path.join(root, 'certs', who, f), `${who} ${f}\n`, { mode: 0o600 });
+      }
+      const script = at('deploy/servers/platform/podex-secrets.sh');
+      for (let i = 0; i < 2; i++) expect(run('bash', [script, root]).code).toBe(0);
+      expect(fs.statSync(root).mode & 0o777).toBe(0o700);
+      const password = path.join(root, 'restic-password');
+      expect(fs.readFileSync(password, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
+      expect([fs.statSync(password).mode & 0o777, fs.statSync(password).uid, fs.statSync(password).gid]).toEqual([0o640, 0, 10001]);
+
+      // The container's view: its mounts, read as the image's user (uid and gid 10001, no other group).
+      const view = String.raw`
+        set -u
+        mkdir -p "$1/run/certs" "$1/run/secrets"; touch "$1/run/secrets/restic-password"
+        mount --bind "$2/certs/api" "$1/run/certs"
+        mount --bind "$2/restic-password" "$1/run/secrets/restic-password"
+        as() { setpriv --reuid 10001 --regid 10001 --clear-groups "$@" 2>/dev/null; }
+        for f in "$1/run/certs/ca.pem" "$1/run/certs/cert.pem" "$1/run/certs/key.pem" "$1/run/secrets/restic-password" "$2/bootstrap.env" "$2/certs/worker/key.pem"; do
+          if as head -c 3 "$f" >/dev/null; then echo "read $f"; else echo "refused $f"; fi
+        done
+        as ls "$1/run/certs" | paste -sd ' '`;
+      const r = run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', view, 'view', base, root]);
+      expect(r.code).toBe(0);
+      expect(r.out.trim().split('\n')).toEqual([
+        `read ${base}/run/certs/ca.pem`,
+        `read ${base}/run/certs/cert.pem`,
+        `read ${base}/run/certs/key.pem`,
+        `read ${base}/run/secrets/restic-password`,
+        `refused ${root}/bootstrap.env`,
+        `refused ${root}/certs/worker/key.pem`,
+        'ca.pem cert.pem key.pem',
+      ]);
+      // The image's user is the one the modes are for; the bootstrap runs the script.
+      expect(fs.readFileSync(at('deploy/docker/Dockerfile'), 'utf8')).toMatch(/--gid 10001 podex[\s\S]*--uid 10001 --gid podex/);
+      expect(fs.readFileSync(at('deploy/servers/platform/bootstrap.sh'), 'utf8')).toMatch(/^"\$here\/podex-secrets\.sh" \/etc\/podex$/m);
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('finding 7, live: the Temporal UI route (deploy/proxy/temporal-ui.caddy) in Debian’s Caddy, asking the real API', () => {

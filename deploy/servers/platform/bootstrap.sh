@@ -57,5 +57,6 @@ harden_sshd
 harden_fail2ban
 harden_updates
 
-[ -s /etc/podex/restic-password ] || (umask 077; openssl rand -hex 32 >/etc/podex/restic-password)
+# What the api and worker containers (uid 10001) read: the restic password, each its own Docker client key.
+"$here/podex-secrets.sh" /etc/podex
 log "platform server ready: install Coolify, then deploy deploy/coolify/docker-compose.yml"
