@@ -423,6 +423,17 @@ describe('deploy/: every file machine-checked', () => {
     expect(ci.jobs.test.steps.some((s) => s.run?.includes('.ci/run'))).toBe(true);
     const deploy = fs.readFileSync(at('.github/workflows/deploy.yml'), 'utf8');
     expect(YAML.parse(deploy).on.workflow_run.workflows).toEqual(['CI']);
+    // Issue 17 (Low): a successful CI run deploys only when it was a push to this repository's own main
+    // (a fork's pull request from a branch named main also runs CI, with head_repository the fork).
+    const condition = (YAML.parse(deploy) as { jobs: { deploy: { if: string } } }).jobs.deploy.if.split('&&').map((c) => c.trim());
+    expect(condition.sort()).toEqual(
+      [
+        "github.event.workflow_run.conclusion == 'success'",
+        "github.event.workflow_run.event == 'push'",
+        "github.event.workflow_run.head_branch == 'main'",
+        'github.event.workflow_run.head_repository.full_name == github.repository',
+      ].sort(),
+    );
     expect(deploy).toMatch(/secrets\.COOLIFY_TOKEN/);
     expect(deploy).toMatch(/secrets\.COOLIFY_WEBHOOK_API/);
     // Grafana: dashboards parse and use the provisioned data sources.
