@@ -65,4 +65,10 @@ describe('parseConfig', () => {
     expect(c.CORS_ORIGINS).toEqual(['https://a.dev', 'https://b.dev']);
     expect(c.OPENROUTER_API_KEY).toBeUndefined();
   });
+
+  it('allows no private provider hosts unless LLM_PROVIDER_ALLOW lists them, and names a malformed entry', () => {
+    expect(parseConfig(valid).LLM_PROVIDER_ALLOW).toEqual([]);
+    expect(parseConfig({ ...valid, LLM_PROVIDER_ALLOW: 'ollama.lan, 10.0.0.0/8,::1' }).LLM_PROVIDER_ALLOW).toEqual(['ollama.lan', '10.0.0.0/8', '::1']);
+    expect(problemsOf({ ...valid, LLM_PROVIDER_ALLOW: '10.0.0.0/40' })).toEqual(['LLM_PROVIDER_ALLOW: must list host names, addresses or CIDR networks, comma-separated']);
+  });
 });

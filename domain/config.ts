@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { CHECK_SUBSET, DEFAULT_RETENTION } from './backup';
+import { parseAllowEntry } from './outbound';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -122,6 +123,8 @@ export const envSchema = z
     LLM_UPSTREAM_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
     LLM_UPSTREAM_TIMEOUT_MS: positiveInt.default(600_000),
     LLM_PRICE_SCHEDULE_ID: z.string().min(1).default('llm-prices-daily'),
+    /** Hosts, addresses and CIDRs a user's provider URL (Ollama) may reach though not public, and the only ones over plain http; empty: public https only. */
+    LLM_PROVIDER_ALLOW: list.refine((l) => l.every((e) => parseAllowEntry(e)), { message: 'must list host names, addresses or CIDR networks, comma-separated' }),
   })
   .superRefine((env, ctx) => {
     const both = (a: keyof typeof env, b: keyof typeof env) => {

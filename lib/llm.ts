@@ -9,6 +9,7 @@ import { attempts, BYOK_PROVIDERS, costOf, findModel, type Attempt, type ByokPro
 import type { Config } from '../domain/config';
 import type { Logger } from './logger';
 import type { PrismaClient } from './prisma';
+import { Outbound, OutboundRefusedError } from './safe-fetch';
 import { SecretBox } from './secret-box';
 
 export interface LlmSettings {
@@ -25,6 +26,8 @@ export interface LlmSettings {
   /** The SDK's own retries with backoff on 429/5xx before the next fallback. */
   maxRetries: number;
   timeoutMs: number;
+  /** Hosts, addresses and CIDR networks a user's provider URL may reach though not public; plain http only to these. */
+  providerAllow?: readonly string[];
 }
 
 /** An error with the HTTP status and OpenAI-style type the API answers with. */
@@ -52,13 +55,29 @@ export interface Usage {
 
 export type ChatRequest = Omit<ChatCompletionCreateParamsNonStreaming, 'stream' | 'stream_options'> & { stream?: boolean };
 
+/** A user's provider URL that the outbound rules refuse (the SDK wraps what its fetch throws). */
+const refusedBy = (err: unknown): OutboundRefusedError | undefined =>
+  err instanceof OutboundRefusedError ? err : err instanceof OpenAI.APIConnectionError && err.cause instanceof OutboundRefusedError ? err.cause : undefined;
+
+/** The refusal as users see it: which addresses a name has is not theirs to learn from us. */
+function refusalError(r: OutboundRefusedError, provider: string): LlmError {
+  if (/^(resolves to|does not resolve|must be|must not|not a URL)/.test(r.reason)) {
+    const why = /^(must|not a URL)/.test(r.reason) ? r.reason : 'must resolve only to public addresses (or to a host the operator allows)';
+    return new LlmError(400, 'invalid_request_error', `baseUrl: your ${provider} URL is refused: ${why}`, 'baseUrl');
+  }
+  return new LlmError(502, 'upstream_error', `${provider}: ${r.reason}`);
+}
+
 const retryable = (err: unknown) =>
-  err instanceof OpenAI.APIConnectionError || (err instanceof OpenAI.APIError && (err.status === 429 || err.status === 408 || (err.status ?? 0) >= 500));
+  !refusedBy(err) &&
+  (err instanceof OpenAI.APIConnectionError || (err instanceof OpenAI.APIError && (err.status === 429 || err.status === 408 || (err.status ?? 0) >= 500)));
 
 export class LlmRouter {
   private readonly box?: SecretBox;
   private readonly fallbacks: ModelEntry[];
   private readonly log: Logger;
+  /** Connections to URLs users give (their Ollama). */
+  private readonly outbound: Outbound;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -68,11 +87,21 @@ export class LlmRouter {
     this.box = s.encryptionKey ? new SecretBox(s.encryptionKey) : undefined;
     this.fallbacks = s.fallbackModels.map((m) => findModel(m)).filter((m): m is ModelEntry => Boolean(m));
     this.log = logger.child({ component: 'llm' });
+    this.outbound = new Outbound({ allow: s.providerAllow ?? [], totalTimeoutMs: s.timeoutMs });
   }
 
   // --- users' credentials ------------------------------------------------------
 
   async setCredential(userId: string, provider: ByokProvider, value: Credential): Promise<void> {
+    if (value.baseUrl) {
+      // Checked again at every connection (a name may resolve elsewhere later); this gives a clear 400 now.
+      try {
+        await this.outbound.check(value.baseUrl);
+      } catch (err) {
+        const refused = refusedBy(err);
+        throw refused ? refusalError(refused, provider) : err;
+      }
+    }
     if (!this.box) throw new LlmError(503, 'server_error', 'storing provider keys is not configured (LLM_KEYS_ENCRYPTION_KEY)');
     const secret = new Uint8Array(this.box.seal(JSON.stringify(value), `${userId}:${provider}`));
     await this.prisma.llmCredential.upsert({ where: { userId_provider: { userId, provider } }, create: { userId, provider, secret }, update: { secret } });
@@ -123,8 +152,12 @@ export class LlmRouter {
         return new OpenAI({ ...common, apiKey: creds.get('openai')!.apiKey, baseURL: this.s.openaiBaseURL });
       case 'anthropic':
         return new OpenAI({ ...common, apiKey: creds.get('anthropic')!.apiKey, baseURL: this.s.anthropicBaseURL });
-      case 'ollama':
-        return new OpenAI({ ...common, apiKey: creds.get('ollama')!.apiKey ?? 'ollama', baseURL: `${creds.get('ollama')!.baseUrl!.replace(/\/+$/, '')}/v1` });
+      case 'ollama': {
+        // A URL the user gave: only through the outbound fetch (checked addresses, no redirects, bounded).
+        const baseUrl = creds.get('ollama')!.baseUrl!;
+        this.outbound.precheck(baseUrl);
+        return new OpenAI({ ...common, apiKey: creds.get('ollama')!.apiKey ?? 'ollama', baseURL: `${baseUrl.replace(/\/+$/, '')}/v1`, fetch: this.outbound.fetch });
+      }
     }
   }
 
@@ -245,9 +278,16 @@ export class LlmRouter {
 
   private upstreamError(err: unknown, a: Attempt): unknown {
     if (err instanceof LlmError) return err;
+    const refused = refusedBy(err);
+    if (refused) {
+      this.log.warn({ provider: a.provider, reason: refused.reason }, 'provider URL refused');
+      return refusalError(refused, a.provider);
+    }
     if (err instanceof OpenAI.APIError && err.status) {
       const status = err.status >= 500 || err.status === 429 ? 502 : err.status === 401 || err.status === 403 ? 502 : err.status;
-      return new LlmError(status, status === 502 ? 'upstream_error' : 'invalid_request_error', `${a.provider} answered ${err.status}: ${err.message}`);
+      // Never the upstream's body (a user's URL could point at anything): its status and, at most, its short error code.
+      const code = [err.code, err.type].find((c): c is string => typeof c === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(c));
+      return new LlmError(status, status === 502 ? 'upstream_error' : 'invalid_request_error', `${a.provider} answered ${err.status}${code ? ` (${code})` : ''}`);
     }
     if (err instanceof OpenAI.APIConnectionError) return new LlmError(502, 'upstream_error', `${a.provider} could not be reached`);
     return err;
@@ -287,5 +327,6 @@ export function llmSettings(c: Config): LlmSettings {
     encryptionKey: c.LLM_KEYS_ENCRYPTION_KEY,
     maxRetries: c.LLM_UPSTREAM_RETRIES,
     timeoutMs: c.LLM_UPSTREAM_TIMEOUT_MS,
+    providerAllow: c.LLM_PROVIDER_ALLOW,
   };
 }

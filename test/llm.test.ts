@@ -48,6 +48,8 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
       encryptionKey: ENCRYPTION_KEY,
       maxRetries: 1,
       timeoutMs: 10_000,
+      // The local Ollama is on loopback: allowed by the operator setting, as a private Ollama would be.
+      providerAllow: ['127.0.0.1'],
     };
     const logger = pino({ level: 'debug' }, logs);
     h = await startHarness('llm', { llm: settings }, { overrides: { logger, llm: new LlmRouter(prisma, settings, logger) } });
