@@ -34,9 +34,16 @@ const status = (s) => `<span class="status status-${esc(s)}">${esc(s)}</span>`;
 function bar(label, used, reserved, total, unit) {
   const pct = (v) => (total > 0 ? Math.min(100, (v / total) * 100) : 0);
   return `<div class="bar" role="img" aria-label="${esc(label)}: ${used} used, ${reserved} reserved of ${total} ${unit}">
-      <span class="reserved" style="width:${pct(reserved)}%"></span><span style="width:${pct(used)}%"></span></div>
+      <span class="reserved" data-width="${pct(reserved)}"></span><span data-width="${pct(used)}"></span></div>
     <div class="bar-label">${esc(label)} ${used} / ${reserved} / ${total} ${unit}</div>`;
 }
+// The page's Content-Security-Policy refuses style attributes in markup; widths set through the DOM are allowed.
+new MutationObserver(() => {
+  for (const el of main.querySelectorAll('[data-width]')) {
+    el.style.width = `${el.dataset.width}%`;
+    el.removeAttribute('data-width');
+  }
+}).observe(main, { childList: true, subtree: true });
 function age(iso) {
   if (!iso) return 'never';
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));

@@ -8,12 +8,15 @@ import type { Redis } from '../lib/redis';
 import type { DockerFleet } from '../lib/docker-fleet';
 import type { Logger } from '../lib/logger';
 import type { Config } from '../domain/config';
-import { authenticator } from './auth';
+import { authenticator, requireAdmin } from './auth';
 import { ADMIN_AUTH_PATH, createAdminAuth } from './admin-auth';
 import { HttpError } from './errors';
-import { within } from '../lib/timeout';
 import { openApiDocument } from './openapi';
-import { rateLimiter } from './rate-limit';
+import { addressLimiter, principalLimiter, type RateLimits } from './rate-limit';
+import { clientAddress, TrustedProxies } from './client-ip';
+import { cors } from './cors';
+import { adminHeaders } from './admin-headers';
+import { cachedReadiness } from './readiness';
 import { auditRouter } from './routes/audit';
 import { serversRouter } from './routes/servers';
 import { workspacesRouter } from './routes/workspaces';
@@ -65,8 +68,16 @@ export function attachUpgrades(server: Server, app: Express): void {
 export interface ApiSettings {
   jwtSecret: string;
   internalApiKey: string;
+  /** Requests per minute per client address (RATE_LIMIT_PER_MINUTE). */
   rateLimitPerMinute: number;
-  trustProxy: boolean;
+  rateLimitPerPrincipal: number;
+  rateLimitInternal: number;
+  /** Proxies whose forwarding headers name the client (TRUSTED_PROXIES). */
+  trustedProxies: string[];
+  corsOrigins: string[];
+  sseMaxPerUser: number;
+  /** How long a readiness answer is reused (ms). */
+  readyzCacheMs: number;
   taskQueue: string;
   namespace: string;
   temporalUiUrl: string;
@@ -91,7 +102,12 @@ export function apiSettings(c: Config): ApiSettings {
     jwtSecret: c.JWT_SECRET_KEY,
     internalApiKey: c.INTERNAL_API_KEY,
     rateLimitPerMinute: c.RATE_LIMIT_PER_MINUTE,
-    trustProxy: c.TRUST_PROXY,
+    rateLimitPerPrincipal: c.RATE_LIMIT_PER_USER_PER_MINUTE,
+    rateLimitInternal: c.RATE_LIMIT_INTERNAL_PER_MINUTE,
+    trustedProxies: c.TRUSTED_PROXIES,
+    corsOrigins: c.CORS_ORIGINS,
+    sseMaxPerUser: c.SSE_MAX_PER_USER,
+    readyzCacheMs: 5_000,
     taskQueue: c.TEMPORAL_TASK_QUEUE,
     namespace: c.TEMPORAL_NAMESPACE,
     temporalUiUrl: c.TEMPORAL_UI_URL,
@@ -119,15 +135,17 @@ export interface ApiDeps {
   settings: ApiSettings;
 }
 
-const CHECK_TIMEOUT_MS = 2_000;
-
 /** Builds the Express app from the process's long-lived clients (tests pass the same clients). */
 export function createApp(deps: ApiDeps): Express {
   const app = express();
   const log = deps.logger.child({ component: 'api' });
   app.disable('x-powered-by');
-  app.set('trust proxy', deps.settings.trustProxy);
-  app.use(express.json({ limit: '1mb' }));
+  const trusted = new TrustedProxies(deps.settings.trustedProxies);
+  app.set('trust proxy', (addr: string) => trusted.trusts(addr));
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
   app.use((req: Request, res: Response, next: NextFunction) => {
     const t0 = process.hrtime.bigint();
     res.on('finish', () => {
@@ -137,32 +155,26 @@ export function createApp(deps: ApiDeps): Express {
     });
     next();
   });
+  app.use(cors(deps.settings.corsOrigins));
 
   /** Liveness: the process is up and serving. */
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  /** Readiness: every dependency the API needs answers. */
+  /** Readiness: every dependency the API needs answers (asked once per readyzCacheMs, however often probed). */
+  const readiness = cachedReadiness(
+    {
+      temporal: () => deps.temporal.workflowService.getSystemInfo({}),
+      postgres: () => deps.prisma.$queryRaw`SELECT 1`,
+      redis: () => deps.redis.ping(),
+    },
+    deps.settings.readyzCacheMs,
+    log,
+  );
   app.get('/readyz', async (_req, res) => {
-    const checks = {
-      temporal: () => deps.temporal.workflowService.getSystemInfo({}).then(() => undefined),
-      postgres: () => deps.prisma.$queryRaw`SELECT 1`.then(() => undefined),
-      redis: () => deps.redis.ping().then(() => undefined),
-    };
-    const results = await Promise.all(
-      Object.entries(checks).map(async ([name, check]) => {
-        try {
-          await within(check(), CHECK_TIMEOUT_MS, name);
-          return [name, { ok: true }] as const;
-        } catch (err) {
-          log.warn({ check: name, err: (err as Error).message }, 'readiness check failed');
-          return [name, { ok: false, error: 'unavailable' }] as const;
-        }
-      }),
-    );
-    const ready = results.every(([, r]) => r.ok);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
+    const { ready, checks } = await readiness();
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
 
   const openapi = openApiDocument();
@@ -170,17 +182,8 @@ export function createApp(deps: ApiDeps): Express {
     res.json(openapi);
   });
 
-  /** Prometheus metrics: aggregate counts only, nothing per user or secret. */
-  app.get('/metrics', async (_req, res, next) => {
-    try {
-      res.type('text/plain; version=0.0.4').send(await metricsExposition(deps.prisma));
-    } catch (err) {
-      next(err);
-    }
-  });
-
   /** The fleet console: static files; every call it makes goes through the API with the operator's token. */
-  app.use('/admin', express.static(path.join(__dirname, '..', 'admin'), { index: 'index.html', fallthrough: false }));
+  app.use('/admin', adminHeaders, express.static(path.join(__dirname, '..', 'admin'), { index: 'index.html', fallthrough: false }));
 
   // The Workspace Proxy asks here once per request: before the API's own rate limit and authentication.
   const routes = new RouteTable(deps.prisma, deps.redis, log);
@@ -202,11 +205,26 @@ export function createApp(deps: ApiDeps): Express {
   app.locals.upgrades = upgrades;
   app.locals.routes = routes;
 
-  app.use(rateLimiter(deps.redis, deps.settings.rateLimitPerMinute, (err) => log.warn({ err: err.message }, 'rate limiter unavailable')));
+  // Limits, then who is asking, then their limit, and only then is a body read.
+  const limits: RateLimits = { perIp: deps.settings.rateLimitPerMinute, perPrincipal: deps.settings.rateLimitPerPrincipal, internal: deps.settings.rateLimitInternal };
+  const limiterDown = (err: Error) => log.warn({ err: err.message }, 'rate limiter unavailable');
+  app.use(addressLimiter(deps.redis, limits, deps.settings.internalApiKey, (req) => clientAddress(req, trusted), limiterDown));
   app.use(authenticator(deps.settings.jwtSecret, deps.settings.internalApiKey));
+  app.use(principalLimiter(deps.redis, limits, limiterDown));
+  app.use(express.json({ limit: '1mb' }));
+
+  /** Prometheus metrics for admins (Prometheus itself scrapes METRICS_ADDRESS): aggregate counts only, nothing per user or secret. */
+  app.get('/metrics', requireAdmin, async (_req, res, next) => {
+    try {
+      res.type('text/plain; version=0.0.4').send(await metricsExposition(deps.prisma));
+    } catch (err) {
+      next(err);
+    }
+  });
   app.use(serversRouter(deps));
   app.use(auditRouter(deps));
   const events = new WorkspaceEvents(deps.redis);
+  app.locals.events = events;
   app.locals.close = () => Promise.all([events.close(), routes.close()]);
   app.use(workspacesRouter({ ...deps, events }));
   const shell = workspaceShell(deps);

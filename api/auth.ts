@@ -13,6 +13,8 @@ export interface Principal {
 
 const ISSUER = 'podex';
 const AUDIENCE = 'podex-orchestrator';
+/** A token without `exp` would be good forever: refused, as a leaked one must run out. */
+const VERIFY = { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], requiredClaims: ['exp'] };
 
 /** Mints a token for `sub` with `role` (the token command and tests use this). */
 export async function mintToken(secret: string, sub: string, role: Role, ttl = '12h'): Promise<string> {
@@ -37,7 +39,7 @@ export function bearerVerifier(jwtSecret: string): (token: string) => Promise<(P
   const key = new TextEncoder().encode(jwtSecret);
   return async (token) => {
     try {
-      const { payload } = await jwtVerify(token, key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
+      const { payload } = await jwtVerify(token, key, VERIFY);
       if (!payload.sub || (payload.role !== 'admin' && payload.role !== 'user')) return null;
       return { id: payload.sub, role: payload.role, exp: payload.exp };
     } catch {
@@ -64,7 +66,7 @@ export function authenticator(jwtSecret: string, internalApiKey: string) {
       if (!m) throw new HttpError(401, 'unauthorized', 'missing credentials: send a Bearer token or X-Internal-API-Key');
       let payload;
       try {
-        ({ payload } = await jwtVerify(m[1], key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] }));
+        ({ payload } = await jwtVerify(m[1], key, VERIFY));
       } catch {
         throw new HttpError(401, 'unauthorized', 'invalid or expired token');
       }

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Redis } from '../lib/redis';
 
 type Listener = (message: string) => void;
@@ -9,6 +10,7 @@ type Listener = (message: string) => void;
 export class WorkspaceEvents {
   private sub?: Redis;
   private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly streams = new Map<string, number>();
 
   constructor(private readonly redis: Redis) {}
 
@@ -33,7 +35,48 @@ export class WorkspaceEvents {
     };
   }
 
+  /** Listeners held now, across workspaces (tests and leak checks read it). */
+  get listenerCount(): number {
+    let n = 0;
+    for (const set of this.listeners.values()) n += set.size;
+    return n;
+  }
+
+  /** Takes one of `max` event streams for `owner` on this process: its release (call once), or null when all are held. */
+  claimStream(owner: string, max: number): (() => void) | null {
+    const held = this.streams.get(owner) ?? 0;
+    if (held >= max) return null;
+    this.streams.set(owner, held + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.streams.get(owner) ?? 1) - 1;
+      if (left > 0) this.streams.set(owner, left);
+      else this.streams.delete(owner);
+    };
+  }
+
   async close(): Promise<void> {
     await this.sub?.quit().catch(() => undefined);
   }
+}
+
+/**
+ * Runs clean-ups when the client goes: at once if it has already gone (it may leave while the
+ * handler awaits, before a close listener could be added), else when its connection closes.
+ */
+export function whenGone(res: ServerResponse): { gone: () => boolean; hold: (cleanup: () => void) => void } {
+  const cleanups: (() => void)[] = [];
+  let gone = false;
+  const finish = () => {
+    gone = true;
+    for (const c of cleanups.splice(0)) c();
+  };
+  res.once('close', finish);
+  if (res.destroyed || res.socket?.destroyed !== false) finish();
+  return {
+    gone: () => gone,
+    hold: (cleanup) => (gone ? cleanup() : cleanups.push(cleanup)),
+  };
 }

@@ -6,7 +6,7 @@ import { createRedis } from '../lib/redis';
 import { createTemporalClient } from '../lib/temporal';
 import { DockerFleet } from '../lib/docker-fleet';
 import { apiSettings, createApiServer, createApp } from './app';
-import { countWorkflowStarts } from './metrics';
+import { countWorkflowStarts, metricsServer } from './metrics';
 
 /** The API process: one Temporal client, one Prisma client, one Redis connection. */
 async function main(): Promise<void> {
@@ -17,9 +17,16 @@ async function main(): Promise<void> {
   const temporal = await createTemporalClient(cfg, { workflow: [countWorkflowStarts] });
   const fleet = new DockerFleet({ caFile: cfg.DOCKER_TLS_CA_FILE, certFile: cfg.DOCKER_TLS_CERT_FILE, keyFile: cfg.DOCKER_TLS_KEY_FILE }, cfg.DOCKER_TIMEOUT_MS);
   const app = createApp({ fleet, prisma, redis, temporal, logger, settings: apiSettings(cfg) });
-  const server: Server = createApiServer(app).listen(cfg.PORT, '0.0.0.0');
+  const server: Server = createApiServer(app).listen(cfg.PORT, cfg.API_HOST);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  logger.info({ port: cfg.PORT }, 'api listening');
+  logger.info({ host: cfg.API_HOST, port: cfg.PORT }, 'api listening');
+  let metrics: Server | undefined;
+  if (cfg.METRICS_ADDRESS) {
+    const at = cfg.METRICS_ADDRESS.lastIndexOf(':');
+    metrics = metricsServer(prisma, (err) => logger.warn({ err: err.message }, 'metrics unavailable')).listen(Number(cfg.METRICS_ADDRESS.slice(at + 1)), cfg.METRICS_ADDRESS.slice(0, at));
+    await new Promise<void>((resolve, reject) => metrics!.once('listening', resolve).once('error', reject));
+    logger.info({ address: cfg.METRICS_ADDRESS }, 'metrics listening');
+  }
 
   const stop = new Promise<void>((resolve) => {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve());
@@ -29,6 +36,7 @@ async function main(): Promise<void> {
   try {
     // In-flight requests get a grace period; idle keep-alive sockets close at once.
     const grace = setTimeout(() => server.closeAllConnections(), 10_000).unref();
+    metrics?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     clearTimeout(grace);
   } finally {

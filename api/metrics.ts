@@ -1,3 +1,4 @@
+import { createServer, type Server } from 'node:http';
 import client from 'prom-client';
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 import type { Request } from 'express';
@@ -101,4 +102,24 @@ export async function metricsText(prisma: PrismaClient): Promise<string> {
     ...byStatus(workspaces, ['pending', 'provisioning', 'running', 'stopped', 'restoring', 'failed', 'deleted']).map(([st, n]) => `podex_workspaces{status="${st}"} ${n}`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * /metrics alone, without credentials, for METRICS_ADDRESS: a private address Prometheus
+ * scrapes (the compose network), never the public port.
+ */
+export function metricsServer(prisma: PrismaClient, onError: (err: Error) => void): Server {
+  return createServer((req, res) => {
+    if (req.method !== 'GET' || new URL(req.url ?? '/', 'http://metrics').pathname !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    metricsExposition(prisma).then(
+      (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(text),
+      (err: Error) => {
+        onError(err);
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
+      },
+    );
+  });
 }

@@ -133,7 +133,7 @@ export function openApiDocument(): object {
       ),
       '/workspaces/{id}/events': {
         parameters: [idParam],
-        get: op('status changes as server-sent events', { security: user, responses: { '200': { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '404': err('no such workspace') } }),
+        get: op('status changes as server-sent events', { security: user, responses: { '200': { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '404': err('no such workspace'), '429': err('too many open event streams for this user, or rate limited') } }),
       },
       '/workspaces/{id}/exec': {
         parameters: [idParam],
@@ -253,7 +253,10 @@ export function openApiDocument(): object {
         get: op('snapshots in the repository and recent backup runs', {
           parameters: queryParams(s.listBackupsQuery),
           responses: {
-            '200': ok('snapshots and runs', { type: 'object', properties: { repository: { type: 'string' }, snapshots: { type: 'array', items: ref('Snapshot') }, runs: { type: 'array', items: ref('BackupRun') } } }),
+            '200': ok('a page of snapshots (newest first), the cursor of the next page, and recent runs', {
+              type: 'object',
+              properties: { repository: { type: 'string' }, snapshots: { type: 'array', items: ref('Snapshot') }, nextCursor: { type: ['string', 'null'] }, runs: { type: 'array', items: ref('BackupRun') } },
+            }),
             '503': err('the repository cannot be opened (wrong password, unreachable)'),
           },
         }),
@@ -313,7 +316,7 @@ export function openApiDocument(): object {
         parameters: [{ name: 'userId', in: 'path', required: true, schema: { type: 'string' } }],
         post: op('add Podex credits to a user', { responses: { '200': ok('new balance') } }),
       },
-      '/metrics': { get: op('Prometheus metrics (aggregate counts only)', { security: [], responses: { '200': { description: 'text/plain; version=0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } } } }) },
+      '/metrics': { get: op('Prometheus metrics for admins (aggregate counts only); Prometheus scrapes METRICS_ADDRESS without credentials', { security: admin, responses: { '200': { description: 'text/plain; version=0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } } } }) },
       '/audit': {
         get: op('admin actions, newest first', {
           parameters: queryParams(s.auditQuery),

@@ -1,29 +1,78 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Redis } from '../lib/redis';
+import type { Principal } from './auth';
+
+export interface RateLimits {
+  /** Per client address (as TRUSTED_PROXIES lets the API see it). */
+  perIp: number;
+  /** Per authenticated user or admin, across every address they use. */
+  perPrincipal: number;
+  /** For the internal API key, per calling address, in place of the per-address budget users share. */
+  internal: number;
+}
+
+/** res.locals key: the request was counted against the internal key's budget. */
+const INTERNAL = 'rateLimitedAsInternal';
 
 /**
- * Fixed one-minute windows per client IP, counted in Redis so every API instance shares
- * them. Over the limit: 429 with Retry-After (seconds to the next window). If Redis does
- * not answer the request is let through: rate limiting must not take the API down.
+ * Fixed one-minute windows counted in Redis, so every API instance shares them. Over the
+ * limit: 429 with Retry-After (seconds to the next window). If Redis does not answer the
+ * request is let through: rate limiting must not take the API down.
  */
-export function rateLimiter(redis: Redis, perMinute: number, onError?: (err: Error) => void) {
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const now = Date.now();
-    const window = Math.floor(now / 60_000);
-    const key = `podex:rl:${req.ip}:${window}`;
-    try {
-      const [[, count]] = (await redis.multi().incr(key).expire(key, 61).exec()) as [[unknown, number], unknown];
-      res.setHeader('RateLimit-Limit', perMinute);
-      res.setHeader('RateLimit-Remaining', Math.max(0, perMinute - count));
-      if (count > perMinute) {
-        const retryAfter = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
-        res.setHeader('Retry-After', retryAfter);
-        res.status(429).json({ error: 'rate_limited', message: `more than ${perMinute} requests per minute; retry in ${retryAfter}s` });
-        return;
-      }
-    } catch (err) {
-      onError?.(err as Error);
+async function spend(redis: Redis, bucket: string, limit: number, res: Response, onError?: (err: Error) => void): Promise<boolean> {
+  const now = Date.now();
+  const window = Math.floor(now / 60_000);
+  const key = `podex:rl:${bucket}:${window}`;
+  try {
+    const [[, count]] = (await redis.multi().incr(key).expire(key, 61).exec()) as [[unknown, number], unknown];
+    const remaining = Math.max(0, limit - count);
+    const shown = Number(res.getHeader('RateLimit-Remaining') ?? Infinity);
+    if (remaining <= shown) {
+      res.setHeader('RateLimit-Limit', limit);
+      res.setHeader('RateLimit-Remaining', remaining);
     }
-    next();
+    if (count <= limit) return true;
+    const retryAfter = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
+    res.setHeader('Retry-After', retryAfter);
+    // The body, if any, is never read: closing the connection stops a client streaming it to us.
+    if (res.req.headers['content-length'] || res.req.headers['transfer-encoding']) res.setHeader('Connection', 'close');
+    res.status(429).json({ error: 'rate_limited', message: `more than ${limit} requests per minute; retry in ${retryAfter}s` });
+    return false;
+  } catch (err) {
+    onError?.(err as Error);
+    return true;
+  }
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * The first limit, before authentication and before any body is read: per client address, or
+ * the internal key's own budget when the request carries the right key (a wrong key counts
+ * against its address, and authentication refuses it next).
+ */
+export function addressLimiter(redis: Redis, limits: RateLimits, internalApiKey: string, addressOf: (req: Request) => string, onError?: (err: Error) => void) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const key = req.get('x-internal-api-key');
+    if (key !== undefined && sameSecret(key, internalApiKey)) {
+      res.locals[INTERNAL] = true;
+      if (await spend(redis, `internal:${addressOf(req)}`, limits.internal, res, onError)) next();
+      return;
+    }
+    if (await spend(redis, `ip:${addressOf(req)}`, limits.perIp, res, onError)) next();
+  };
+}
+
+/** The second limit, after authentication and still before the body is read: per user or admin. */
+export function principalLimiter(redis: Redis, limits: RateLimits, onError?: (err: Error) => void) {
+  return async (_req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (res.locals[INTERNAL]) return next();
+    const p = res.locals.principal as Principal | undefined;
+    if (!p || (await spend(redis, `user:${p.id}`, limits.perPrincipal, res, onError))) next();
   };
 }

@@ -258,6 +258,8 @@ export const listBackupsQuery = z
     kind: z.enum(['database', 'workspace']).optional(),
     workspaceId: z.uuid({ message: 'must be a workspace id' }).optional(),
     runs: z.coerce.number().int().min(0).max(100).default(20).describe('how many recent runs to include'),
+    limit: z.coerce.number().int().min(1).max(500).default(100).describe('snapshots per page, newest first'),
+    before: z.string().max(200).optional().describe('the nextCursor of the previous page'),
   })
   .strict();
 export const restoreBody = z

@@ -66,6 +66,16 @@ describe('parseConfig', () => {
     expect(c.OPENROUTER_API_KEY).toBeUndefined();
   });
 
+  it('listens on loopback and trusts no proxy by default; TRUSTED_PROXIES takes addresses and CIDRs; TRUST_PROXY is refused', () => {
+    const c = parseConfig(valid);
+    expect(c.API_HOST).toBe('127.0.0.1');
+    expect(c.TRUSTED_PROXIES).toEqual([]);
+    expect(parseConfig({ ...valid, TRUSTED_PROXIES: '172.16.0.0/12, 127.0.0.1,fd00::/8' }).TRUSTED_PROXIES).toEqual(['172.16.0.0/12', '127.0.0.1', 'fd00::/8']);
+    expect(problemsOf({ ...valid, TRUSTED_PROXIES: 'proxy.lan' })).toEqual(['TRUSTED_PROXIES.0: each entry must be an IP address or CIDR such as 10.0.0.0/8']);
+    expect(problemsOf({ ...valid, TRUSTED_PROXIES: '10.0.0.0/33' })).toHaveLength(1);
+    expect(problemsOf({ ...valid, TRUST_PROXY: 'true' })).toEqual(['TRUST_PROXY: is replaced by TRUSTED_PROXIES (the proxy addresses or CIDRs to trust)']);
+  });
+
   it('allows no private provider hosts unless LLM_PROVIDER_ALLOW lists them, and names a malformed entry', () => {
     expect(parseConfig(valid).LLM_PROVIDER_ALLOW).toEqual([]);
     expect(parseConfig({ ...valid, LLM_PROVIDER_ALLOW: 'ollama.lan, 10.0.0.0/8,::1' }).LLM_PROVIDER_ALLOW).toEqual(['ollama.lan', '10.0.0.0/8', '::1']);

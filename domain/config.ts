@@ -17,6 +17,12 @@ const list = z
   .string()
   .optional()
   .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const octet = '(25[0-5]|2[0-4]\\d|1?\\d?\\d)';
+const IPV4_CIDR = new RegExp(`^${octet}(\\.${octet}){3}(/(3[0-2]|[12]?\\d))?$`);
+const IPV6_CIDR = /^(?=.*:)[0-9a-fA-F:.]{2,45}(\/(12[0-8]|1[01]\d|[1-9]?\d))?$/;
+function isAddressOrCidr(v: string): boolean {
+  return IPV4_CIDR.test(v) || IPV6_CIDR.test(v);
+}
 const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL');
 const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
 
@@ -25,11 +31,20 @@ export const envSchema = z
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     PORT: port.default(8080),
+    /** The address the API listens on: loopback by default, so workspaces on this host cannot reach it (a container sets 0.0.0.0). */
+    API_HOST: z.string().regex(/^[0-9a-fA-F.:]+$/, 'must be an IP address such as 127.0.0.1 or 0.0.0.0').default('127.0.0.1'),
+    /** host:port where the API serves /metrics without credentials (a private address Prometheus scrapes); unset: /metrics on PORT needs an admin. */
+    METRICS_ADDRESS: z
+      .string()
+      .regex(/^[^\s:]+:\d+$/, 'must be host:port')
+      .optional()
+      .or(z.literal('').transform(() => undefined)),
 
     DATABASE_URL: postgresUrl,
     REDIS_URL: redisUrl,
     JWT_SECRET_KEY: z.string().min(32, 'must be at least 32 characters'),
     INTERNAL_API_KEY: z.string().min(16, 'must be at least 16 characters'),
+    /** Browser origins allowed to call the API (CORS), comma-separated; others get no CORS headers. */
     CORS_ORIGINS: list,
 
     TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
@@ -70,8 +85,18 @@ export const envSchema = z
     /** How long the cookie a workspace host hands out lasts. */
     WORKSPACE_SESSION_MINUTES: positiveInt.max(24 * 60).default(480),
 
-    TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    /** Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For / CF-Connecting-IP name the client; from any other peer they are ignored. */
+    TRUSTED_PROXIES: list.pipe(z.array(z.string().refine(isAddressOrCidr, 'each entry must be an IP address or CIDR such as 10.0.0.0/8'))),
+    /** Replaced by TRUSTED_PROXIES: a deployment still setting it fails fast rather than trusting nobody unknowingly. */
+    TRUST_PROXY: z.undefined({ message: 'is replaced by TRUSTED_PROXIES (the proxy addresses or CIDRs to trust)' }).optional(),
+    /** Requests per minute from one client address (internal-key calls are counted apart). */
     RATE_LIMIT_PER_MINUTE: positiveInt.default(100),
+    /** Requests per minute by one user or admin, whatever the addresses they come from. */
+    RATE_LIMIT_PER_USER_PER_MINUTE: positiveInt.default(100),
+    /** Requests per minute with the internal API key (service-to-service) from one address. */
+    RATE_LIMIT_INTERNAL_PER_MINUTE: positiveInt.default(6000),
+    /** Open workspace event streams (SSE) one user may hold on one API process. */
+    SSE_MAX_PER_USER: positiveInt.default(10),
     OVERCOMMIT_RATIO: z.coerce.number().min(0.1).max(10).default(1),
     /** Migrations in flight across the whole fleet when a request does not say (drains give their own). */
     MIGRATION_MAX_PARALLEL: positiveInt.default(4),

@@ -5,7 +5,7 @@ import { config } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
-import { temporalConnectionOptions } from '../lib/temporal';
+import { temporalConnectionOptions, temporalDataConverter } from '../lib/temporal';
 import { apiSettings, createApp } from '../api/app';
 import { mintToken } from '../api/auth';
 import { testFleet } from './helpers';
@@ -32,7 +32,7 @@ describe('API health endpoints', () => {
 
   beforeAll(async () => {
     connection = await Connection.connect(temporalConnectionOptions(c));
-    temporal = new Client({ connection, namespace: c.TEMPORAL_NAMESPACE });
+    temporal = new Client({ connection, namespace: c.TEMPORAL_NAMESPACE, dataConverter: temporalDataConverter(c) });
   });
   afterAll(async () => {
     deadRedis.disconnect();
@@ -73,7 +73,8 @@ describe('API health endpoints', () => {
     try {
       const token = await mintToken(c.JWT_SECRET_KEY, 'someone', 'user');
       expect((await fetch(`${url}/nope`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
-      const bad = await fetch(`${url}/healthz`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{bad' });
+      // Bodies are read only after authentication (and the rate limits): a signed-in client's malformed JSON.
+      const bad = await fetch(`${url}/healthz`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{bad' });
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { message: string }).message).toMatch(/JSON/);
       // A body past the limit is the client's mistake: 413, never a 5xx.

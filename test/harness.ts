@@ -21,7 +21,7 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
     redis: t.deps.redis,
     temporal: t.client,
     logger: opts.overrides?.logger ?? t.deps.logger,
-    settings: { ...apiSettings(c), taskQueue: t.taskQueue, rateLimitPerMinute: 100_000, ...settings },
+    settings: { ...apiSettings(c), taskQueue: t.taskQueue, rateLimitPerMinute: 100_000, rateLimitPerPrincipal: 100_000, ...settings },
   });
   const server: Server = createApiServer(app).listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));

@@ -39,9 +39,59 @@ function resticUnavailable(err: unknown): HttpError {
   throw err;
 }
 
+/** A snapshot as the list shows it: a few short strings, whatever restic reports besides. */
+type SnapshotView = { id: string; time: string } & ReturnType<typeof parseSnapshotTags>;
+
+/** How long the API reuses the repository's snapshot list (restic lists all of it, every time). */
+const LIST_TTL_MS = 30_000;
+
+/**
+ * The repository's snapshots, newest first, read from restic at most once per `ttlMs` (callers
+ * in that window share one read) and kept as compact views, not restic's full records.
+ */
+export class SnapshotCatalog {
+  private cached?: { at: number; views: Promise<SnapshotView[]> };
+
+  constructor(
+    private readonly restic: Restic,
+    private readonly ttlMs = LIST_TTL_MS,
+  ) {}
+
+  list(): Promise<SnapshotView[]> {
+    if (this.cached && Date.now() - this.cached.at < this.ttlMs) return this.cached.views;
+    const views = this.restic.snapshots({ tags: ['podex'] }).then((snapshots) =>
+      snapshots
+        .map((s): SnapshotView => ({ id: s.id, time: s.time, ...parseSnapshotTags(s.tags) }))
+        .sort((a, b) => b.time.localeCompare(a.time) || b.id.localeCompare(a.id)),
+    );
+    const entry = { at: Date.now(), views };
+    this.cached = entry;
+    // A failed read is not kept: the next call asks restic again.
+    views.catch(() => this.cached === entry && (this.cached = undefined));
+    return views;
+  }
+
+  /** A backup this API started or finished: the next list reads the repository again. */
+  invalidate(): void {
+    this.cached = undefined;
+  }
+}
+
+const cursorOf = (s: SnapshotView) => Buffer.from(JSON.stringify([s.time, s.id])).toString('base64url');
+function parseCursor(cursor: string): [string, string] {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString());
+    if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'string')) return v as [string, string];
+  } catch {
+    // falls through to the 400
+  }
+  throw new HttpError(400, 'bad_request', 'before: not a cursor this API gave (use nextCursor of the previous page)');
+}
+
 /** Backups (admin only): runs, snapshots, restores. */
 export function backupsRouter(deps: ApiDeps & { restic: Restic }): Router {
   const { prisma, temporal, settings, restic } = deps;
+  const catalog = new SnapshotCatalog(restic);
   const r = Router();
   const ui = (workflowId: string) => `${settings.temporalUiUrl}/namespaces/${settings.namespace}/workflows/${workflowId}`;
   r.use('/backups', requireAdmin);
@@ -60,17 +110,26 @@ export function backupsRouter(deps: ApiDeps & { restic: Restic }): Router {
     '/backups',
     route(async (req, res) => {
       const q = parse(listBackupsQuery, req.query, 'query');
-      const snapshots = await restic.snapshots({ tags: ['podex'] }).catch((err) => {
+      const after = q.before === undefined ? undefined : parseCursor(q.before);
+      const all = await catalog.list().catch((err) => {
         throw resticUnavailable(err);
       });
-      const views = snapshots
-        .map((s) => ({ id: s.id, time: s.time, ...parseSnapshotTags(s.tags) }))
-        .filter((s) => (!q.kind || s.kind === q.kind) && (!q.workspaceId || s.workspaceId === q.workspaceId))
-        .sort((a, b) => b.time.localeCompare(a.time));
+      const page: SnapshotView[] = [];
+      let more = false;
+      for (const s of all) {
+        if (after && (s.time > after[0] || (s.time === after[0] && s.id >= after[1]))) continue;
+        if ((q.kind && s.kind !== q.kind) || (q.workspaceId && s.workspaceId !== q.workspaceId)) continue;
+        if (page.length === q.limit) {
+          more = true;
+          break;
+        }
+        page.push(s);
+      }
       const runs = await prisma.backupRun.findMany({ orderBy: { startedAt: 'desc' }, take: q.runs });
       res.json({
         repository: restic.where,
-        snapshots: views,
+        snapshots: page,
+        nextCursor: more ? cursorOf(page[page.length - 1]) : null,
         runs: runs.map((run) => ({
           workflowId: run.workflowId,
           trigger: run.trigger,
@@ -92,6 +151,7 @@ export function backupsRouter(deps: ApiDeps & { restic: Restic }): Router {
       const body = parse(startBackupBody, req.body ?? {});
       const q = parse(waitQuery, req.query, 'query');
       const workflowId = `backup-${randomUUID()}`;
+      catalog.invalidate();
       const handle = await temporal.workflow.start(backupWorkflow, {
         taskQueue: settings.taskQueue,
         workflowId,
@@ -99,7 +159,11 @@ export function backupsRouter(deps: ApiDeps & { restic: Restic }): Router {
         typedSearchAttributes: [{ key: PHASE, value: 'starting' }],
       });
       await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'backup.start', targetType: 'backup', targetId: workflowId, after: body } });
-      await answer(res, handle, q.wait === 'true', 'backup');
+      try {
+        await answer(res, handle, q.wait === 'true', 'backup');
+      } finally {
+        catalog.invalidate();
+      }
     }),
   );
 

@@ -9,7 +9,7 @@ import { deleteUpdate, restartUpdate, startUpdate, stopUpdate, workspaceStateQue
 import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
 import { HttpError, notFound, parse, route } from '../errors';
-import { type WorkspaceEvents } from '../events';
+import { whenGone, type WorkspaceEvents } from '../events';
 import { createWorkspaceBody, createWorkspaceQuery, deleteWorkspaceQuery, listWorkspacesQuery, migrateWorkspaceBody, uuidParam } from '../schemas';
 
 export function toWorkspaceView(w: Workspace, baseUrl: string) {
@@ -230,17 +230,20 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
   r.get(
     '/workspaces/:id/events',
     route(async (req, res) => {
+      const client = whenGone(res);
       const { id } = parse(uuidParam, req.params, 'params');
       const w = await visible(res, id);
+      if (client.gone()) return;
+      const release = events.claimStream(principal(res).id, settings.sseMaxPerUser);
+      if (!release) throw new HttpError(429, 'too_many_streams', `at most ${settings.sseMaxPerUser} open event streams per user; close one first`);
+      client.hold(release);
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       const send = (data: string) => res.write(`event: status\ndata: ${data}\n\n`);
-      const unsubscribe = await events.subscribe(id, send);
+      client.hold(await events.subscribe(id, send));
+      if (client.gone()) return;
       send(JSON.stringify({ workspaceId: id, status: w.status, reason: w.statusReason, at: w.updatedAt.toISOString() }));
       const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-      req.on('close', () => {
-        clearInterval(keepAlive);
-        unsubscribe();
-      });
+      client.hold(() => clearInterval(keepAlive));
     }),
   );
 

@@ -1,0 +1,39 @@
+import { within } from '../lib/timeout';
+import type { Logger } from '../lib/logger';
+
+export type CheckResult = { ok: true } | { ok: false; error: 'unavailable' };
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, CheckResult>;
+}
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+/**
+ * Readiness of the API's dependencies, asked at most once per `ttlMs` whatever the number of
+ * probes: concurrent callers share the check in flight, later ones the last answer. A probe
+ * (or a flood of them) therefore costs the database, Redis and Temporal one query per window.
+ */
+export function cachedReadiness(checks: Record<string, () => Promise<unknown>>, ttlMs: number, log: Logger): () => Promise<Readiness> {
+  let last: { at: number; value: Promise<Readiness> } | undefined;
+  const run = async (): Promise<Readiness> => {
+    const results = await Promise.all(
+      Object.entries(checks).map(async ([name, check]): Promise<[string, CheckResult]> => {
+        try {
+          await within(check(), CHECK_TIMEOUT_MS, name);
+          return [name, { ok: true }];
+        } catch (err) {
+          log.warn({ check: name, err: (err as Error).message }, 'readiness check failed');
+          return [name, { ok: false, error: 'unavailable' }];
+        }
+      }),
+    );
+    return { ready: results.every(([, r]) => r.ok), checks: Object.fromEntries(results) };
+  };
+  return () => {
+    const now = Date.now();
+    // The window starts when a check starts: one in flight is reused too.
+    if (!last || now - last.at >= ttlMs) last = { at: now, value: run() };
+    return last.value;
+  };
+}
