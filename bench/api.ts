@@ -43,7 +43,7 @@ async function main(): Promise<void> {
 
   const api = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'api', 'main.ts')], {
     cwd: path.join(__dirname, '..'),
-    env: { ...process.env, PORT: String(PORT), LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '1000000000', NODE_ENV: 'production' },
+    env: { ...process.env, PORT: String(PORT), LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '1000000000', RATE_LIMIT_PER_USER_PER_MINUTE: '1000000000', RATE_LIMIT_INTERNAL_PER_MINUTE: '1000000000', NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   try {

@@ -44,7 +44,7 @@ export function startWorker(taskQueue: string, env: Record<string, string> = {})
 
 /** The real API process (api/main.ts) on `port`; resolves once /readyz answers 200. */
 export function startApi(port: number, env: Record<string, string> = {}): Promise<ChildProcess> {
-  return spawnUntil('api/main.ts', { PORT: String(port), NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '1000000000', ...env }, async (child) => {
+  return spawnUntil('api/main.ts', { PORT: String(port), NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '1000000000', RATE_LIMIT_PER_USER_PER_MINUTE: '1000000000', RATE_LIMIT_INTERNAL_PER_MINUTE: '1000000000', ...env }, async (child) => {
     child.stdout!.resume();
     for (let i = 0; ; i++) {
       if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false)) return;
