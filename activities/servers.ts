@@ -57,6 +57,8 @@ export function createServerActivities({ prisma }: ServerActivityDeps) {
           daemonAudit: {
             checkedAt: new Date().toISOString(),
             strict,
+            // Checks that failed but were not enforced (STRICT_DAEMON_AUDIT off): admins see them beside the findings.
+            waived: verdict.waived,
             engine: { version: facts.serverVersion, apiVersion: facts.apiVersion, kernel: facts.kernelVersion, os: facts.os, storageDriver: facts.storageDriver },
             findings: audit.findings.map((f) => ({ ...f })),
           },

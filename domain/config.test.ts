@@ -81,4 +81,12 @@ describe('parseConfig', () => {
     expect(parseConfig({ ...valid, LLM_PROVIDER_ALLOW: 'ollama.lan, 10.0.0.0/8,::1' }).LLM_PROVIDER_ALLOW).toEqual(['ollama.lan', '10.0.0.0/8', '::1']);
     expect(problemsOf({ ...valid, LLM_PROVIDER_ALLOW: '10.0.0.0/40' })).toEqual(['LLM_PROVIDER_ALLOW: must list host names, addresses or CIDR networks, comma-separated']);
   });
+
+  it('audits new servers strictly in production unless STRICT_DAEMON_AUDIT says otherwise; elsewhere only when asked', () => {
+    expect(parseConfig({ ...valid, NODE_ENV: 'production' }).STRICT_DAEMON_AUDIT).toBe(true);
+    expect(parseConfig({ ...valid, NODE_ENV: 'production', STRICT_DAEMON_AUDIT: 'false' }).STRICT_DAEMON_AUDIT).toBe(false);
+    expect(parseConfig({ ...valid, NODE_ENV: 'development' }).STRICT_DAEMON_AUDIT).toBe(false);
+    expect(parseConfig({ ...valid, NODE_ENV: 'test', STRICT_DAEMON_AUDIT: 'true' }).STRICT_DAEMON_AUDIT).toBe(true);
+    expect(problemsOf({ ...valid, STRICT_DAEMON_AUDIT: 'yes' })).toEqual([expect.stringMatching(/^STRICT_DAEMON_AUDIT: /)]);
+  });
 });

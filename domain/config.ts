@@ -102,7 +102,8 @@ export const envSchema = z
     MIGRATION_MAX_PARALLEL: positiveInt.default(4),
     /** How long a migrated workspace must stay healthy on its target before the switch. */
     MIGRATION_HOLD_HEALTHY_SECONDS: z.coerce.number().int().min(0).max(600).default(10),
-    STRICT_DAEMON_AUDIT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    /** Any failed hardening check keeps a new server out of service; default true when NODE_ENV=production, else only required checks do (the rest are reported as waived). */
+    STRICT_DAEMON_AUDIT: z.enum(['true', 'false']).optional(),
 
     ENSURE_SCHEDULES: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
     HEARTBEAT_INTERVAL_SECONDS: positiveInt.default(30),
@@ -164,7 +165,8 @@ export const envSchema = z
     if (env.NODE_ENV === 'production' && env.CORS_ORIGINS.includes('*')) {
       ctx.addIssue({ code: 'custom', path: ['CORS_ORIGINS'], message: "may not contain '*' in production" });
     }
-  });
+  })
+  .transform((env) => ({ ...env, STRICT_DAEMON_AUDIT: env.STRICT_DAEMON_AUDIT === undefined ? env.NODE_ENV === 'production' : env.STRICT_DAEMON_AUDIT === 'true' }));
 
 export type Config = z.output<typeof envSchema>;
 

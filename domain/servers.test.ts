@@ -44,11 +44,25 @@ describe('auditVerdict', () => {
   const f = (check: string, ok: boolean, required = false): DaemonFinding => ({ check, ok, detail: ok ? 'ok' : 'off', required });
   it('fails on a required check in any mode, on any check in strict mode', () => {
     expect(auditVerdict([f('runsc runtime', false, true)], false).ok).toBe(false);
-    expect(auditVerdict([f('userns-remap', false)], false)).toEqual({ ok: true });
+    expect(auditVerdict([f('userns-remap', false)], false).ok).toBe(true);
     expect(auditVerdict([f('userns-remap', false), f('live-restore', true)], true)).toEqual({
       ok: false,
       reason: 'daemon audit failed: userns-remap (off)',
+      waived: [],
     });
+  });
+
+  it('names every failed check it does not enforce instead of passing over it', () => {
+    expect(auditVerdict([f('userns-remap', false), f('live-restore', true), f('icc disabled', false)], false)).toEqual({
+      ok: true,
+      waived: ['userns-remap (off)', 'icc disabled (off)'],
+    });
+    expect(auditVerdict([f('runsc runtime', false, true), f('userns-remap', false)], false)).toEqual({
+      ok: false,
+      reason: 'daemon audit failed: runsc runtime (off)',
+      waived: ['userns-remap (off)'],
+    });
+    expect(auditVerdict([f('live-restore', true)], false)).toEqual({ ok: true, waived: [] });
   });
 });
 

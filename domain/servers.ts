@@ -69,10 +69,16 @@ export interface DaemonFinding {
   required: boolean;
 }
 
-export function auditVerdict(findings: readonly DaemonFinding[], strict: boolean): { ok: boolean; reason?: string } {
+/**
+ * Whether a server may enter service. Outside strict mode a failed optional check is not
+ * enforced but still named in `waived` (a local engine without userns-remap says so), never
+ * passed over in silence.
+ */
+export function auditVerdict(findings: readonly DaemonFinding[], strict: boolean): { ok: boolean; reason?: string; waived: string[] } {
   const failing = findings.filter((f) => !f.ok && (f.required || strict));
-  if (failing.length === 0) return { ok: true };
-  return { ok: false, reason: `daemon audit failed: ${failing.map((f) => `${f.check} (${f.detail})`).join('; ')}` };
+  const waived = findings.filter((f) => !f.ok && !f.required && !strict).map((f) => `${f.check} (${f.detail})`);
+  if (failing.length === 0) return { ok: true, waived };
+  return { ok: false, reason: `daemon audit failed: ${failing.map((f) => `${f.check} (${f.detail})`).join('; ')}`, waived };
 }
 
 export interface Capacity {
