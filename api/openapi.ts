@@ -308,7 +308,7 @@ export function openApiDocument(): object {
       '/v1/providers': { get: op('the user’s own providers (never their keys)', { security: user, responses: { '200': ok('providers') } }) },
       '/v1/providers/{provider}': {
         parameters: [{ name: 'provider', in: 'path', required: true, schema: { type: 'string', enum: ['anthropic', 'openai', 'ollama'] } }],
-        put: op('store the user’s key (or Ollama URL), encrypted at rest', { security: user, responses: { '204': ok('stored') } }),
+        put: op('store the user’s key (or Ollama URL: https to public addresses only, unless LLM_PROVIDER_ALLOW lists the host; 400 naming baseUrl otherwise), encrypted at rest', { security: user, responses: { '204': ok('stored') } }),
         delete: op('forget it', { security: user, responses: { '204': ok('removed'), '404': err('none stored') } }),
       },
       '/v1/credits': { get: op('the user’s Podex credit balance', { security: user, responses: { '200': ok('balance') } }) },

@@ -9,7 +9,7 @@ import { attempts, BYOK_PROVIDERS, costOf, findModel, type Attempt, type ByokPro
 import type { Config } from '../domain/config';
 import type { Logger } from './logger';
 import type { PrismaClient } from './prisma';
-import { Outbound, OutboundRefusedError } from './safe-fetch';
+import { Outbound, OutboundFailedError, OutboundRefusedError } from './safe-fetch';
 import { SecretBox } from './secret-box';
 
 export interface LlmSettings {
@@ -283,6 +283,8 @@ export class LlmRouter {
       this.log.warn({ provider: a.provider, reason: refused.reason }, 'provider URL refused');
       return refusalError(refused, a.provider);
     }
+    // Failures while reading the answer reach us unwrapped by the SDK; their messages are ours.
+    if (err instanceof OutboundFailedError) return new LlmError(502, 'upstream_error', `${a.provider}: ${err.message}`);
     if (err instanceof OpenAI.APIError && err.status) {
       const status = err.status >= 500 || err.status === 429 ? 502 : err.status === 401 || err.status === 403 ? 502 : err.status;
       // Never the upstream's body (a user's URL could point at anything): its status and, at most, its short error code.

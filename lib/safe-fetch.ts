@@ -19,6 +19,11 @@ export class OutboundRefusedError extends Error {
   }
 }
 
+/** The connection failed or took too long (a timeout, a reset): like any network failure, worth a retry. */
+export class OutboundFailedError extends Error {
+  override readonly name = 'OutboundFailedError';
+}
+
 export interface OutboundOptions {
   /** Host names, addresses and CIDR networks the operator allows anyway (and the only ones plain http may reach). */
   allow: readonly string[];
@@ -69,7 +74,12 @@ export class Outbound {
   /** The whole check, resolving the name as a connection would (at save time). */
   async check(raw: string): Promise<void> {
     const url = this.precheck(raw);
-    if (!parseIp(normalHost(url.hostname))) await this.addresses(url);
+    if (parseIp(normalHost(url.hostname))) return;
+    try {
+      await this.addresses(url);
+    } catch (err) {
+      throw err instanceof OutboundFailedError ? new OutboundRefusedError('does not resolve') : err;
+    }
   }
 
   private judge(url: URL, ips: Ip[]): void {
@@ -83,7 +93,8 @@ export class Outbound {
     try {
       found = await this.resolve(normalHost(url.hostname));
     } catch {
-      throw new OutboundRefusedError('does not resolve');
+      // At connect time a failed lookup may pass (a resolver hiccup); saving refuses it (check()).
+      throw new OutboundFailedError('provider name does not resolve');
     }
     const parsed = found.map((a) => ({ a, ip: parseIp(a) }));
     if (parsed.some((p) => !p.ip)) throw new OutboundRefusedError('does not resolve');
@@ -127,8 +138,11 @@ export class Outbound {
         if (finished) return;
         done();
         req.destroy();
-        if (controller) controller.error(err);
-        else reject(err);
+        // Node's own socket errors are named ours, so callers can tell a network failure from a bug.
+        const known = err instanceof OutboundRefusedError || err instanceof OutboundFailedError || (err as { name?: string }).name === 'AbortError';
+        const e = known ? err : new OutboundFailedError(`provider connection failed (${(err as NodeJS.ErrnoException).code ?? err.message})`);
+        if (controller) controller.error(e);
+        else reject(e);
       };
       const onAbort = () => fail(signal?.reason instanceof Error ? signal.reason : new DOMException('aborted', 'AbortError'));
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -144,8 +158,8 @@ export class Outbound {
         agent: false,
         lookup: lookup as unknown as typeof LookupFn,
       });
-      timers.push(setTimeout(() => fail(new Error('provider connection timed out')), this.connectTimeoutMs));
-      timers.push(setTimeout(() => fail(new Error('provider request timed out')), this.o.totalTimeoutMs));
+      timers.push(setTimeout(() => fail(new OutboundFailedError('provider connection timed out')), this.connectTimeoutMs));
+      timers.push(setTimeout(() => fail(new OutboundFailedError('provider request timed out')), this.o.totalTimeoutMs));
       req.on('socket', (s) => s.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(timers[0])));
       req.on('error', (err) => fail(err));
       req.on('response', (res) => {
@@ -178,7 +192,7 @@ export class Outbound {
               c.close();
             });
             res.on('error', (err) => fail(err));
-            res.on('close', () => fail(new Error('provider connection closed early')));
+            res.on('close', () => fail(new OutboundFailedError('provider connection closed early')));
           },
           pull: () => void res.resume(),
           cancel: () => {

@@ -49,6 +49,7 @@ describe('a user’s provider URL cannot reach the platform’s network', () => 
       const to = `http://127.0.0.1:${trap4.port}/v1/chat/completions`;
       if (req.url?.startsWith('/r307/')) return void res.writeHead(307, { location: to }).end();
       if (req.url?.startsWith('/r302/')) return void res.writeHead(302, { location: to }).end();
+      if (req.url?.startsWith('/stall/')) return void res.writeHead(200, { 'content-type': 'application/json' }).write('{"id":');
       if (req.url?.startsWith('/json404/')) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: `${SECRET_BODY} workflow history`, type: 'not_found' } }));
       res.writeHead(403, { 'content-type': 'text/html' }).end(`<html><title>Prometheus</title>${SECRET_BODY}</html>`);
     });
@@ -59,7 +60,7 @@ describe('a user’s provider URL cannot reach the platform’s network', () => 
     const logger = pino({ level: 'silent' });
     const base: LlmSettings = { ...llmSettings(config()), openrouterApiKey: undefined, encryptionKey: randomBytes(32).toString('hex'), maxRetries: 1, timeoutMs: 10_000 };
     // The worker allows nothing; the API allows the redirecting host only; `permissive` stores URLs the API would refuse (an allow list since narrowed, or a name that resolved elsewhere when saved).
-    h = await startHarness('llm-ssrf', { llm: { ...base, providerAllow: ['127.0.0.2'] } }, { overrides: { logger, llm: new LlmRouter(prisma, { ...base, providerAllow: [] }, logger) } });
+    h = await startHarness('llm-ssrf', { llm: { ...base, providerAllow: ['127.0.0.2'], timeoutMs: 3_000 } }, { overrides: { logger, llm: new LlmRouter(prisma, { ...base, providerAllow: [] }, logger) } });
     permissive = new LlmRouter(prisma, { ...base, providerAllow: ['127.0.0.0/8', '::1', 'localhost'] }, logger);
     for (const [k, id] of Object.entries(users)) tokens[k] = await mintToken(config().JWT_SECRET_KEY, id, 'user');
   });
@@ -139,6 +140,14 @@ describe('a user’s provider URL cannot reach the platform’s network', () => 
       expect(res.body.error.message).toMatch(/^ollama answered (404 \(not_found\)|403)$/);
       expect(JSON.stringify(res.body)).not.toContain(SECRET_BODY);
     }
+  });
+
+  it('bounds the whole exchange: an answer that stalls after its headers is a 502 at the timeout', async () => {
+    await h.call('PUT', '/v1/providers/ollama', { token: tokens.redirect, body: { baseUrl: `${allowedUrl}/stall` } });
+    const t0 = Date.now();
+    const res = await h.call('POST', '/v1/chat/completions', { token: tokens.redirect, body: { model: 'llama-3.1-70b', messages: hello } });
+    expect([res.status, res.body.error.message]).toEqual([502, 'ollama: provider request timed out']);
+    expect(Date.now() - t0).toBeLessThan(8_000);
   });
 
   it('refuses in the worker too: a durable job with a stored loopback URL fails without a connection', async () => {
