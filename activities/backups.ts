@@ -16,8 +16,9 @@ import { serverEndpoint, type DockerFleet, type EngineEndpoint } from '../lib/do
 import type { Logger } from '../lib/logger';
 import type { PrismaClient } from '../lib/prisma';
 import { ResticError, type Restic } from '../lib/restic';
-import { runProbe } from './docker';
-import { throttledHeartbeat } from './progress';
+import { rerooted } from '../lib/tar-resume';
+import { createToolContainer, runTool, toolContainerOptions, type ToolsImage } from '../lib/tools-image';
+import { throttledHeartbeat, whileBeating } from './progress';
 
 export interface BackupSettings {
   retention: RetentionPolicy;
@@ -32,6 +33,10 @@ export interface BackupDeps {
   /** The database `pg_dump` saves; its credentials go to pg_dump through its environment only. */
   databaseUrl: string;
   backup: BackupSettings;
+  /** The pg_dump binary (default: `pg_dump` on PATH). */
+  pgDump?: string;
+  /** The image every volume helper runs from (never a workspace's own). */
+  tools: ToolsImage;
 }
 
 export interface SnapshotRecord {
@@ -57,6 +62,9 @@ export interface SnapshotInfo {
   database?: string;
   run?: string;
 }
+
+/** Capabilities a helper that writes a workspace's files needs (root over files the workspace's user owns); nothing else. */
+const WRITER_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID'];
 
 /** Empties the current folder, dot-files included (busybox find has no -delete; unmatched globs stay literal and rm -f skips them). */
 const EMPTY_HERE = 'rm -rf -- * .[!.]* ..?*';
@@ -106,10 +114,10 @@ class TarTail {
   }
 }
 
-/** Runs a child process that reads `input` on its stdin; rejects with its stderr when it fails. */
-function feedProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, input: Readable): Promise<void> {
+/** Runs a child process that reads `input` on its stdin; rejects with its stderr when it fails. `signal` kills it. */
+function feedProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, input: Readable, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(cmd, args, { env, stdio: ['pipe', 'ignore', 'pipe'], signal, killSignal: 'SIGKILL' });
     let err = '';
     child.stderr!.on('data', (d: Buffer) => {
       if (err.length < 16_384) err += d.toString();
@@ -126,7 +134,7 @@ function feedProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, input:
 }
 
 /** Backups into and restores from the restic repository. Data moves as streams: Docker API ⇄ restic, pg_dump → restic → psql. */
-export function createBackupActivities({ prisma, fleet, logger, restic, databaseUrl, backup }: BackupDeps) {
+export function createBackupActivities({ prisma, fleet, logger, restic, databaseUrl, backup, pgDump = 'pg_dump', tools }: BackupDeps) {
   const log = logger.child({ component: 'backup' });
 
   async function endpointOf(serverId: string): Promise<EngineEndpoint> {
@@ -136,16 +144,10 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
   }
 
   /** A short-lived, never-started helper container on `volume` at the workspace mount: the Docker API unpacks archives through it. */
-  async function helperOn(endpoint: EngineEndpoint, name: string, volume: string, image: string) {
+  async function helperOn(endpoint: EngineEndpoint, name: string, volume: string) {
     const docker = fleet.engine(endpoint);
     await docker.getContainer(name).remove({ force: true }).catch(() => undefined);
-    return docker.createContainer({
-      name,
-      Image: image,
-      Cmd: ['true'],
-      Labels: { 'podex.managed': 'true', 'podex.probe': 'true' },
-      HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:${WORKSPACE_MOUNT}`] },
-    });
+    return createToolContainer(docker, tools, toolContainerOptions(tools, { name, cmd: ['true'], binds: [`${volume}:${WORKSPACE_MOUNT}`] }));
   }
 
   return {
@@ -169,25 +171,50 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
       return resticCall(() => restic.ensureRepository());
     },
 
-    /** `pg_dump` streamed into `restic backup --stdin`; a dump that fails kills restic before it may commit. */
+    /**
+     * `pg_dump` streamed into `restic backup --stdin`; a dump that fails kills restic before it
+     * may commit. A pg_dump that cannot start fails the activity (not the worker); a cancelled or
+     * timed-out activity kills both processes (heartbeats carry the news even while pg_dump is silent).
+     */
     async backupDatabase(run: string): Promise<SnapshotRecord> {
+      const { cancellationSignal: signal } = Context.current();
       const beat = throttledHeartbeat();
       const database = databaseName(databaseUrl);
-      const dump = spawn('pg_dump', ['--no-owner', '--no-privileges', '--format=plain'], { env: pgEnv(databaseUrl), stdio: ['ignore', 'pipe', 'pipe'] });
+      let bytes = 0;
+      const dump = spawn(pgDump, ['--no-owner', '--no-privileges', '--format=plain'], { env: pgEnv(databaseUrl), stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL' });
       let stderr = '';
-      dump.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<number>((resolve) => dump.on('close', (code) => resolve(code ?? -1)));
+      let startError: Error | undefined;
+      dump.stderr!.on('data', (d: Buffer) => {
+        if (stderr.length < 16_384) stderr += d.toString();
+      });
+      // Without this listener a missing binary (ENOENT) is an uncaught error that ends the worker process.
+      const exited = new Promise<number>((resolve) => {
+        dump.on('error', (err) => {
+          startError ??= err;
+          resolve(-1);
+        });
+        dump.on('close', (code) => resolve(code ?? -1));
+      });
       // restic's stdin ends only once pg_dump has exited 0: a failed dump kills restic before it may commit.
-      const summary = await resticCall(() =>
-        restic.backupStream(dump.stdout!, DATABASE_STDIN_NAME, snapshotTags({ kind: 'database', run, database }), {
-          onBytes: (bytes) => beat({ bytes }),
-          complete: async () => {
-            const code = await exited;
-            return code === 0 ? null : `pg_dump exited ${code}: ${stderr.trim().slice(0, 300)}`;
-          },
-        }),
-      );
-      return { kind: 'database', snapshotId: summary.snapshotId, bytes: summary.bytes, database };
+      const backingUp = restic.backupStream(dump.stdout!, DATABASE_STDIN_NAME, snapshotTags({ kind: 'database', run, database }), {
+        signal,
+        onBytes: (n) => beat({ bytes: (bytes = n) }),
+        complete: async () => {
+          const code = await exited;
+          if (startError) return `pg_dump failed: ${startError.message}`;
+          return code === 0 ? null : `pg_dump exited ${code}: ${stderr.trim().slice(0, 300)}`;
+        },
+      });
+      try {
+        const summary = await whileBeating(backingUp, () => ({ bytes }));
+        return { kind: 'database', snapshotId: summary.snapshotId, bytes: summary.bytes, database };
+      } catch (err) {
+        dump.kill('SIGKILL');
+        if (startError && (startError as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw ApplicationFailure.nonRetryable(`pg_dump could not be started (${pgDump}: not found)`, 'PgDumpUnavailable');
+        }
+        throw asFailure(err);
+      }
     },
 
     /** Every workspace whose volume exists on a server, running or stopped (or only those listed). */
@@ -226,13 +253,21 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
       if (running) await execIn(container, ['sync']).catch(() => undefined);
       const t1 = Date.now();
       const beat = throttledHeartbeat();
+      const { cancellationSignal: signal } = Context.current();
       const archive = (await container.getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
+      // A cancelled or timed-out activity stops reading from the engine at once (restic is killed through the same signal).
+      const cut = () => archive.destroy(new Error('the activity was cancelled'));
+      signal.addEventListener('abort', cut, { once: true });
       const tail = new TarTail();
       archive.on('data', (c: Buffer) => tail.push(c));
       const tags = snapshotTags({ kind: 'workspace', run, workspaceId, serverId: ws.serverId });
+      let bytes = 0;
       const summary = await resticCall(() =>
-        restic.backupStream(archive, workspaceStdinName(workspaceId), tags, { onBytes: (bytes) => beat({ bytes }), complete: () => tail.problem() }),
-      );
+        whileBeating(
+          restic.backupStream(archive, workspaceStdinName(workspaceId), tags, { signal, onBytes: (n) => beat({ bytes: (bytes = n) }), complete: () => tail.problem() }),
+          () => ({ bytes }),
+        ),
+      ).finally(() => signal.removeEventListener('abort', cut));
       // A worker killed mid-stream leaves restic to commit what it had read: that snapshot is not this run's
       // backup. Only a retry can find one (each restic call pays the repository's key derivation, ~0.5 s).
       if (Context.current().info.attempt > 1) {
@@ -267,28 +302,25 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
      * Unpacks a workspace snapshot into `volume` (created if missing, emptied first) on the
      * engine, through a never-started helper container: restic dump → Docker putArchive.
      */
-    async restoreSnapshotToVolume(endpoint: EngineEndpoint, snapshotId: string, sourceWorkspaceId: string, volume: string, image: string, labels: Record<string, string>): Promise<{ bytes: number }> {
+    async restoreSnapshotToVolume(endpoint: EngineEndpoint, snapshotId: string, sourceWorkspaceId: string, volume: string, _image: string, labels: Record<string, string>): Promise<{ bytes: number }> {
       const docker = fleet.engine(endpoint);
+      const { cancellationSignal: signal } = Context.current();
       await docker.createVolume({ Name: volume, Labels: { 'podex.managed': 'true', ...labels } });
       const helperName = `${volume}-restore-helper`;
-      const empty = await runProbe(docker, `${helperName}-empty`, {
-        Image: image,
-        Cmd: ['sh', '-c', `cd ${WORKSPACE_MOUNT} && ${EMPTY_HERE}`],
-        HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:${WORKSPACE_MOUNT}`] },
-      });
+      const empty = await runTool(docker, tools, { name: `${helperName}-empty`, cmd: ['sh', '-c', `cd ${WORKSPACE_MOUNT} && ${EMPTY_HERE}`], binds: [`${volume}:${WORKSPACE_MOUNT}`], capAdd: WRITER_CAPS }, signal);
       if (empty.code !== 0) throw new Error(`could not empty ${volume}: ${empty.out.slice(0, 300)}`);
-      const helper = await helperOn(endpoint, helperName, volume, image);
+      const helper = await helperOn(endpoint, helperName, volume);
       const beat = throttledHeartbeat();
       try {
-        const { stream, done, child } = restic.dump(snapshotId, workspaceStdinName(sourceWorkspaceId));
+        const { stream, done, child } = restic.dump(snapshotId, workspaceStdinName(sourceWorkspaceId), signal);
         let bytes = 0;
         stream.on('data', (c: Buffer) => {
           bytes += c.length;
           beat({ bytes });
         });
         try {
-          // The archive's top entry is the mount's own name: unpacked at "/" it lands in the volume.
-          await Promise.all([helper.putArchive(stream, { path: '/' }), resticCall(() => done)]);
+          // The helper's root is read-only: the archive goes to the mount point, its top folder ("workspace/") taken off.
+          await whileBeating(Promise.all([helper.putArchive(rerooted(stream, WORKSPACE_MOUNT), { path: WORKSPACE_MOUNT }), resticCall(() => done)]), () => ({ bytes }));
         } catch (err) {
           child.kill('SIGKILL');
           throw err;
@@ -299,14 +331,15 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
       }
     },
 
-    /** Makes the workspace's own volume hold exactly what `from` holds (a local copy on the server, runc, no network). */
-    async replaceVolumeContents(endpoint: EngineEndpoint, workspaceId: string, from: string, image: string): Promise<void> {
+    /** Makes the workspace's own volume hold exactly what `from` holds (a local copy on the server by a tools-image helper, runc, no network). */
+    async replaceVolumeContents(endpoint: EngineEndpoint, workspaceId: string, from: string, _image?: string): Promise<void> {
       const live = workspaceNames(workspaceId).volume;
-      const r = await runProbe(fleet.engine(endpoint), `podex-restore-swap-${workspaceId}`, {
-        Image: image,
-        Cmd: ['sh', '-c', `cd /live && ${EMPTY_HERE} && cp -a ${WORKSPACE_MOUNT}/. /live/`],
-        HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${from}:${WORKSPACE_MOUNT}:ro`, `${live}:/live`] },
-      });
+      const r = await runTool(
+        fleet.engine(endpoint),
+        tools,
+        { name: `podex-restore-swap-${workspaceId}`, cmd: ['sh', '-c', `cd /live && ${EMPTY_HERE} && cp -a ${WORKSPACE_MOUNT}/. /live/`], binds: [`${from}:${WORKSPACE_MOUNT}:ro`, `${live}:/live`], capAdd: WRITER_CAPS },
+        Context.current().cancellationSignal,
+      );
       if (r.code !== 0) throw new Error(`could not copy the restored data into ${live}: ${r.out.slice(0, 300)}`);
     },
 
@@ -335,9 +368,10 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
       if (existing) await prisma.$executeRawUnsafe(`DROP DATABASE "${target}" WITH (FORCE)`);
       await prisma.$executeRawUnsafe(`CREATE DATABASE "${target}"`);
       await prisma.$executeRawUnsafe(`COMMENT ON DATABASE "${target}" IS '${marker.replace(/'/g, "''")}'`);
-      const { stream, done, child } = restic.dump(snapshotId, DATABASE_STDIN_NAME);
+      const { cancellationSignal: signal } = Context.current();
+      const { stream, done, child } = restic.dump(snapshotId, DATABASE_STDIN_NAME, signal);
       try {
-        await Promise.all([feedProcess('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'], pgEnv(databaseUrl, target), stream), resticCall(() => done)]);
+        await whileBeating(Promise.all([feedProcess('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'], pgEnv(databaseUrl, target), stream, signal), resticCall(() => done)]));
       } catch (err) {
         child.kill('SIGKILL');
         throw err;

@@ -4,6 +4,7 @@ import type Docker from 'dockerode';
 import type { DaemonFinding } from '../domain/servers';
 import { demux } from '../lib/docker-exec';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
+import { createToolContainer, runTool, toolContainerOptions, type ToolsImage } from '../lib/tools-image';
 
 /** What an engine says about itself: capacity, runtimes and daemon settings. */
 export interface EngineFacts {
@@ -33,6 +34,8 @@ export interface DockerActivityDeps {
   fleet: DockerFleet;
   /** Root filesystem archive of the workspace image, imported where the image is missing. */
   imageArchive?: string;
+  /** The image helper containers run from (volume checks, restores, the daemon audit's probe); never a workspace image. */
+  tools: ToolsImage;
 }
 
 /** Runs a short-lived container to completion and returns its exit code and output; always removes it. */
@@ -49,7 +52,7 @@ export async function runProbe(docker: Docker, name: string, opts: Docker.Contai
   }
 }
 
-export function createDockerActivities({ fleet, imageArchive }: DockerActivityDeps) {
+export function createDockerActivities({ fleet, imageArchive, tools }: DockerActivityDeps) {
   return {
     /** Reads an engine's identity and capacity over its TLS Docker API. */
     async describeEngine(endpoint: EngineEndpoint): Promise<EngineFacts> {
@@ -110,9 +113,10 @@ export function createDockerActivities({ fleet, imageArchive }: DockerActivityDe
      * Audits the daemon against the workspace-server hardening list (gVisor runtime and
      * default, ICC off, userns-remap, no-new-privileges, live-restore, log rotation) and
      * measures the volume filesystem. `probeName` derives from the workflow so a retry
-     * replaces its own probe container.
+     * replaces its own probe container. The probes run from the tools image (`_image`, the
+     * workspace image workflows pass, is unused).
      */
-    async auditDaemon(endpoint: EngineEndpoint, image: string, probeName: string): Promise<DaemonAudit> {
+    async auditDaemon(endpoint: EngineEndpoint, _image: string, probeName: string): Promise<DaemonAudit> {
       const docker = fleet.engine(endpoint);
       const info = await docker.info();
       const runtimes = Object.keys(info.Runtimes ?? {});
@@ -126,12 +130,9 @@ export function createDockerActivities({ fleet, imageArchive }: DockerActivityDe
       let probe: { code: number; out: string };
       let logConfig: { Type?: string; Config?: Record<string, string> } = {};
       try {
-        probe = await runProbe(docker, probeName, {
-          Image: image,
-          Cmd: ['sh', '-c', 'grep NoNewPrivs /proc/self/status; df -Pk /probe | tail -n 1'],
-          HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/probe`] },
-        });
-        const spare = await docker.createContainer({ name: `${probeName}-log`, Image: image, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+        // No SecurityOpt of its own: the probe reports whether the daemon sets no-new-privileges by default.
+        probe = await runTool(docker, tools, { name: probeName, cmd: ['sh', '-c', 'grep NoNewPrivs /proc/self/status; df -Pk /probe | tail -n 1'], binds: [`${volume}:/probe`], hostConfig: { SecurityOpt: [] } });
+        const spare = await createToolContainer(docker, tools, toolContainerOptions(tools, { name: `${probeName}-log`, cmd: ['true'], binds: [] }));
         logConfig = (await spare.inspect()).HostConfig.LogConfig ?? {};
         await spare.remove({ force: true });
       } finally {

@@ -6,7 +6,7 @@ import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { tarManifest, type Manifest } from '../lib/tar-manifest';
 import { LISTING_SCRIPT, parseListing, withoutHeld, type HeldFile } from '../lib/tar-resume';
 import { execIn } from '../lib/docker-exec';
-import { runProbe } from './docker';
+import { createToolContainer, runTool, toolContainerOptions, type ToolsImage } from '../lib/tools-image';
 import { throttledHeartbeat } from './progress';
 import { probeReady } from './workspace-docker';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
@@ -17,6 +17,8 @@ const HOLD_FAILURES_IN_A_ROW = 3;
 export interface MigrationDockerDeps {
   fleet: DockerFleet;
   logger: Logger;
+  /** The image every volume helper runs from (never the workspace's own). */
+  tools: ToolsImage;
 }
 
 /** Per file: its type, mode and SHA-256 (regular files) or link target; the digest covers them all. */
@@ -35,18 +37,23 @@ export interface CopyResult {
 
 /**
  * Every entry of the workspace volume (path, type, mode, SHA-256 or link target), sorted,
- * then hashed together: run by busybox in a short-lived container on the volume's own server
- * (runc, no network, the volume read-only), so a check costs a local read, not a transfer.
- * Files of 1 MiB and more are hashed by openssl where the image has it (several times
- * faster than busybox's sha256sum here); both print the same SHA-256.
+ * then hashed together: run by busybox in the platform's tools image on the volume's own
+ * server (runc, no network, the volume read-only), so a check costs a local read, not a transfer.
+ * Names are read NUL-terminated and printed escaped (see `escapeName` in lib/tar-manifest): a
+ * name holding a newline is one entry, never two, so it can neither break the count nor make
+ * the script look at a path outside the volume. Files of 1 MiB and more are hashed by openssl
+ * (several times faster than busybox's sha256sum here); both print the same SHA-256.
  */
-const MANIFEST_SCRIPT = `ossl=$(command -v openssl); m=$(mktemp) || exit 1; trap 'rm -f "$m"' EXIT
-find . | sort | while IFS= read -r f; do
-  if [ -L "$f" ]; then printf '%s\\tlink\\t%s\\n' "$f" "$(readlink "$f")";
+export const MANIFEST_SCRIPT = `ossl=$(command -v openssl); m=$(mktemp) || exit 1; trap 'rm -f "$m"' EXIT
+nl='
+'; tab=$(printf '\\t')
+esc() { e=$1; e=\${e//\\\\/\\\\\\\\}; e=\${e//"$nl"/\\\\n}; e=\${e//"$tab"/\\\\t}; }
+find . -print0 | sort -z | while IFS= read -r -d '' f; do esc "$f"; p=$e
+  if [ -L "$f" ]; then l=$(readlink "$f"; echo .); l=\${l%.}; esc "\${l%"$nl"}"; printf '%s\\tlink\\t%s\\n' "$p" "$e";
   elif [ -f "$f" ]; then set -- $(stat -c '%a %s' "$f")
     if [ -n "$ossl" ] && [ "$2" -ge 1048576 ]; then h=$(openssl dgst -sha256 -r < "$f"); else h=$(sha256sum < "$f"); fi
-    printf '%s\\tfile\\t%s\\t%s\\t%s\\n' "$f" "$1" "$2" "\${h%% *}";
-  elif [ -d "$f" ]; then printf '%s\\tdir\\t%s\\n' "$f" "$(stat -c %a "$f")"; fi
+    printf '%s\\tfile\\t%s\\t%s\\t%s\\n' "$p" "$1" "$2" "\${h%% *}";
+  elif [ -d "$f" ]; then printf '%s\\tdir\\t%s\\n' "$p" "$(stat -c %a "$f")"; fi
 done > "$m" && wc -l < "$m" && awk -F '\\t' '$2 == "file" { n += $4 } END { print n + 0 }' "$m" && sha256sum < "$m" | cut -d ' ' -f 1`;
 
 /**
@@ -78,7 +85,7 @@ function coalesced(size = 256 * 1024): Transform {
 
 /** The long-lived reader on each server (see `volumeReader`). */
 const READER = 'podex-volume-reader';
-const READER_LABELS = { 'podex.managed': 'true', 'podex.role': 'volume-reader' };
+const READER_LABELS = { 'podex.role': 'volume-reader' };
 const readers = new WeakMap<Docker, Promise<{ container: Docker.Container; volumesDir: string }>>();
 /** The reader's exit code when the volume's folder is not there for it. */
 const NO_FOLDER = 97;
@@ -88,14 +95,16 @@ const gone = (err: unknown) => [404, 409].includes(status(err));
 
 /**
  * A reader on the volume's own server that every check of a volume runs in by exec: one
- * runc container per server with the engine's volumes folder mounted read-only, no network,
- * no capabilities but reading, a read-only root and a private /tmp. An exec costs the server
+ * runc container per server from the tools image with the engine's volumes folder mounted
+ * read-only, no network, no capabilities but reading, a read-only root and a private /tmp.
+ * It sees every workspace's files, so it runs only the platform's own binaries and no tenant
+ * can reach it (the exec routes address workspace containers only). An exec costs the server
  * about a third of the CPU of creating, starting and removing a container per check
  * (measured here: 0.10 against 0.34 CPU seconds, a 50 MB hash included). It is made on first
  * use and kept (restart unless-stopped); the orchestrator alone reaches it, through the
  * engine's mutual-TLS API.
  */
-function volumeReader(docker: Docker, image: string) {
+function volumeReader(docker: Docker, tools: ToolsImage) {
   let reader = readers.get(docker);
   if (!reader) {
     reader = (async () => {
@@ -104,8 +113,12 @@ function volumeReader(docker: Docker, image: string) {
       const container = docker.getContainer(READER);
       let running = await container.inspect().then(
         (i) => {
-          // One of that name but not ours (another image's layout, other mounts) is replaced.
-          const ours = i.Config.Labels?.['podex.role'] === READER_LABELS['podex.role'] && i.Mounts.some((m) => m.Destination === '/volumes' && m.Source === volumesDir && !m.RW);
+          // One of that name but not ours (another image, other mounts, a writable root) is replaced.
+          const ours =
+            i.Config.Labels?.['podex.role'] === READER_LABELS['podex.role'] &&
+            i.Config.Image === tools.image &&
+            i.HostConfig.ReadonlyRootfs === true &&
+            i.Mounts.some((m) => m.Destination === '/volumes' && m.Source === volumesDir && !m.RW && m.Propagation === 'rslave');
           return ours ? i.State.Running : undefined;
         },
         (err) => {
@@ -118,27 +131,19 @@ function volumeReader(docker: Docker, image: string) {
         running = null;
       }
       if (running === null) {
-        await docker
-          .createContainer({
-            name: READER,
-            Image: image,
-            Cmd: ['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 3600 & wait $!; done'],
-            Labels: READER_LABELS,
-            HostConfig: {
-              Runtime: 'runc',
-              NetworkMode: 'none',
-              Binds: [`${volumesDir}:/volumes:ro`],
-              ReadonlyRootfs: true,
-              Tmpfs: { '/tmp': 'rw,nosuid,nodev,noexec,size=256m' },
-              CapDrop: ['ALL'],
-              CapAdd: ['DAC_READ_SEARCH'],
-              SecurityOpt: ['no-new-privileges:true'],
-              RestartPolicy: { Name: 'unless-stopped' },
-            },
-          })
-          .catch((err) => {
-            if (status(err) !== 409) throw err; // another check made it meanwhile
-          });
+        const opts = toolContainerOptions(tools, {
+          name: READER,
+          cmd: ['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 3600 & wait $!; done'],
+          // rslave: each volume's disk is mounted on its _data after the reader started (lib/volume-disk.ts);
+          // with Docker's default (rprivate) the reader would see the empty folder under it.
+          binds: [`${volumesDir}:/volumes:ro,rslave`],
+          capAdd: ['DAC_READ_SEARCH'],
+          labels: READER_LABELS,
+          hostConfig: { RestartPolicy: { Name: 'unless-stopped' } },
+        });
+        await createToolContainer(docker, tools, opts).catch((err) => {
+          if (status(err) !== 409) throw err; // another check made it meanwhile
+        });
       }
       if (!running) {
         await container.start().catch((err) => {
@@ -158,9 +163,9 @@ function volumeReader(docker: Docker, image: string) {
  * server's reader, or (a volume outside the engine's volumes folder, or no reader) in a
  * short-lived runc container of its own (`name`) with only that volume mounted.
  */
-async function readVolume(docker: Docker, name: string, volume: string, image: string, script: string): Promise<{ code: number; out: string }> {
+async function readVolume(docker: Docker, name: string, volume: string, tools: ToolsImage, script: string): Promise<{ code: number; out: string }> {
   for (let attempt = 0; attempt < 2; attempt++) {
-    const reader = await volumeReader(docker, image).catch(() => null);
+    const reader = await volumeReader(docker, tools).catch(() => null);
     if (!reader) break;
     const { Mountpoint: mountpoint } = await docker.getVolume(volume).inspect();
     if (!mountpoint.startsWith(`${reader.volumesDir}/`)) break;
@@ -175,29 +180,25 @@ async function readVolume(docker: Docker, name: string, volume: string, image: s
       readers.delete(docker);
     }
   }
-  return runProbe(docker, name, {
-    Image: image,
-    Cmd: ['sh', '-c', `cd /data || exit 1\n${script}`],
-    HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/data:ro`], CapDrop: ['ALL'], CapAdd: ['DAC_READ_SEARCH'], SecurityOpt: ['no-new-privileges:true'] },
-  });
+  return runTool(docker, tools, { name, cmd: ['sh', '-c', `cd /data || exit 1\n${script}`], binds: [`${volume}:/data:ro`], capAdd: ['DAC_READ_SEARCH'] });
 }
 
-export async function manifestOnServer(docker: Docker, workspaceId: string, image: string, side: string, volume = workspaceNames(workspaceId).volume): Promise<Manifest> {
-  const r = await readVolume(docker, `podex-manifest-${workspaceId}-${side}`, volume, image, MANIFEST_SCRIPT);
+export async function manifestOnServer(docker: Docker, workspaceId: string, tools: ToolsImage, side: string, volume = workspaceNames(workspaceId).volume): Promise<Manifest> {
+  const r = await readVolume(docker, `podex-manifest-${workspaceId}-${side}`, volume, tools, MANIFEST_SCRIPT);
   const [files, bytes, digest] = r.out.trim().split('\n');
   if (r.code !== 0 || !/^[0-9a-f]{64}$/.test(digest ?? '')) throw new Error(`manifest of ${volume} failed (exit ${r.code}): ${r.out.slice(0, 300)}`);
   return { files: Number(files), bytes: Number(bytes), digest };
 }
 
 /** Regular files already on the target volume (size and mtime), listed on the target's own server. */
-async function heldOnServer(docker: Docker, workspaceId: string, image: string): Promise<Map<string, HeldFile>> {
-  const r = await readVolume(docker, `podex-listing-${workspaceId}`, workspaceNames(workspaceId).volume, image, LISTING_SCRIPT);
+async function heldOnServer(docker: Docker, workspaceId: string, tools: ToolsImage): Promise<Map<string, HeldFile>> {
+  const r = await readVolume(docker, `podex-listing-${workspaceId}`, workspaceNames(workspaceId).volume, tools, LISTING_SCRIPT);
   if (r.code !== 0) throw new Error(`listing the target volume failed (exit ${r.code}): ${r.out.slice(0, 300)}`);
   return parseListing(r.out);
 }
 
 /** Moving a workspace's data between engines, through their Docker APIs only (no SSH, no shared disk). */
-export function createMigrationDockerActivities({ fleet, logger }: MigrationDockerDeps) {
+export function createMigrationDockerActivities({ fleet, logger, tools }: MigrationDockerDeps) {
   const log = logger.child({ component: 'migration' });
   const container = (e: EngineEndpoint, workspaceId: string) => fleet.engine(e).getContainer(workspaceNames(workspaceId).container);
 
@@ -209,12 +210,13 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
      * target's by the manifest script on the target's own server; should they disagree, the
      * same script on the source decides. Progress (bytes read, bytes sent) is heartbeated. A retry (the worker was lost, a
      * connection broke) resumes: the files the target already holds whole are left out of
-     * the stream, and the checksums prove the result.
+     * the stream, and the checksums prove the result. The checks run from the tools image,
+     * never from the workspace's image (the last argument, which workflows still pass, is unused).
      */
-    async copyVolume(source: EngineEndpoint, target: EngineEndpoint, workspaceId: string, image: string): Promise<CopyResult> {
+    async copyVolume(source: EngineEndpoint, target: EngineEndpoint, workspaceId: string, _image?: string): Promise<CopyResult> {
       const ctx = Context.current();
       const t0 = Date.now();
-      const held = ctx.info.attempt > 1 ? await heldOnServer(fleet.engine(target), workspaceId, image) : new Map<string, HeldFile>();
+      const held = ctx.info.attempt > 1 ? await heldOnServer(fleet.engine(target), workspaceId, tools) : new Map<string, HeldFile>();
       const from = (await container(source, workspaceId).getArchive({ path: WORKSPACE_MOUNT })) as unknown as Readable;
       // A cancelled activity (its workflow gave up, or the server stopped hearing from it) stops streaming at once.
       ctx.cancelled.catch((err: Error) => from.destroy(err));
@@ -247,11 +249,11 @@ export function createMigrationDockerActivities({ fleet, logger }: MigrationDock
       const streamed = Date.now();
       // The target hashes its own disk on its own server: nothing is read back over the network.
       const archived = await fromArchive.manifest.catch(() => null);
-      const targetManifest = await manifestOnServer(fleet.engine(target), workspaceId, image, 'target');
+      const targetManifest = await manifestOnServer(fleet.engine(target), workspaceId, tools, 'target');
       let src = archived;
       if (!src || src.digest !== targetManifest.digest) {
         // The source is stopped and unchanged: its own disk, hashed by the same script as the target's, decides.
-        src = await manifestOnServer(fleet.engine(source), workspaceId, image, 'source');
+        src = await manifestOnServer(fleet.engine(source), workspaceId, tools, 'source');
         if (archived && archived.digest !== src.digest) log.warn({ workspaceId, archive: archived, disk: src }, 'the archive manifest differs from the source disk manifest');
       }
       if (targetManifest.digest !== src.digest) {

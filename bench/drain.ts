@@ -40,6 +40,7 @@ import { manifestOnServer } from '../activities/migration-docker';
 import { mintToken } from '../api/auth';
 import { WORKSPACE_MOUNT, workspaceNames } from '../domain/container-spec';
 import { config } from '../lib/config';
+import { toolsImage } from '../lib/tools-image';
 import { execIn } from '../lib/docker-exec';
 import { WORKFLOW_ID } from '../lib/constants';
 import { parseEndpoints } from '../lib/docker-fleet';
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
     // (a short-lived read-only container on the target's server hashing the copied volume).
     const verify = await measured(() =>
       pool(ids, PARALLEL, async (id) => {
-        await manifestOnServer(d2, `bench-${id}`, image, 'verify', `bench-raw-drain-${id}`);
+        await manifestOnServer(d2, `bench-${id}`, toolsImage(config()), 'verify', `bench-raw-drain-${id}`);
       }),
     );
     log('verify', { seconds: round(verify.seconds), cpu_seconds: round(verify.cpuSeconds) });

@@ -73,6 +73,10 @@ export const envSchema = z
     DOCKER_TIMEOUT_MS: positiveInt.default(30_000),
     WORKSPACE_IMAGE: z.string().min(1).default('podex/workspace:latest'),
     WORKSPACE_IMAGE_ARCHIVE: optionalString,
+    /** The platform's tools image every helper container on a workspace server runs from (volume checks, restores, probes); never a workspace image. */
+    TOOLS_IMAGE: z.string().min(1).default('podex/tools:latest'),
+    /** Root filesystem archive of the tools image, imported into an engine that lacks it. */
+    TOOLS_IMAGE_ARCHIVE: optionalString,
     COMPUTE_WORKSPACE_VOLUME_BASE: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/podex/workspaces'),
 
     /**
@@ -115,6 +119,8 @@ export const envSchema = z
     RESTIC_REPOSITORY: optionalString,
     RESTIC_PASSWORD_FILE: optionalString,
     RESTIC_CACHE_DIR: optionalString,
+    /** The pg_dump binary the database backup runs (a path, or a name on PATH). */
+    PG_DUMP_PATH: z.string().min(1).default('pg_dump'),
     HEARTBEAT_SCHEDULE_ID: z.string().min(1).default('fleet-heartbeat'),
     BACKUP_SCHEDULE_ID: z.string().min(1).default('backup-daily'),
     /** Five-field cron, UTC. */
@@ -159,6 +165,9 @@ export const envSchema = z
       }
     };
     both('TEMPORAL_TLS_CERT_FILE', 'TEMPORAL_TLS_KEY_FILE');
+    if (env.TOOLS_IMAGE === env.WORKSPACE_IMAGE) {
+      ctx.addIssue({ code: 'custom', path: ['TOOLS_IMAGE'], message: 'must not be the workspace image: helpers never run a workspace image' });
+    }
     if (env.RESTIC_REPOSITORY && !env.RESTIC_PASSWORD_FILE) {
       ctx.addIssue({ code: 'custom', path: ['RESTIC_PASSWORD_FILE'], message: 'is required when RESTIC_REPOSITORY is set' });
     }

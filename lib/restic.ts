@@ -65,12 +65,18 @@ export class Restic {
     if (!fs.existsSync(pw)) throw new ResticError('WrongPassword', `RESTIC_PASSWORD_FILE ${pw} does not exist`);
   }
 
-  /** Starts restic; the caller owns stdin and stdout. `done` resolves with stdout (if not piped elsewhere) or rejects with a ResticError. */
-  spawn(args: string[], opts: { collectStdout?: boolean } = {}): { child: ChildProcess; done: Promise<string> } {
+  /**
+   * Starts restic; the caller owns stdin and stdout. `done` resolves with stdout (if not piped
+   * elsewhere) or rejects with a ResticError. When `signal` aborts (the activity was cancelled or
+   * timed out) restic is killed at once, so a retry never runs beside it.
+   */
+  spawn(args: string[], opts: { collectStdout?: boolean; signal?: AbortSignal } = {}): { child: ChildProcess; done: Promise<string> } {
     this.preflight();
     const child = spawn(this.settings.bin ?? 'restic', args, {
       env: this.env(),
       stdio: ['pipe', 'pipe', 'pipe'],
+      signal: opts.signal,
+      killSignal: 'SIGKILL',
     });
     let out = '';
     let err = '';
@@ -79,7 +85,7 @@ export class Restic {
       if (err.length < 64 * 1024) err += d.toString();
     });
     const done = new Promise<string>((resolve, reject) => {
-      child.on('error', (e) => reject(new ResticError('ResticFailed', `restic could not be started: ${e.message}`)));
+      child.on('error', (e) => reject(new ResticError('ResticFailed', e.name === 'AbortError' ? `restic ${args[0]} was stopped: its activity was cancelled` : `restic could not be started: ${e.message}`)));
       child.on('close', (code, signal) => {
         if (code === 0) return resolve(out);
         const kind = signal ? 'ResticFailed' : classifyResticError(err);
@@ -90,8 +96,8 @@ export class Restic {
     return { child, done };
   }
 
-  async run(args: string[]): Promise<string> {
-    const { child, done } = this.spawn(args);
+  async run(args: string[], signal?: AbortSignal): Promise<string> {
+    const { child, done } = this.spawn(args, { signal });
     child.stdin!.end();
     return done;
   }
@@ -117,11 +123,11 @@ export class Restic {
     input: Readable,
     filename: string,
     tags: string[],
-    opts: { time?: string; complete?: () => string | null | Promise<string | null>; onBytes?: (bytes: number) => void } = {},
+    opts: { time?: string; complete?: () => string | null | Promise<string | null>; onBytes?: (bytes: number) => void; signal?: AbortSignal } = {},
   ): Promise<BackupSummary> {
     const args = ['backup', '--json', '--host', BACKUP_HOST, '--stdin', '--stdin-filename', filename, ...tags.flatMap((t) => ['--tag', t])];
     if (opts.time) args.push('--time', opts.time);
-    const { child, done } = this.spawn(args);
+    const { child, done } = this.spawn(args, { signal: opts.signal });
     let bytes = 0;
     let failure: Error | undefined;
     const abort = (e: Error) => {
@@ -200,8 +206,8 @@ export class Restic {
   }
 
   /** Streams one file of a snapshot to the returned stream (restic dump). */
-  dump(snapshotId: string, filename: string): { stream: Readable; done: Promise<string>; child: ChildProcess } {
-    const { child, done } = this.spawn(['dump', snapshotId, `/${filename}`], { collectStdout: false });
+  dump(snapshotId: string, filename: string, signal?: AbortSignal): { stream: Readable; done: Promise<string>; child: ChildProcess } {
+    const { child, done } = this.spawn(['dump', snapshotId, `/${filename}`], { collectStdout: false, signal });
     child.stdin!.end();
     return { stream: child.stdout!, done, child };
   }

@@ -3,7 +3,8 @@
  * form the on-disk manifest script prints (see MANIFEST_SCRIPT in activities/migration-docker):
  * one line per directory, regular file and symlink, sorted bytewise by path ("./…"),
  *   `path\tdir\tMODE`, `path\tfile\tMODE\tSIZE\tSHA256`, `path\tlink\tTARGET`,
- * then the number of lines, the total file bytes and the SHA-256 of the lines.
+ * then the number of lines, the total file bytes and the SHA-256 of the lines. Paths and link
+ * targets are printed through `escapeName`, so each entry is one line whatever its name holds.
  * Hashing happens in the process that reads the archive (OpenSSL's SHA-256), so the source
  * of a copy is checked without a second read of its disk.
  */
@@ -16,6 +17,12 @@ export interface Manifest {
   bytes: number;
   digest: string;
 }
+
+/**
+ * A name as the manifest prints it: backslash, newline and tab escaped (`\\`, `\n`, `\t`), so a
+ * name is one field of one line and two different names never print alike.
+ */
+export const escapeName = (name: string) => name.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\t/g, '\\t');
 
 /** Builds the manifest text's digest from lines keyed by path. */
 function manifestOf(lines: Map<string, string>, bytes: number): Manifest {
@@ -69,7 +76,7 @@ export function tarManifest(root: string): { sink: Writable; manifest: Promise<M
       stream.on('end', () => {
         const f = { mode: mode(header.mode), size, sha: h.digest('hex') };
         files.set(p, f);
-        lines.set(p, `${p}\tfile\t${f.mode}\t${f.size}\t${f.sha}`);
+        lines.set(p, `${escapeName(p)}\tfile\t${f.mode}\t${f.size}\t${f.sha}`);
         bytes += size;
         next();
       });
@@ -77,16 +84,16 @@ export function tarManifest(root: string): { sink: Writable; manifest: Promise<M
     }
     stream.on('end', done);
     stream.resume();
-    if (header.type === 'directory') lines.set(p, `${p}\tdir\t${mode(header.mode)}`);
-    else if (header.type === 'symlink') lines.set(p, `${p}\tlink\t${(header.linkname ?? '').replace(/\n+$/, '')}`);
+    if (header.type === 'directory') lines.set(p, `${escapeName(p)}\tdir\t${mode(header.mode)}`);
+    else if (header.type === 'symlink') lines.set(p, `${escapeName(p)}\tlink\t${escapeName(header.linkname ?? '')}`);
     else if (header.type === 'link') {
       // A hard link is another name for a file earlier in the archive: on disk it is that file.
       const target = rel(header.linkname ?? '');
       const f = target ? files.get(target) : undefined;
       if (f) {
-        lines.set(p, `${p}\tfile\t${f.mode}\t${f.size}\t${f.sha}`);
+        lines.set(p, `${escapeName(p)}\tfile\t${f.mode}\t${f.size}\t${f.sha}`);
         bytes += f.size;
-      } else lines.set(p, `${p}\tunresolved-link`);
+      } else lines.set(p, `${escapeName(p)}\tunresolved-link`);
     }
   });
   const manifest = new Promise<Manifest>((resolve, reject) => {

@@ -39,19 +39,29 @@ async function entries(stream: Readable): Promise<{ name: string; type?: string;
 
 describe('resuming a tar copy', () => {
   it('reads the target listing, relative to the folder it was made in', () => {
-    const held = parseListing(`5000\t${secs(T1)}\t./whole.bin\n12\t${secs(T2)}\t./src/a b.rs\nnot a line\n`);
+    const held = parseListing(`5000/${secs(T1)}/./whole.bin//\n12/${secs(T2)}/./src/a b.rs//\nnot a line//\n`);
     expect([...held]).toEqual([
       ['whole.bin', { size: 5000, mtime: secs(T1) }],
       ['src/a b.rs', { size: 12, mtime: secs(T2) }],
     ]);
   });
 
+  it('reads a name holding newlines as one file: it cannot forge the record of another', () => {
+    // A directory named "x\n5000/<mtime>/./whole.bin" would, split at newlines, claim whole.bin is held.
+    const forged = `x\n5000/${secs(T1)}/./whole.bin`;
+    const held = parseListing(`7/${secs(T2)}/./${forged}/f//\n9/${secs(T2)}/./a\nb//\n`);
+    expect([...held]).toEqual([
+      [`${forged}/f`, { size: 7, mtime: secs(T2) }],
+      ['a\nb', { size: 9, mtime: secs(T2) }],
+    ]);
+  });
+
   it('leaves out only the files the target holds whole; everything else passes unchanged', async () => {
     const held = parseListing(
       [
-        `5000\t${secs(T1)}\t./whole.bin`, // same size and mtime: left out
-        `1024\t${secs(T1) + 7}\t./cut.bin`, // cut off mid-write: smaller, fresh mtime
-        `13\t${secs(T2) + 1}\t./src/touched.rs`, // same size, another mtime
+        `5000/${secs(T1)}/./whole.bin//`, // same size and mtime: left out
+        `1024/${secs(T1) + 7}/./cut.bin//`, // cut off mid-write: smaller, fresh mtime
+        `13/${secs(T2) + 1}/./src/touched.rs//`, // same size, another mtime
       ].join('\n'),
     );
     const counters = { skippedBytes: 0, skippedFiles: 0 };

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { manifestOnServer } from '../activities/migration-docker';
+import { toolsImage } from '../lib/tools-image';
 import { DEFAULT_RETENTION, snapshotTags } from '../domain/backup';
 import { workspaceNames } from '../domain/container-spec';
 import { Restic } from '../lib/restic';
@@ -26,7 +27,6 @@ describe('encrypted backups and restores with restic', () => {
   const servers: string[] = [];
   const workspaces: string[] = [];
   const databases: string[] = [];
-  const image = process.env.WORKSPACE_IMAGE!;
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-backups-'));
@@ -47,7 +47,7 @@ describe('encrypted backups and restores with restic', () => {
   });
 
   const docker = () => h.deps.fleet.engine(localEngines()[0]);
-  const manifest = (workspaceId: string, volume?: string) => manifestOnServer(docker(), workspaceId, image, 'test', volume);
+  const manifest = (workspaceId: string, volume?: string) => manifestOnServer(docker(), workspaceId, toolsImage({ TOOLS_IMAGE: process.env.TOOLS_IMAGE!, TOOLS_IMAGE_ARCHIVE: process.env.TOOLS_IMAGE_ARCHIVE }), 'test', volume);
 
   async function workspaceWithFiles(name: string) {
     const res = await h.call('POST', '/workspaces?wait=true', { token: h.userToken, body: { name, tier: 'free', server: servers[0], constraints: { labels: { suite } } } });
@@ -183,7 +183,7 @@ describe('encrypted backups and restores with restic', () => {
   }, 180_000);
 
   it('a wrong password fails the run loudly and changes nothing; the failure shows in the metrics', async () => {
-    const failures = async () => Number(/podex_backup_failures_total (\d+)/.exec((await (await fetch(`${h.url}/metrics`)).text()))![1]);
+    const failures = async () => Number(/podex_backup_failures_total (\d+)/.exec((await (await fetch(`${h.url}/metrics`, { headers: { authorization: `Bearer ${h.adminToken}` } })).text()))![1]);
     const failedBefore = await failures();
     const snapshotsBefore = (await restic.snapshots()).map((s) => s.id).sort();
     const wrongFile = path.join(dir, 'wrong-password');

@@ -8,6 +8,7 @@ import { workspaceNames } from '../domain/container-spec';
 import { config } from '../lib/config';
 import { DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
 import { createLogger } from '../lib/logger';
+import { toolsImage } from '../lib/tools-image';
 import { localEngines, testFleet, uniq } from './helpers';
 
 const MB = 1024 * 1024;
@@ -58,9 +59,9 @@ describe('a retried volume copy resumes where the broken one stopped', () => {
   const image = config().WORKSPACE_IMAGE;
   const id = uniq('resume');
   const names = workspaceNames(id);
-  const acts = createMigrationDockerActivities({ fleet, logger: createLogger('silent') });
+  const acts = createMigrationDockerActivities({ fleet, logger: createLogger('silent'), tools: toolsImage(config()) });
   const warnings: string[] = [];
-  const watched = createMigrationDockerActivities({ fleet, logger: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }) });
+  const watched = createMigrationDockerActivities({ fleet, tools: toolsImage(config()), logger: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }) });
   const sums = (e: EngineEndpoint) =>
     runProbe(testFleet().engine(e), `${names.container}-sums`, { Image: image, Cmd: ['sh', '-c', SUMS], HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${names.volume}:/data:ro`] } });
 
@@ -122,10 +123,10 @@ describe('a retried volume copy resumes where the broken one stopped', () => {
     expect(r.target.digest).toBe(r.source.digest);
   }, 120_000);
 
-  it('when the archive manifest and the disk script disagree (a newline in a file name), the source disk decides', async () => {
+  it('when the archive manifest and the disk script disagree (a file name that is not UTF-8), the source disk decides', async () => {
     const odd = await runProbe(testFleet().engine(source), `${names.container}-odd`, {
       Image: image,
-      Cmd: ['sh', '-c', `cd /data && printf 'two\nlines' > "$(printf 'odd\nname')" && sync`],
+      Cmd: ['sh', '-c', `cd /data && printf 'two\nlines' > "$(printf 'odd\\377name')" && sync`],
       HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${names.volume}:/data`] },
     });
     expect(odd.code).toBe(0);

@@ -2,6 +2,7 @@ import { runProbe } from '../activities/docker';
 import { manifestOnServer } from '../activities/migration-docker';
 import { config } from '../lib/config';
 import { tarManifest } from '../lib/tar-manifest';
+import { toolsImage } from '../lib/tools-image';
 import { localEngines, testFleet, uniq } from './helpers';
 
 /** The check a migration relies on: equal data gives equal digests on two servers, any change does not. */
@@ -11,6 +12,7 @@ describe('volume manifests computed on each server', () => {
   const id = `${uniq('manifest')}`;
   const volume = `podex-ws-${id}`;
   const image = config().WORKSPACE_IMAGE;
+  const tools = toolsImage(config());
   const write = (docker: typeof a, script: string) =>
     runProbe(docker, `${volume}-write`, { Image: image, Cmd: ['sh', '-c', `cd /data && ${script}`], HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/data`] } });
 
@@ -26,19 +28,19 @@ describe('volume manifests computed on each server', () => {
   });
 
   it('agrees on identical data and disagrees on a changed byte, mode or link', async () => {
-    const [ma, mb] = await Promise.all([manifestOnServer(a, id, image, 'source'), manifestOnServer(b, id, image, 'target')]);
+    const [ma, mb] = await Promise.all([manifestOnServer(a, id, tools, 'source'), manifestOnServer(b, id, tools, 'target')]);
     expect(ma).toEqual(mb);
     expect(ma).toMatchObject({ files: 5, bytes: 100_006 });
     for (const change of [`printf 'hellO\\n' > src/a.txt && chmod 600 src/a.txt`, `printf 'hello\\n' > src/a.txt && chmod 644 src/a.txt`, `chmod 600 src/a.txt && ln -sf big link`]) {
       expect((await write(b, change)).code).toBe(0);
-      expect((await manifestOnServer(b, id, image, 'target')).digest).not.toBe(ma.digest);
+      expect((await manifestOnServer(b, id, tools, 'target')).digest).not.toBe(ma.digest);
     }
   });
 
   it('runs by exec in one read-only reader per server, made again when someone removes it', async () => {
-    await manifestOnServer(a, id, image, 'source');
+    await manifestOnServer(a, id, tools, 'source');
     const since = Math.floor(Date.now() / 1000) - 1;
-    const before = await manifestOnServer(a, id, image, 'source');
+    const before = await manifestOnServer(a, id, tools, 'source');
     const until = Math.ceil(Date.now() / 1000) + 1;
     const reader = await a.getContainer('podex-volume-reader').inspect();
     expect(reader.State.Running).toBe(true);
@@ -59,19 +61,19 @@ describe('volume manifests computed on each server', () => {
     expect(events.filter((e) => e.Action === 'create' && e.Actor.Attributes.name?.startsWith('podex-manifest-'))).toEqual([]);
 
     await a.getContainer('podex-volume-reader').remove({ force: true });
-    expect(await manifestOnServer(a, id, image, 'source')).toEqual(before);
+    expect(await manifestOnServer(a, id, tools, 'source')).toEqual(before);
     expect((await a.getContainer('podex-volume-reader').inspect()).Id).not.toBe(reader.Id);
     // A container of that name that is not the reader (no volumes mounted) is replaced by one.
     const reader2 = (await a.getContainer('podex-volume-reader').inspect()).Id;
     await a.getContainer('podex-volume-reader').remove({ force: true });
     const impostor = await a.createContainer({ name: 'podex-volume-reader', Image: image, Cmd: ['sleep', '600'], Labels: { 'podex.test': '1' }, HostConfig: { Runtime: 'runc', NetworkMode: 'none' } });
     await impostor.start();
-    expect(await manifestOnServer(a, id, image, 'source')).toEqual(before);
+    expect(await manifestOnServer(a, id, tools, 'source')).toEqual(before);
     const replaced = await a.getContainer('podex-volume-reader').inspect();
     expect([impostor.id, reader2]).not.toContain(replaced.Id);
     expect(replaced.Mounts).toEqual([expect.objectContaining({ Destination: '/volumes', RW: false })]);
     // A volume that does not exist is an error, never an empty manifest.
-    await expect(manifestOnServer(a, `${id}-missing`, image, 'source')).rejects.toThrow(/no such volume|404/i);
+    await expect(manifestOnServer(a, `${id}-missing`, tools, 'source')).rejects.toThrow(/no such volume|404/i);
   });
 });
 
@@ -81,6 +83,7 @@ describe('a manifest made from the volume archive', () => {
   const id = `${uniq('archive-manifest')}`;
   const volume = `podex-ws-${id}`;
   const image = config().WORKSPACE_IMAGE;
+  const tools = toolsImage(config());
 
   beforeAll(async () => {
     await docker.createVolume({ Name: volume, Labels: { 'podex.test': '1' } });
@@ -111,7 +114,7 @@ describe('a manifest made from the volume archive', () => {
       HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${volume}:/data`] },
     });
     expect(w.code).toBe(0);
-    const onDisk = await manifestOnServer(docker, id, image, 'disk');
+    const onDisk = await manifestOnServer(docker, id, tools, 'disk');
     const fromArchive = tarManifest('/workspace');
     const archive = (await docker.getContainer(volume).getArchive({ path: '/workspace' })) as unknown as NodeJS.ReadableStream;
     archive.pipe(fromArchive.sink);

@@ -6,6 +6,7 @@ import { createActivities, type ActivityDeps } from '../activities';
 import type { BackupDeps } from '../activities/backups';
 import type { Config } from '../domain/config';
 import { resticFromConfig } from '../lib/restic';
+import { toolsImage } from '../lib/tools-image';
 import { LlmRouter, llmSettings } from '../lib/llm';
 
 const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -30,10 +31,12 @@ export function installRuntimeLogger(logger: Logger, level: LogLevel = 'INFO', m
 }
 
 /** What the backup activities need from the configuration: the repository, the database to dump, the policy. */
-export function backupDeps(c: Config): Pick<BackupDeps, 'restic' | 'databaseUrl' | 'backup'> {
+export function backupDeps(c: Config): Pick<BackupDeps, 'restic' | 'databaseUrl' | 'backup' | 'pgDump' | 'tools'> {
   return {
     restic: resticFromConfig(c),
     databaseUrl: c.DATABASE_URL,
+    pgDump: c.PG_DUMP_PATH,
+    tools: toolsImage(c),
     backup: { retention: { daily: c.BACKUP_KEEP_DAILY, weekly: c.BACKUP_KEEP_WEEKLY, monthly: c.BACKUP_KEEP_MONTHLY }, checkSubset: c.BACKUP_CHECK_SUBSET },
   };
 }

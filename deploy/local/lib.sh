@@ -17,6 +17,8 @@ API_PORT=${PORT:-8080}
 PROXY_PORT=${PODEX_PROXY_PORT:-8880}               # the Workspace Proxy (Caddy)
 PROXY_ADMIN_PORT=${PODEX_PROXY_ADMIN_PORT:-8881}   # its admin API, loopback only
 WORKSPACE_IMAGE=${PODEX_WORKSPACE_IMAGE:-podex/workspace:latest}
+# The platform's tools image (helper containers), named by its root filesystem's digest so a rebuilt one is a new image.
+tools_image() { echo "podex/tools:$(sha256sum "$STACK_DIR/image/tools-rootfs.tar" | cut -c1-16)"; }
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 
 log() { printf '[stack] %s\n' "$*" >&2; }

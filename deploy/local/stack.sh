@@ -5,6 +5,7 @@
 #   stack.sh up                 start whatever is not running (idempotent), write $STACK_DIR/env
 #   stack.sh down [--purge]     stop everything (--purge also deletes all state but binaries)
 #   stack.sh status             one line per part
+#   stack.sh env                write $STACK_DIR/env again (after a setup that changed an image)
 #   stack.sh engine-stop N      stop engine N's dockerd and containerd, containers left running (failure tests)
 #   stack.sh engine-start N     start engine N again (one retry), re-adopting those containers
 set -euo pipefail
@@ -186,6 +187,12 @@ engine_up() {
     engine_cli "$i" import -c 'CMD ["/bin/sh"]' -c 'WORKDIR /workspace' -c 'LABEL podex.image=workspace' \
       -c "LABEL podex.rootfs=$want" "$STACK_DIR/image/workspace-rootfs.tar" "$WORKSPACE_IMAGE" >/dev/null
   fi
+  # Helpers run from the tools image, never a workspace image (README: helper containers).
+  local tools; tools=$(tools_image)
+  if ! engine_cli "$i" image inspect "$tools" >/dev/null 2>&1; then
+    log "importing $tools into engine-$i"
+    engine_cli "$i" import -c 'CMD ["/bin/sh"]' -c 'LABEL podex.image=tools' "$STACK_DIR/image/tools-rootfs.tar" "$tools" >/dev/null
+  fi
 }
 
 # Several dockerds share this host's iptables, and each one rewrites the DOCKER-ISOLATION chains
@@ -225,6 +232,8 @@ write_env() {
     echo "PODEX_LOCAL_ENGINES=$engines"
     echo "WORKSPACE_IMAGE=$WORKSPACE_IMAGE"
     echo "WORKSPACE_IMAGE_ARCHIVE=$STACK_DIR/image/workspace-rootfs.tar"
+    echo "TOOLS_IMAGE=$(tools_image)"
+    echo "TOOLS_IMAGE_ARCHIVE=$STACK_DIR/image/tools-rootfs.tar"
     echo "RESTIC_REPOSITORY=$STACK_DIR/restic-repo"
     echo "RESTIC_PASSWORD_FILE=$STACK_DIR/restic-password"
     echo "COMPUTE_WORKSPACE_VOLUME_BASE=/var/lib/podex/workspaces"
@@ -267,7 +276,8 @@ case "${1:-}" in
     log "stack down"
     ;;
   status) status ;;
+  env) write_env ;;
   engine-stop) engine_down "${2:?engine number}" ;;
   engine-start) engine_up "${2:?engine number}"; isolate_bridges ;;
-  *) die "usage: $0 up|down [--purge]|status|engine-stop N|engine-start N" ;;
+  *) die "usage: $0 up|down [--purge]|status|env|engine-stop N|engine-start N" ;;
 esac
