@@ -474,7 +474,8 @@ describe('deploy/: every file machine-checked', () => {
 });
 
 describe('deploy/: DOCKER-USER rules for the ports Docker publishes', () => {
-  const WS = { PLATFORM_PRIVATE_IP: '10.0.0.2', SERVER_PRIVATE_IP: '10.0.0.5' };
+  // The lab's container (172.30.0.2) is outside these pools: its outbound check stays as before.
+  const WS = { PLATFORM_PRIVATE_IP: '10.0.0.2', SERVER_PRIVATE_IP: '10.0.0.5', WORKSPACE_POOLS: '172.20.0.0/14', WORKSPACE_DNS: '185.12.64.1' };
   const CLOUDFLARE = at('deploy/servers/platform/cloudflare-ips-v4.txt');
   const PLATFORM = { WORKSPACE_PROXY_IP: '198.51.100.7', CLOUDFLARE_IPS_FILE: CLOUDFLARE };
 
@@ -489,10 +490,26 @@ describe('deploy/: DOCKER-USER rules for the ports Docker publishes', () => {
       '-A DOCKER-USER -m conntrack --ctstate DNAT -j DROP',
       '-A DOCKER-USER ! -i br-+ -o br-+ -m conntrack --ctstate NEW -j DROP',
       '-A DOCKER-USER ! -i docker0 -o docker0 -m conntrack --ctstate NEW -j DROP',
+      // Workspace egress (issue 17, finding 4): DNS to the resolver, then no private, link-local or reserved range.
+      '-A DOCKER-USER -s 172.20.0.0/14 -m physdev --physdev-is-bridged -j RETURN',
+      '-A DOCKER-USER -s 172.20.0.0/14 -d 185.12.64.1/32 -p udp -m udp --dport 53 -j RETURN',
+      '-A DOCKER-USER -s 172.20.0.0/14 -d 185.12.64.1/32 -p tcp -m tcp --dport 53 -j RETURN',
+      ...['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.168.0.0/16', '198.18.0.0/15', '224.0.0.0/4', '240.0.0.0/4'].map((r) => `-A DOCKER-USER -s 172.20.0.0/14 -d ${r} -j DROP`),
       '-A DOCKER-USER -j RETURN',
+      // The host itself: replies and loopback first, DNS if the host is the resolver, nothing else.
+      '-A PODEX-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
+      '-A PODEX-INPUT -i lo -j RETURN',
+      '-A PODEX-INPUT -s 172.20.0.0/14 -d 185.12.64.1/32 -p udp -m udp --dport 53 -j RETURN',
+      '-A PODEX-INPUT -s 172.20.0.0/14 -d 185.12.64.1/32 -p tcp -m tcp --dport 53 -j RETURN',
+      '-A PODEX-INPUT -s 172.20.0.0/14 -j DROP',
+      '-A PODEX-INPUT -j RETURN',
     ]);
+    // The pools are daemon.json's: the rules match the networks Docker makes.
+    const daemon = JSON.parse(fs.readFileSync(at('deploy/servers/workspace/daemon.json'), 'utf8')) as { 'default-address-pools': { base: string; size: number }[] };
+    expect(daemon['default-address-pools']).toEqual([{ base: '172.20.0.0/14', size: 28 }]);
+    expect(fs.readFileSync(at('deploy/servers/workspace/bootstrap.sh'), 'utf8')).toContain(`WORKSPACE_POOLS=$(jq -r '[."default-address-pools"[].base] | join(",")' "$here/daemon.json")`);
     // A missing or malformed value prints nothing to load (a newline would be a rule of its own).
-    for (const bad of [{ SERVER_PRIVATE_IP: '10.0.0.5' }, { ...WS, PLATFORM_PRIVATE_IP: '10.0.0.2\n-A DOCKER-USER -j ACCEPT' }, { ...WS, SERVER_PRIVATE_IP: '10.0.0.0/16' }]) {
+    for (const bad of [{ SERVER_PRIVATE_IP: '10.0.0.5' }, { ...WS, WORKSPACE_POOLS: '' }, { ...WS, WORKSPACE_DNS: '1.1.1.1,x' }, { ...WS, PLATFORM_PRIVATE_IP: '10.0.0.2\n-A DOCKER-USER -j ACCEPT' }, { ...WS, SERVER_PRIVATE_IP: '10.0.0.0/16' }]) {
       const refused = dockerUser(['rules', 'workspace'], bad);
       expect([refused.code, ruleLines(refused.out)]).toEqual([2, []]);
     }
@@ -520,12 +537,12 @@ describe('deploy/: DOCKER-USER rules for the ports Docker publishes', () => {
       write_if_changed() { echo "== $1"; cat; }
       install() { :; }
       systemctl() { echo "systemctl $*"; }
-      harden_docker_user workspace PLATFORM_PRIVATE_IP=10.0.0.2 SERVER_PRIVATE_IP=10.0.0.5`;
+      harden_docker_user workspace PLATFORM_PRIVATE_IP=10.0.0.2 SERVER_PRIVATE_IP=10.0.0.5 WORKSPACE_POOLS=172.20.0.0/14 WORKSPACE_DNS=`;
     const r = run('bash', ['-c', stubbed, 'stub', at('deploy/servers/common/harden.sh')]);
     expect(r.code).toBe(0);
     const written = Object.fromEntries(r.out.split(/^== /m).slice(1).map((chunk) => [chunk.slice(0, chunk.indexOf('\n')), chunk.slice(chunk.indexOf('\n') + 1)]));
     expect(written['/usr/local/sbin/podex-docker-user']).toContain('podex-docker-user apply workspace|platform');
-    expect(written['/etc/podex/docker-user.env']).toBe('PLATFORM_PRIVATE_IP=10.0.0.2\nSERVER_PRIVATE_IP=10.0.0.5\n');
+    expect(written['/etc/podex/docker-user.env']).toBe('PLATFORM_PRIVATE_IP=10.0.0.2\nSERVER_PRIVATE_IP=10.0.0.5\nWORKSPACE_POOLS=172.20.0.0/14\nWORKSPACE_DNS=\n');
     const unit = written['/etc/systemd/system/podex-docker-user.service'] ?? '';
     for (const line of ['Before=docker.service', 'PartOf=docker.service', 'Type=oneshot', 'RemainAfterExit=yes', 'EnvironmentFile=/etc/podex/docker-user.env', 'ExecStart=/usr/local/sbin/podex-docker-user apply workspace', 'RequiredBy=docker.service']) {
       expect(unit.split('\n')).toContain(line);
@@ -555,7 +572,7 @@ describe('deploy/: DOCKER-USER rules for the ports Docker publishes', () => {
     // Docker's own rules alone let everyone in: the test can see a hole.
     expect(lab.before).toEqual({ admitted: 'ws', other: 'ws', direct: 'ws', outbound: 'out' });
     expect(lab.after).toEqual({ admitted: 'ws', other: 'blocked', direct: 'blocked', outbound: 'out' });
-    expect(lab.chain).toEqual(ruleLines(dockerUser(['rules', 'workspace'], WS).out));
+    expect(lab.chain).toEqual(ruleLines(dockerUser(['rules', 'workspace'], WS).out).filter((l) => l.startsWith('-A DOCKER-USER ')));
   }, 30_000);
 
   asRoot('platform, in network namespaces: after the rules only a Cloudflare address reaches the Workspace Proxy on 443; applied twice, the chain is the dry run', () => {
@@ -683,6 +700,43 @@ describe('finding 7, live: the Temporal UI route (deploy/proxy/temporal-ui.caddy
     }
     expect(seen.length).toBe(3);
     expect(seen.map((headers) => headers.authorization)).toEqual([undefined, undefined, undefined]);
+  });
+});
+
+describe('deploy/: fail2ban on the Docker API (issue 17, finding 10)', () => {
+  // Lines dockerd writes (seen on the local engines), from a stranger and from the platform (10.0.0.2).
+  const LOG = [
+    "2026-12-02 17:06:29.146162 I | http: TLS handshake error from 203.0.113.9:50596: tls: client didn't provide a certificate",
+    '2026-12-02 17:06:29.160034 I | http: TLS handshake error from 10.0.0.2:50604: EOF',
+    '2026-12-02 17:06:29.300686 I | http: TLS handshake error from 203.0.113.10:50620: tls: failed to verify client certificate: x509: certificate signed by unknown authority',
+    '2026-12-02 17:06:30.803598 I | http: TLS handshake error from 10.0.0.2:50634: read tcp 10.0.0.5:2376->10.0.0.2:50634: read: connection reset by peer',
+    '2026-12-02 17:06:31.000000 I | http: TLS handshake error from 10.0.0.2:50640: remote error: tls: bad certificate',
+  ].join('\n');
+
+  it('the jail counts only certificate failures and never bans the platform, as fail2ban itself reads the files harden.sh writes', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-f2b-'));
+    try {
+      fs.cpSync('/etc/fail2ban', dir, { recursive: true });
+      const stubbed = [
+        'source "$1"',
+        'apt_install() { :; }',
+        'systemctl() { :; }',
+        'write_if_changed() { mkdir -p "$(dirname "$D${1#/etc/fail2ban}")"; cat >"$D${1#/etc/fail2ban}"; }',
+        'harden_fail2ban 10.0.0.2',
+      ].join('\n');
+      expect(run('bash', ['-c', stubbed, 'stub', at('deploy/servers/common/harden.sh')], { env: { PATH: process.env.PATH, D: dir } }).code).toBe(0);
+      fs.writeFileSync(path.join(dir, 'dockerd.log'), LOG);
+      const ips = run('fail2ban-regex', ['-o', 'ip', path.join(dir, 'dockerd.log'), path.join(dir, 'filter.d/docker-auth.conf')]);
+      expect([ips.code, ips.out.trim().split('\n')]).toEqual([0, ['203.0.113.9', '203.0.113.10']]);
+      const dump = run('fail2ban-client', ['-c', dir, '-d']).out;
+      expect(dump).toContain("['set', 'docker-auth', 'addignoreip', '127.0.0.1/8', '::1', '10.0.0.2']");
+      expect(dump).toContain("['set', 'sshd', 'addignoreip', '127.0.0.1/8', '::1', '10.0.0.2']");
+      // A malformed address installs nothing.
+      expect(run('bash', ['-c', stubbed.replace('harden_fail2ban 10.0.0.2', 'harden_fail2ban "10.0.0.2 -x"'), 'stub', at('deploy/servers/common/harden.sh')], { env: { PATH: process.env.PATH, D: dir } }).code).toBe(2);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(fs.readFileSync(at('deploy/servers/workspace/bootstrap.sh'), 'utf8')).toMatch(/^harden_fail2ban "\$PLATFORM_PRIVATE_IP"$/m);
   });
 });
 

@@ -52,20 +52,30 @@ CONF
   fi
 }
 
+# harden_fail2ban [ADDRESS…]: the addresses (the platform's) are never banned. The Docker API
+# jail counts only clients that fail mutual TLS (no certificate, or one our CA did not sign);
+# a bare EOF is what a client that gives up (a health check, the platform's own retries on a
+# flaky link) leaves, and must not ban the platform from its own fleet.
 harden_fail2ban() {
+  local a ignore="127.0.0.1/8 ::1"
+  for a in "$@"; do
+    [[ $a =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}(/[0-9]{1,2})?$ ]] || { log "fail2ban: not an IPv4 address: $(printf %q "$a")"; exit 2; }
+    ignore+=" $a"
+  done
   apt_install fail2ban
   log "fail2ban: sshd and the Docker API"
   write_if_changed /etc/fail2ban/filter.d/docker-auth.conf <<'CONF' || true
 [Definition]
-failregex = ^.*http: TLS handshake error from <HOST>:\d+: .*$
+failregex = ^.*\bhttp: TLS handshake error from <HOST>:\d+: tls: (?:client didn't provide a certificate|failed to verify client certificate|invalid signature by the client certificate)\b
 ignoreregex =
 CONF
-  if write_if_changed /etc/fail2ban/jail.d/podex.local <<'CONF'
+  if write_if_changed /etc/fail2ban/jail.d/podex.local <<CONF
 [DEFAULT]
 bantime = 1h
 findtime = 10m
 maxretry = 5
 banaction = ufw
+ignoreip = $ignore
 
 [sshd]
 enabled = true

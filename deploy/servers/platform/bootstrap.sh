@@ -54,6 +54,7 @@ ufw allow from "$PRIVATE_CIDR"
 ufw --force enable
 
 harden_sshd
+# The platform is the client of the workspace servers, never of itself: only loopback to spare.
 harden_fail2ban
 harden_updates
 

@@ -30,7 +30,15 @@ if grep -Eq '"ip(v)?6(tables)?"[[:space:]]*:[[:space:]]*true' "$here/daemon.json
   log "daemon.json enables IPv6: its published ports would need ip6tables rules too"; exit 2
 fi
 
-apt_install docker.io runsc ufw ca-certificates
+apt_install docker.io runsc ufw ca-certificates jq
+
+# Workspace egress (docker-user.sh) is matched on the pools workspace networks are cut from,
+# so it is read from the daemon.json that makes them; the resolvers are those Docker hands
+# containers (systemd-resolved's upstreams when the stub is in /etc/resolv.conf).
+WORKSPACE_POOLS=$(jq -r '[."default-address-pools"[].base] | join(",")' "$here/daemon.json")
+resolv=/etc/resolv.conf
+[ -s /run/systemd/resolve/resolv.conf ] && grep -q '^nameserver 127\.' /etc/resolv.conf && resolv=/run/systemd/resolve/resolv.conf
+WORKSPACE_DNS=$(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ && $2 !~ /^127\./ { print $2 }' "$resolv" | paste -sd, -)
 
 log "Docker TLS material"
 for f in ca.pem server-cert.pem server-key.pem; do
@@ -40,7 +48,8 @@ install -m 0644 "$CERT_DIR/ca.pem" /etc/docker/ca.pem
 install -m 0644 "$CERT_DIR/server-cert.pem" /etc/docker/server-cert.pem
 install -m 0600 "$CERT_DIR/server-key.pem" /etc/docker/server-key.pem
 
-harden_docker_user workspace PLATFORM_PRIVATE_IP="$PLATFORM_PRIVATE_IP" SERVER_PRIVATE_IP="$SERVER_PRIVATE_IP"
+harden_docker_user workspace PLATFORM_PRIVATE_IP="$PLATFORM_PRIVATE_IP" SERVER_PRIVATE_IP="$SERVER_PRIVATE_IP" \
+  WORKSPACE_POOLS="$WORKSPACE_POOLS" WORKSPACE_DNS="$WORKSPACE_DNS"
 
 log "hardened daemon.json"
 # The unit's own -H flag would conflict with "hosts" in daemon.json.
@@ -67,6 +76,6 @@ ufw allow from "$PRIVATE_CIDR"
 ufw --force enable
 
 harden_sshd
-harden_fail2ban
+harden_fail2ban "$PLATFORM_PRIVATE_IP"
 harden_updates
 log "workspace server ready: register it with POST /servers (private address $SERVER_PRIVATE_IP, port 2376)"
