@@ -21,8 +21,9 @@ export function createLlmActivities({ prisma, llm }: LlmDeps) {
   return {
     /**
      * One agent job's completion. A finished job answers from its record (no second call);
-     * otherwise the router calls the provider with fallback and bills under the job's id, so a
-     * retry after a crash is billed once. A bad request or no credit is not retried.
+     * otherwise the router calls the provider with fallback, stores the answer under the job's id
+     * before billing under it, so a retry after the provider answered reuses that answer and is
+     * billed once. A bad request, no credit or an unreadable key is not retried.
      */
     async runLlmJob(jobId: string, userId: string, request: ChatRequest): Promise<JobOutcome> {
       const done = await prisma.llmJob.findUnique({ where: { id: jobId } });
@@ -35,6 +36,8 @@ export function createLlmActivities({ prisma, llm }: LlmDeps) {
           where: { id: jobId },
           data: { status: 'succeeded', result: { outcome, completion } as unknown as Prisma.InputJsonValue, error: null, finishedAt: new Date() },
         });
+        // The job's record holds the answer now; the copy kept for retries can go.
+        await llm.forgetAnswer(jobId);
         return outcome;
       } catch (err) {
         if (err instanceof LlmError && err.status < 500) throw ApplicationFailure.nonRetryable(err.message, `Llm${err.status}`);

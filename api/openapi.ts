@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import * as s from './schemas';
-import { chatBody } from './routes/llm';
+import { chatBody, topUpBody } from './routes/llm';
 
 const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
@@ -44,6 +44,7 @@ const op = (summary: string, o: Op) => ({
   responses: { ...o.responses, ...(o.security?.length === 0 ? {} : errors) },
 });
 const missing = err('no such server');
+const creditBalance = { type: 'object', properties: { balanceUsd: { type: 'string', pattern: '^-?\\d+\\.\\d{6,12}$' } }, required: ['balanceUsd'] };
 
 /** The OpenAPI 3.1 document, generated from the same zod schemas that validate requests. */
 export function openApiDocument(): object {
@@ -300,7 +301,12 @@ export function openApiDocument(): object {
         post: op('chat completion, streamed (SSE) or not (OpenAI-compatible); routed to the user’s own provider or OpenRouter', {
           security: user,
           body: chatBody,
-          responses: { '200': ok('completion or text/event-stream'), '402': err('no Podex credit'), '502': err('every provider failed') },
+          responses: {
+            '200': ok('completion or text/event-stream'),
+            '402': err('Podex credit, less calls in flight, does not cover the most this call can cost'),
+            '409': err('a stored provider key no longer opens: enter it again'),
+            '502': err('every provider failed'),
+          },
         }),
       },
       '/v1/jobs': { post: op('a durable completion run as a workflow', { security: user, body: chatBody, responses: { '202': ok('started') } }) },
@@ -311,10 +317,24 @@ export function openApiDocument(): object {
         put: op('store the user’s key (or Ollama URL: https to public addresses only, unless LLM_PROVIDER_ALLOW lists the host; 400 naming baseUrl otherwise), encrypted at rest', { security: user, responses: { '204': ok('stored') } }),
         delete: op('forget it', { security: user, responses: { '204': ok('removed'), '404': err('none stored') } }),
       },
-      '/v1/credits': { get: op('the user’s Podex credit balance', { security: user, responses: { '200': ok('balance') } }) },
+      '/v1/credits': {
+        get: op('the user’s Podex credit balance (USD, at least six places, up to 10^-12)', { security: user, responses: { '200': ok('balance', creditBalance) } }),
+      },
       '/credits/{userId}': {
-        parameters: [{ name: 'userId', in: 'path', required: true, schema: { type: 'string' } }],
-        post: op('add Podex credits to a user', { responses: { '200': ok('new balance') } }),
+        parameters: [
+          { name: 'userId', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string', pattern: '^[\\x21-\\x7e]{8,255}$' }, description: 'one per top-up: a repeat applies nothing' },
+        ],
+        post: op('add Podex credits to a user, once per Idempotency-Key', {
+          body: topUpBody,
+          responses: {
+            '200': {
+              ...ok('the balance after this top-up (a repeat answers the same, with Idempotent-Replayed: true)', { type: 'object', properties: { userId: { type: 'string' }, ...creditBalance.properties }, required: ['userId', 'balanceUsd'] }),
+              headers: { 'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] }, description: 'present when the key was already applied' } },
+            },
+            '422': err('the Idempotency-Key was used for another user or amount'),
+          },
+        }),
       },
       '/metrics': { get: op('Prometheus metrics for admins (aggregate counts only); Prometheus scrapes METRICS_ADDRESS without credentials', { security: admin, responses: { '200': { description: 'text/plain; version=0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } } } }) },
       '/audit': {

@@ -154,6 +154,10 @@ export const envSchema = z
     LLM_KEYS_ENCRYPTION_KEY: optionalString,
     LLM_UPSTREAM_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
     LLM_UPSTREAM_TIMEOUT_MS: positiveInt.default(600_000),
+    /** Output tokens a Podex-paid call holds credit for (and is capped at) when neither the request nor OpenRouter's catalog gives a maximum. */
+    LLM_DEFAULT_MAX_OUTPUT_TOKENS: positiveInt.default(4096),
+    /** How long a credit hold counts against the balance if its process dies before settling it; longer than any call lasts. */
+    LLM_HOLD_TTL_SECONDS: positiveInt.default(3600),
     LLM_PRICE_SCHEDULE_ID: z.string().min(1).default('llm-prices-daily'),
     /** Hosts, addresses and CIDRs a user's provider URL (Ollama) may reach though not public, and the only ones over plain http; empty: public https only. */
     LLM_PROVIDER_ALLOW: list.refine((l) => l.every((e) => parseAllowEntry(e)), { message: 'must list host names, addresses or CIDR networks, comma-separated' }),

@@ -78,14 +78,23 @@ export function toUnits(decimal: string): bigint {
   return m[1] ? -v : v;
 }
 
-/** Units of 10^-18 USD as a decimal string with `digits` places, rounded half up. */
-export function fromUnits(units: bigint, digits = 6): string {
+/** Units of 10^-18 USD as a decimal string with `digits` places, rounded half up (or up, for charges). */
+export function fromUnits(units: bigint, digits = 6, round: 'half-up' | 'up' = 'half-up'): string {
   const neg = units < 0n;
   let v = neg ? -units : units;
   const drop = 10n ** BigInt(SCALE - digits);
-  v = (v + drop / 2n) / drop;
+  v = round === 'up' ? (v + drop - 1n) / drop : (v + drop / 2n) / drop;
   const s = v.toString().padStart(digits + 1, '0');
   return `${neg ? '-' : ''}${s.slice(0, -digits)}.${s.slice(-digits)}`;
+}
+
+/** Credits are kept to 10^-12 USD (the catalog's per-token precision), so no call is too small to charge. */
+export const USD_DIGITS = 12;
+
+/** An amount as stored (12 places), shown with the zeros past the micro-dollar trimmed: "0.014648", "0.0000001". */
+export function showUsd(decimal: string): string {
+  const m = /^(-?\d+)\.(\d{6})(\d*?)0*$/.exec(fromUnits(toUnits(decimal), USD_DIGITS));
+  return m ? `${m[1]}.${m[2]}${m[3]}` : decimal;
 }
 
 export interface Price {
@@ -93,9 +102,40 @@ export interface Price {
   completion: string;
 }
 
-/** The provider's price of a call and what Podex charges for it (with the markup), as 6-decimal strings. */
+/**
+ * The provider's price of a call and what Podex charges for it (with the markup), to 10^-12 USD.
+ * The charge rounds up: any call with a price costs something.
+ */
 export function costOf(price: Price, promptTokens: number, completionTokens: number, markup = DEFAULT_MARKUP): { upstreamUsd: string; chargedUsd: string } {
   const upstream = toUnits(price.prompt) * BigInt(promptTokens) + toUnits(price.completion) * BigInt(completionTokens);
-  const charged = (upstream * toUnits(markup)) / 10n ** BigInt(SCALE);
-  return { upstreamUsd: fromUnits(upstream), chargedUsd: fromUnits(charged) };
+  const scaled = upstream * toUnits(markup);
+  const one = 10n ** BigInt(SCALE);
+  const charged = scaled / one + (scaled % one > 0n ? 1n : 0n);
+  return { upstreamUsd: showUsd(fromUnits(upstream, USD_DIGITS)), chargedUsd: showUsd(fromUnits(charged, USD_DIGITS, 'up')) };
+}
+
+const utf8 = (s: string) => new TextEncoder().encode(s).length;
+
+/**
+ * At least as many prompt tokens as any provider counts for these messages: a token is never
+ * shorter than one byte of text, plus each message's framing. Credit holds use it, so a call
+ * never costs more than it held.
+ */
+export function promptTokensAtMost(request: { messages: unknown; tools?: unknown }): number {
+  const messages = Array.isArray(request.messages) ? request.messages.length : 1;
+  return utf8(JSON.stringify(request.messages ?? '')) + (request.tools ? utf8(JSON.stringify(request.tools)) : 0) + 4 * messages + 3;
+}
+
+/**
+ * Tokens in text that reached the client when the provider's own count never came (the stream
+ * was cut): the usual four bytes a token, and at least one per streamed piece, as providers
+ * send about a token a chunk.
+ */
+export function tokensOfText(text: string, pieces = 0): number {
+  return Math.max(Math.ceil(utf8(text) / 4), pieces);
+}
+
+/** What a Podex-paid call holds: its prompt and its most output, at the price with the markup. */
+export function holdOf(price: Price, promptTokens: number, maxOutputTokens: number, markup = DEFAULT_MARKUP): string {
+  return costOf(price, promptTokens, maxOutputTokens, markup).chargedUsd;
 }

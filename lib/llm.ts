@@ -5,10 +5,11 @@
  */
 import OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
-import { attempts, BYOK_PROVIDERS, costOf, findModel, type Attempt, type ByokProvider, type ModelEntry } from '../domain/llm';
+import { attempts, BYOK_PROVIDERS, costOf, findModel, holdOf, promptTokensAtMost, tokensOfText, toUnits, type Attempt, type ByokProvider, type ModelEntry } from '../domain/llm';
 import type { Config } from '../domain/config';
+import { CreditLedger, type UsageRecord } from './llm-ledger';
 import type { Logger } from './logger';
-import type { PrismaClient } from './prisma';
+import type { Prisma, PrismaClient } from './prisma';
 import { Outbound, OutboundFailedError, OutboundRefusedError } from './safe-fetch';
 import { SecretBox } from './secret-box';
 
@@ -28,6 +29,10 @@ export interface LlmSettings {
   timeoutMs: number;
   /** Hosts, addresses and CIDR networks a user's provider URL may reach though not public; plain http only to these. */
   providerAllow?: readonly string[];
+  /** Output tokens a Podex-paid call holds (and is capped at) when neither the request nor the catalog says. */
+  defaultMaxOutputTokens: number;
+  /** A hold left by a dead process stops counting after this. */
+  holdTtlSeconds: number;
 }
 
 /** An error with the HTTP status and OpenAI-style type the API answers with. */
@@ -51,6 +56,13 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens?: number;
+}
+
+/** Credit held for a call: which Podex-paid attempts may run, and at most how many output tokens each. */
+interface Reservation {
+  holdId?: string;
+  caps: Map<Attempt, number>;
+  amountUsd: string;
 }
 
 export type ChatRequest = Omit<ChatCompletionCreateParamsNonStreaming, 'stream' | 'stream_options'> & { stream?: boolean };
@@ -78,6 +90,7 @@ export class LlmRouter {
   private readonly log: Logger;
   /** Connections to URLs users give (their Ollama). */
   private readonly outbound: Outbound;
+  readonly ledger: CreditLedger;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -88,6 +101,7 @@ export class LlmRouter {
     this.fallbacks = s.fallbackModels.map((m) => findModel(m)).filter((m): m is ModelEntry => Boolean(m));
     this.log = logger.child({ component: 'llm' });
     this.outbound = new Outbound({ allow: s.providerAllow ?? [], totalTimeoutMs: s.timeoutMs });
+    this.ledger = new CreditLedger(prisma, s.holdTtlSeconds);
   }
 
   // --- users' credentials ------------------------------------------------------
@@ -116,18 +130,21 @@ export class LlmRouter {
     return rows.map((r) => ({ provider: r.provider, updatedAt: r.updatedAt.toISOString() }));
   }
 
-  private async credentials(userId: string): Promise<Map<ByokProvider, Credential>> {
-    const out = new Map<ByokProvider, Credential>();
-    if (!this.box) return out;
+  /** The user's credentials that open, and the providers whose stored credential no longer does. */
+  private async credentials(userId: string): Promise<{ creds: Map<ByokProvider, Credential>; unreadable: Set<ByokProvider> }> {
+    const creds = new Map<ByokProvider, Credential>();
+    const unreadable = new Set<ByokProvider>();
     for (const row of await this.prisma.llmCredential.findMany({ where: { userId } })) {
       if (!(BYOK_PROVIDERS as readonly string[]).includes(row.provider)) continue;
       try {
-        out.set(row.provider as ByokProvider, JSON.parse(this.box.open(row.secret, `${userId}:${row.provider}`)) as Credential);
+        if (!this.box) throw new Error('no key');
+        creds.set(row.provider as ByokProvider, JSON.parse(this.box.open(row.secret, `${userId}:${row.provider}`)) as Credential);
       } catch {
-        this.log.warn({ userId, provider: row.provider }, 'a stored provider credential does not open with the current key; skipped');
+        unreadable.add(row.provider as ByokProvider);
+        this.log.warn({ userId, provider: row.provider }, 'a stored provider credential does not open with the current key');
       }
     }
-    return out;
+    return { creds, unreadable };
   }
 
   // --- routing -------------------------------------------------------------------
@@ -136,7 +153,12 @@ export class LlmRouter {
   async route(userId: string, modelName: string): Promise<{ plan: Attempt[]; creds: Map<ByokProvider, Credential> }> {
     const model = findModel(modelName);
     if (!model) throw new LlmError(400, 'invalid_request_error', `model ${modelName} is not offered; GET /v1/models lists the models`, 'model');
-    const creds = await this.credentials(userId);
+    const { creds, unreadable } = await this.credentials(userId);
+    // The user meant their own key to serve this: never quietly pay with their credits instead.
+    const broken = attempts(model, new Set([...creds.keys(), ...unreadable]), this.fallbacks).find((a) => unreadable.has(a.provider as ByokProvider));
+    if (broken) {
+      throw new LlmError(409, 'credential_unreadable', `your stored ${broken.provider} credential can no longer be read: enter it again (PUT /v1/providers/${broken.provider}) or remove it (DELETE) to use Podex credits`, 'provider');
+    }
     let plan = attempts(model, new Set(creds.keys()), this.fallbacks);
     if (!this.s.openrouterApiKey) plan = plan.filter((a) => a.provider !== 'openrouter');
     if (!plan.length) throw new LlmError(503, 'server_error', `no provider is configured for ${modelName}`);
@@ -164,116 +186,187 @@ export class LlmRouter {
   // --- credits and billing ---------------------------------------------------------
 
   async balance(userId: string): Promise<string> {
-    const row = await this.prisma.llmCredit.findUnique({ where: { userId } });
-    return row ? row.balanceUsd.toFixed(6) : '0.000000';
+    return this.ledger.balance(userId);
   }
 
-  private async price(model: string): Promise<{ prompt: string; completion: string }> {
+  private async price(model: string): Promise<{ prompt: string; completion: string; maxOutput: number | null }> {
     let p = await this.prisma.llmModelPrice.findUnique({ where: { model } });
     if (!p) {
       await this.syncPrices();
       p = await this.prisma.llmModelPrice.findUnique({ where: { model } });
     }
     if (!p) throw new LlmError(503, 'server_error', `no price for ${model} in OpenRouter's catalog`);
-    return { prompt: p.promptUsd.toFixed(12), completion: p.completionUsd.toFixed(12) };
+    return { prompt: p.promptUsd.toFixed(12), completion: p.completionUsd.toFixed(12), maxOutput: p.maxCompletionTokens };
+  }
+
+  /** What a call cost and what Podex charges for it: the provider's counts, or our estimate when none came. */
+  private async usageRecord(a: Attempt, promptTokens: number, completionTokens: number, estimated = false): Promise<UsageRecord> {
+    const cost = a.billed ? costOf(await this.price(a.model), promptTokens, completionTokens, this.s.markup) : { upstreamUsd: '0', chargedUsd: '0' };
+    return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, upstreamUsd: cost.upstreamUsd, chargedUsd: cost.chargedUsd, estimated };
   }
 
   /**
-   * Records the call in llm_usage and, on Podex credits, charges the user. With an
-   * idempotency key the same call is billed once however often it is retried.
+   * Holds Podex credit, before the first Podex-paid attempt, for the most the call can cost on
+   * any of them (its prompt and its max_tokens — or the model's maximum output, or the configured
+   * default, which is then sent as max_tokens — at the price with the markup). `caps` lists the
+   * billed attempts that may run; those that cannot be priced are left out, and none may run when
+   * the hold does not fit.
    */
-  async bill(userId: string, a: Attempt, usage: Usage | undefined, idempotencyKey?: string): Promise<{ costUsd: string; billedNow: boolean }> {
-    const prompt = usage?.prompt_tokens ?? 0;
-    const completion = usage?.completion_tokens ?? 0;
-    const cost = a.billed ? costOf(await this.price(a.model), prompt, completion, this.s.markup) : { upstreamUsd: '0', chargedUsd: '0' };
-    const billedNow = await this.prisma.$transaction(async (tx) => {
-      const inserted = await tx.$executeRaw`
-        INSERT INTO llm_usage (user_id, provider, model, prompt_tokens, completion_tokens, total_tokens, cost_usd, upstream_cost_usd, idempotency_key)
-        VALUES (${userId}, ${a.provider}, ${a.model}, ${prompt}, ${completion}, ${usage?.total_tokens ?? prompt + completion},
-                ${cost.chargedUsd}::numeric, ${cost.upstreamUsd}::numeric, ${idempotencyKey ?? null})
-        ON CONFLICT (idempotency_key) DO NOTHING`;
-      if (inserted && a.billed) {
-        await tx.$executeRaw`
-          INSERT INTO llm_credits (user_id, balance_usd, updated_at) VALUES (${userId}, -${cost.chargedUsd}::numeric, now())
-          ON CONFLICT (user_id) DO UPDATE SET balance_usd = llm_credits.balance_usd - ${cost.chargedUsd}::numeric, updated_at = now()`;
+  private async reserve(userId: string, body: ChatRequest, plan: Attempt[]): Promise<Reservation> {
+    const caps = new Map<Attempt, number>();
+    const prompt = promptTokensAtMost(body);
+    const asked = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+    let most = '0';
+    let unpriced: unknown;
+    for (const a of plan.filter((x) => x.billed)) {
+      try {
+        const p = await this.price(a.model);
+        const out = asked ?? p.maxOutput ?? this.s.defaultMaxOutputTokens;
+        caps.set(a, out);
+        const h = holdOf(p, prompt, out, this.s.markup);
+        if (toUnits(h) > toUnits(most)) most = h;
+      } catch (err) {
+        unpriced ??= err;
       }
-      return inserted > 0;
-    });
-    return { costUsd: cost.chargedUsd, billedNow };
+    }
+    if (!caps.size) throw unpriced;
+    const holdId = await this.ledger.hold(userId, most);
+    return { holdId, caps: holdId ? caps : new Map(), amountUsd: most };
   }
 
-  private async mayUseCredits(userId: string): Promise<boolean> {
-    const row = await this.prisma.llmCredit.findUnique({ where: { userId }, select: { balanceUsd: true } });
-    return Boolean(row && row.balanceUsd.greaterThan(0));
-  }
-
-  /** Podex-paid attempts go only to users with credit; 402 when nothing else is left. */
-  private async payable(userId: string, plan: Attempt[]): Promise<Attempt[]> {
-    if (!plan.some((a) => a.billed) || (await this.mayUseCredits(userId))) return plan;
-    const own = plan.filter((a) => !a.billed);
-    if (!own.length) throw new LlmError(402, 'insufficient_quota', 'no Podex credit left: top up, or add your own provider key');
-    return own;
+  /** 402 when Podex credit was the only way left and the call's hold did not fit. */
+  private refused(r: Reservation): LlmError {
+    return new LlmError(402, 'insufficient_quota', `this call can cost up to $${r.amountUsd} (its prompt and max_tokens at the model's price) and your Podex credit, less calls in flight, does not cover it: lower max_tokens, top up, or add your own provider key`);
   }
 
   // --- completions -----------------------------------------------------------------
 
-  private request(body: ChatRequest, a: Attempt) {
+  private request(body: ChatRequest, a: Attempt, caps?: Map<Attempt, number>) {
     const { stream: _stream, ...rest } = body;
-    return { ...rest, model: a.model };
+    const cap = caps?.get(a);
+    // The hold covers `cap` output tokens: a Podex-paid call without its own limit gets that one.
+    const limit = a.billed && cap && rest.max_tokens == null && rest.max_completion_tokens == null ? { max_tokens: cap } : {};
+    return { ...rest, ...limit, model: a.model };
   }
 
-  /** A whole completion, falling back through the plan on 429/5xx. */
+  /** Forgets the answer stored under a key once its job has recorded it. */
+  async forgetAnswer(idempotencyKey: string): Promise<void> {
+    await this.prisma.llmAnswer.deleteMany({ where: { idempotencyKey } });
+  }
+
+  /**
+   * A whole completion, falling back through the plan on 429/5xx. With an idempotency key (a
+   * job's id) the answer is stored before billing, and a retry bills and returns the stored
+   * answer instead of calling the provider again.
+   */
   async complete(userId: string, body: ChatRequest, opts: { signal?: AbortSignal; idempotencyKey?: string } = {}): Promise<{ completion: ChatCompletion; attempt: Attempt; costUsd: string }> {
+    const key = opts.idempotencyKey;
+    const stored = key ? await this.prisma.llmAnswer.findUnique({ where: { idempotencyKey: key } }) : null;
+    if (stored && stored.userId === userId) {
+      const attempt = stored.attempt as unknown as Attempt;
+      const completion = stored.completion as unknown as ChatCompletion;
+      const costUsd = await this.settle(userId, attempt, body, completion, undefined, key);
+      this.log.info({ userId, provider: attempt.provider, model: attempt.model, costUsd }, 'completion answered from its stored answer');
+      return { completion, attempt, costUsd };
+    }
     const { plan, creds } = await this.route(userId, body.model);
-    const usable = await this.payable(userId, plan);
+    let r: Reservation | undefined;
+    let settled = false;
     let last: unknown;
-    for (const a of usable) {
-      try {
-        const completion = await this.client(a, creds).chat.completions.create({ ...this.request(body, a), stream: false }, { signal: opts.signal });
-        const { costUsd } = await this.bill(userId, a, completion.usage, opts.idempotencyKey);
+    try {
+      for (const a of plan) {
+        if (a.billed && !(r ??= await this.reserve(userId, body, plan)).caps.has(a)) continue;
+        let completion: ChatCompletion;
+        try {
+          completion = await this.client(a, creds).chat.completions.create({ ...this.request(body, a, r?.caps), stream: false }, { signal: opts.signal });
+        } catch (err) {
+          last = err;
+          if (!retryable(err)) throw this.upstreamError(err, a);
+          this.log.warn({ userId, provider: a.provider, model: a.model, status: (err as { status?: number }).status }, 'provider failed; falling back');
+          continue;
+        }
+        if (key) {
+          await this.prisma.llmAnswer.createMany({
+            data: [{ idempotencyKey: key, userId, attempt: a as unknown as Prisma.InputJsonValue, completion: completion as unknown as Prisma.InputJsonValue }],
+            skipDuplicates: true,
+          });
+        }
+        settled = true;
+        const costUsd = await this.settle(userId, a, body, completion, r?.holdId, key);
         this.log.info({ userId, provider: a.provider, model: a.model, usage: completion.usage, costUsd }, 'completion');
         return { completion, attempt: a, costUsd };
-      } catch (err) {
-        last = err;
-        if (!retryable(err)) throw this.upstreamError(err, a);
-        this.log.warn({ userId, provider: a.provider, model: a.model, status: (err as { status?: number }).status }, 'provider failed; falling back');
       }
+      throw last === undefined && r ? this.refused(r) : this.upstreamError(last, plan[plan.length - 1]);
+    } finally {
+      if (r?.holdId && !settled) await this.ledger.release(userId, r.holdId);
     }
-    throw this.upstreamError(last, usable[usable.length - 1]);
+  }
+
+  /** Bills a whole completion by the provider's usage, or by counting its text when the provider gave none. */
+  private async settle(userId: string, a: Attempt, body: ChatRequest, c: ChatCompletion, holdId: string | undefined, key?: string): Promise<string> {
+    const text = c.choices.map((ch) => (ch.message.content ?? '') + JSON.stringify(ch.message.tool_calls ?? '')).join('');
+    const u = c.usage
+      ? await this.usageRecord(a, c.usage.prompt_tokens, c.usage.completion_tokens)
+      : await this.usageRecord(a, tokensOfText(JSON.stringify(body.messages)), tokensOfText(text), true);
+    await this.ledger.settle(userId, a, u, holdId, key);
+    return u.chargedUsd;
   }
 
   /**
    * A streamed completion: chunks go to `send` as they come. Falls back only before the first
    * chunk (after that the caller already has part of an answer). Aborting `signal` stops the
-   * upstream stream. Usage (asked for with include_usage) is billed at the end.
+   * upstream stream. Billed always: by the provider's usage (asked for with include_usage), or,
+   * when the stream was cut before it, by counting what was sent.
    */
   async stream(userId: string, body: ChatRequest, send: (chunk: ChatCompletionChunk) => void, signal: AbortSignal): Promise<{ attempt: Attempt; usage?: Usage; costUsd: string }> {
     const { plan, creds } = await this.route(userId, body.model);
-    const usable = await this.payable(userId, plan);
+    let r: Reservation | undefined;
+    let settled = false;
     let last: unknown;
-    for (const a of usable) {
-      let sent = false;
-      let usage: Usage | undefined;
-      try {
-        const stream = await this.client(a, creds).chat.completions.create({ ...this.request(body, a), stream: true, stream_options: { include_usage: true } }, { signal });
-        for await (const chunk of stream) {
-          if (chunk.usage) usage = chunk.usage;
-          send(chunk);
-          sent = true;
+    try {
+      for (const a of plan) {
+        if (a.billed && !(r ??= await this.reserve(userId, body, plan)).caps.has(a)) continue;
+        let sent = false;
+        let usage: Usage | undefined;
+        let text = '';
+        let pieces = 0;
+        const bill = async () => {
+          settled = true;
+          const u = usage
+            ? await this.usageRecord(a, usage.prompt_tokens, usage.completion_tokens)
+            : await this.usageRecord(a, tokensOfText(JSON.stringify(body.messages)), tokensOfText(text, pieces), true);
+          await this.ledger.settle(userId, a, u, r?.holdId);
+          if (u.estimated) this.log.info({ userId, provider: a.provider, model: a.model, promptTokens: u.promptTokens, completionTokens: u.completionTokens, costUsd: u.chargedUsd }, 'stream cut before its usage; billed what was sent');
+          return u.chargedUsd;
+        };
+        try {
+          const stream = await this.client(a, creds).chat.completions.create({ ...this.request(body, a, r?.caps), stream: true, stream_options: { include_usage: true } }, { signal });
+          for await (const chunk of stream) {
+            if (chunk.usage) usage = chunk.usage;
+            send(chunk);
+            sent = true;
+            for (const c of chunk.choices) {
+              const piece = (c.delta?.content ?? '') + (c.delta?.refusal ?? '') + (c.delta?.tool_calls ?? []).map((t) => (t.function?.name ?? '') + (t.function?.arguments ?? '')).join('');
+              if (piece) {
+                text += piece;
+                pieces++;
+              }
+            }
+          }
+          const costUsd = await bill();
+          return { attempt: a, usage, costUsd };
+        } catch (err) {
+          last = err;
+          // Once the provider has answered, what reached the caller is paid for, however the stream ended.
+          if (sent && !settled) await bill();
+          if (signal.aborted) throw new LlmError(499, 'client_closed', 'the client closed the connection');
+          if (sent || !retryable(err)) throw this.upstreamError(err, a);
         }
-        const { costUsd } = await this.bill(userId, a, usage);
-        return { attempt: a, usage, costUsd };
-      } catch (err) {
-        last = err;
-        if (signal.aborted) {
-          // The caller went away: what was produced upstream is still billed if the provider said so.
-          if (usage) await this.bill(userId, a, usage);
-          throw new LlmError(499, 'client_closed', 'the client closed the connection');
-        }
-        if (sent || !retryable(err)) throw this.upstreamError(err, a);
       }
+      throw last === undefined && r ? this.refused(r) : this.upstreamError(last, plan[plan.length - 1]);
+    } finally {
+      if (r?.holdId && !settled) await this.ledger.release(userId, r.holdId);
     }
-    throw this.upstreamError(last, usable[usable.length - 1]);
   }
 
   private upstreamError(err: unknown, a: Attempt): unknown {
@@ -303,12 +396,13 @@ export class LlmRouter {
     const client = this.client({ provider: 'openrouter', model: '', alias: '', billed: true }, new Map());
     let n = 0;
     for await (const m of client.models.list()) {
-      const pricing = (m as unknown as { pricing?: { prompt?: string; completion?: string } }).pricing;
+      const { pricing, top_provider: top } = m as unknown as { pricing?: { prompt?: string; completion?: string }; top_provider?: { max_completion_tokens?: number | null } };
       if (!pricing?.prompt || !pricing.completion) continue;
+      const maxCompletionTokens = Number.isInteger(top?.max_completion_tokens) && top!.max_completion_tokens! > 0 ? top!.max_completion_tokens! : null;
       await this.prisma.llmModelPrice.upsert({
         where: { model: m.id },
-        create: { model: m.id, promptUsd: pricing.prompt, completionUsd: pricing.completion },
-        update: { promptUsd: pricing.prompt, completionUsd: pricing.completion, syncedAt: new Date() },
+        create: { model: m.id, promptUsd: pricing.prompt, completionUsd: pricing.completion, maxCompletionTokens },
+        update: { promptUsd: pricing.prompt, completionUsd: pricing.completion, maxCompletionTokens, syncedAt: new Date() },
       });
       n++;
     }
@@ -330,5 +424,7 @@ export function llmSettings(c: Config): LlmSettings {
     maxRetries: c.LLM_UPSTREAM_RETRIES,
     timeoutMs: c.LLM_UPSTREAM_TIMEOUT_MS,
     providerAllow: c.LLM_PROVIDER_ALLOW,
+    defaultMaxOutputTokens: c.LLM_DEFAULT_MAX_OUTPUT_TOKENS,
+    holdTtlSeconds: c.LLM_HOLD_TTL_SECONDS,
   };
 }

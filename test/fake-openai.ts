@@ -2,7 +2,9 @@
  * A local server speaking the OpenAI chat-completions and models API as OpenAI-compatible
  * providers do: Bearer auth (401 with OpenAI's error body), `model_not_found`, non-streamed
  * completions with `usage`, SSE streams ending in `data: [DONE]` with a usage chunk when
- * `stream_options.include_usage` is set, and OpenRouter's `pricing` fields in `/models`.
+ * `stream_options.include_usage` is set (after the last choice chunk, with empty `choices`; never
+ * when the stream is cut), `max_tokens`/`max_completion_tokens` honoured (completion tokens never
+ * above it, finish_reason `length`), and OpenRouter's `pricing` and `top_provider` fields in `/models`.
  * One instance per provider (OpenRouter, OpenAI, Anthropic's compatible endpoint, Ollama),
  * each on its own port; the real `openai` SDK talks to it.
  */
@@ -12,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 export interface FakeModel {
   id: string;
   pricing?: { prompt: string; completion: string };
+  maxCompletionTokens?: number;
 }
 
 export interface SeenRequest {
@@ -22,6 +25,7 @@ export interface SeenRequest {
   referer?: string;
   title?: string;
   status: number;
+  maxTokens?: number;
 }
 
 export class FakeOpenAi {
@@ -74,7 +78,10 @@ export class FakeOpenAi {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, raw: string): Promise<void> {
     const path = (req.url ?? '').split('?')[0];
-    const body = raw ? (JSON.parse(raw) as { model?: string; stream?: boolean; stream_options?: { include_usage?: boolean }; messages?: unknown[] }) : {};
+    const body = raw
+      ? (JSON.parse(raw) as { model?: string; stream?: boolean; stream_options?: { include_usage?: boolean }; messages?: unknown[]; max_tokens?: number; max_completion_tokens?: number })
+      : {};
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens;
     const seen: SeenRequest = {
       path,
       model: body.model,
@@ -83,6 +90,7 @@ export class FakeOpenAi {
       referer: req.headers['http-referer'] as string | undefined,
       title: req.headers['x-title'] as string | undefined,
       status: 200,
+      maxTokens,
     };
     this.seen.push(seen);
     const error = (status: number, message: string, type: string, code: string | null) => {
@@ -94,7 +102,7 @@ export class FakeOpenAi {
     }
     if (req.method === 'GET' && path.endsWith('/models')) {
       res.writeHead(200, { 'content-type': 'application/json' });
-      return void res.end(JSON.stringify({ object: 'list', data: this.models.map((m) => ({ id: m.id, object: 'model', created: 1_700_000_000, owned_by: this.name, ...(m.pricing ? { pricing: m.pricing } : {}) })) }));
+      return void res.end(JSON.stringify({ object: 'list', data: this.models.map((m) => ({ id: m.id, object: 'model', created: 1_700_000_000, owned_by: this.name, ...(m.pricing ? { pricing: m.pricing } : {}), ...(m.maxCompletionTokens ? { top_provider: { max_completion_tokens: m.maxCompletionTokens } } : {}) })) }));
     }
     if (req.method !== 'POST' || !path.endsWith('/chat/completions')) return error(404, `Unknown path ${path}`, 'invalid_request_error', null);
     const fault = this.faults.find((f) => f.times > 0);
@@ -107,7 +115,10 @@ export class FakeOpenAi {
     const id = `chatcmpl-${this.name}-${this.seen.length}`;
     const created = Math.floor(Date.now() / 1000);
     const words = Array.from({ length: this.chunks }, (_, i) => (i === 0 ? `${this.name}` : ` word${i}`));
-    const usage = { ...this.usage, total_tokens: this.usage.prompt_tokens + this.usage.completion_tokens };
+    // A provider stops at the caller's limit and says so.
+    const completionTokens = Math.min(this.usage.completion_tokens, maxTokens ?? Infinity);
+    const finish = completionTokens < this.usage.completion_tokens ? 'length' : 'stop';
+    const usage = { prompt_tokens: this.usage.prompt_tokens, completion_tokens: completionTokens, total_tokens: this.usage.prompt_tokens + completionTokens };
     let closed = false;
     res.on('close', () => {
       if (!res.writableFinished) {
@@ -126,7 +137,7 @@ export class FakeOpenAi {
           object: 'chat.completion',
           created,
           model: body.model,
-          choices: [{ index: 0, message: { role: 'assistant', content: words.join(''), refusal: null }, logprobs: null, finish_reason: 'stop' }],
+          choices: [{ index: 0, message: { role: 'assistant', content: words.join(''), refusal: null }, logprobs: null, finish_reason: finish }],
           usage,
         }),
       );
@@ -140,7 +151,7 @@ export class FakeOpenAi {
       if (closed) return;
       res.write(chunk({ content: w }, null));
     }
-    res.write(chunk({}, 'stop'));
+    res.write(chunk({}, finish));
     if (body.stream_options?.include_usage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, choices: [], usage })}\n\n`);
     res.end('data: [DONE]\n\n');
   }

@@ -1,8 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import OpenAI from 'openai';
 import pino from 'pino';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createLlmActivities } from '../activities/llm';
 import { mintToken } from '../api/auth';
 import { MODELS } from '../domain/llm';
 import { config } from '../lib/config';
@@ -31,7 +33,18 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
   let h: Harness;
   let settings: LlmSettings;
   const prisma = createPrisma(config().DATABASE_URL, 2);
-  const users = { byok: uniq('llm-byok'), credits: uniq('llm-credits'), broke: uniq('llm-broke'), fallback: uniq('llm-fallback') };
+  const users = {
+    byok: uniq('llm-byok'),
+    credits: uniq('llm-credits'),
+    broke: uniq('llm-broke'),
+    fallback: uniq('llm-fallback'),
+    cut: uniq('llm-cut'),
+    spender: uniq('llm-spender'),
+    topup: uniq('llm-topup'),
+    stale: uniq('llm-stale'),
+    tiny: uniq('llm-tiny'),
+    jobber: uniq('llm-jobber'),
+  };
   const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
@@ -50,6 +63,8 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
       timeoutMs: 10_000,
       // The local Ollama is on loopback: allowed by the operator setting, as a private Ollama would be.
       providerAllow: ['127.0.0.1'],
+      defaultMaxOutputTokens: 4096,
+      holdTtlSeconds: 600,
     };
     const logger = pino({ level: 'debug' }, logs);
     h = await startHarness('llm', { llm: settings }, { overrides: { logger, llm: new LlmRouter(prisma, settings, logger) } });
@@ -61,6 +76,8 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
   afterAll(async () => {
     await prisma.llmCredential.deleteMany({ where: { userId: { in: Object.values(users) } } });
     await prisma.llmCredit.deleteMany({ where: { userId: { in: Object.values(users) } } });
+    await prisma.llmHold.deleteMany({ where: { userId: { in: Object.values(users) } } });
+    await prisma.llmTopUp.deleteMany({ where: { userId: { in: Object.values(users) } } });
     await h.close();
     await prisma.$disconnect();
     await Promise.all([openrouter.stop(), openai.stop(), anthropic.stop(), ollama.stop()]);
@@ -68,7 +85,9 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
 
   const chat = (user: keyof typeof users, body: object) => h.call('POST', '/v1/chat/completions', { token: tokens[user], body });
   const hello = [{ role: 'user', content: 'hello' }];
-  const topUp = (user: keyof typeof users, addUsd: string) => h.call('POST', `/credits/${users[user]}`, { body: { addUsd } });
+  const topUp = (user: keyof typeof users, addUsd: string, key = randomUUID()) =>
+    h.call('POST', `/credits/${users[user]}`, { body: { addUsd }, headers: { 'idempotency-key': key } });
+  const balance = async (user: keyof typeof users) => (await prisma.llmCredit.findUnique({ where: { userId: users[user] } }))!.balanceUsd;
 
   it('routes as the seed orders it — own Anthropic key, own OpenAI key, own Ollama, then OpenRouter — under each provider’s model name', async () => {
     expect((await h.call('PUT', '/v1/providers/anthropic', { token: tokens.byok, body: { apiKey: USER_ANTHROPIC_KEY } })).status).toBe(204);
@@ -116,9 +135,9 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
     const row = await prisma.llmUsage.findFirst({ where: { userId: users.credits }, orderBy: { id: 'desc' } });
     expect(row).toMatchObject({ provider: 'openrouter', model: 'anthropic/claude-3.5-sonnet', promptTokens: 1234, completionTokens: 567, totalTokens: 1801 });
     expect(row!.upstreamCostUsd.toFixed(6)).toBe('0.012207');
-    expect(row!.costUsd.toFixed(6)).toBe('0.014648');
+    expect(row!.costUsd.toFixed(7)).toBe('0.0146484');
     const after = await h.call('GET', '/v1/credits', { token: tokens.credits });
-    expect(Number(before.body.balanceUsd) - Number(after.body.balanceUsd)).toBeCloseTo(0.014648, 6);
+    expect(Number(before.body.balanceUsd) - Number(after.body.balanceUsd)).toBeCloseTo(0.0146484, 7);
     // The catalog came from OpenRouter's /models (pricing fields), on first need.
     expect((await prisma.llmModelPrice.findUnique({ where: { model: 'openai/gpt-4o-mini' } }))!.promptUsd.toFixed(8)).toBe('0.00000015');
   });
@@ -179,6 +198,153 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
     }
   });
 
+  it('bills a stream the client cut off before the usage chunk, for what was streamed', async () => {
+    await topUp('cut', '1');
+    openrouter.chunks = 50;
+    openrouter.chunkDelayMs = 100;
+    const aborted = openrouter.aborted;
+    let pieces = 0;
+    try {
+      const abort = new AbortController();
+      const res = await fetch(`${h.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.cut}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: hello, stream: true }),
+        signal: abort.signal,
+      });
+      const reader = res.body!.getReader();
+      let raw = '';
+      while (pieces < 3) {
+        raw += new TextDecoder().decode((await reader.read()).value);
+        pieces = (raw.match(/"content":"[^"]+"/g) ?? []).length;
+      }
+      abort.abort();
+      await eventually(async () => openrouter.aborted > aborted, 5_000, 50);
+    } finally {
+      openrouter.chunks = 5;
+      openrouter.chunkDelayMs = 0;
+    }
+    // The provider never sent its usage: what reached the client is counted and charged.
+    const row = await eventually(async () => prisma.llmUsage.findFirst({ where: { userId: users.cut } }), 5_000, 50);
+    expect(row).toMatchObject({ provider: 'openrouter', model: 'openai/gpt-4o-mini' });
+    expect(row!.completionTokens).toBeGreaterThanOrEqual(pieces);
+    expect(row!.promptTokens).toBeGreaterThan(0);
+    expect(row!.costUsd.greaterThan(0)).toBe(true);
+    expect((await balance('cut')).toFixed(12)).toBe((1 - Number(row!.costUsd)).toFixed(12));
+    expect(await prisma.llmHold.count({ where: { userId: users.cut } })).toBe(0);
+  });
+
+  it('cannot overspend: 10 concurrent calls with a large max_tokens on a small balance hold credit first, and the rest get 402', async () => {
+    await topUp('spender', '0.10');
+    openrouter.usage = { prompt_tokens: 8, completion_tokens: 100_000 };
+    const upstream = openrouter.seen.length;
+    try {
+      const results = await Promise.all(Array.from({ length: 10 }, () => chat('spender', { model: 'gpt-4o-mini', messages: hello, max_tokens: 100_000 })));
+      const statuses = results.map((r) => r.status);
+      expect(statuses.every((s) => s === 200 || s === 402)).toBe(true);
+      expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
+      for (const r of results.filter((x) => x.status === 402)) expect(r.body.error.type).toBe('insufficient_quota');
+      // Refused calls never reached the provider.
+      expect(openrouter.seen.length - upstream).toBe(statuses.filter((s) => s === 200).length);
+    } finally {
+      openrouter.usage = { prompt_tokens: 1234, completion_tokens: 567 };
+    }
+    const charged = await prisma.llmUsage.aggregate({ where: { userId: users.spender }, _sum: { costUsd: true } });
+    expect(charged._sum.costUsd!.lessThanOrEqualTo('0.10')).toBe(true);
+    expect((await balance('spender')).greaterThanOrEqualTo(0)).toBe(true);
+    expect(await prisma.llmHold.count({ where: { userId: users.spender } })).toBe(0);
+    // A call without max_tokens holds the model's default output and is capped at it upstream.
+    const small = await chat('spender', { model: 'gpt-4o-mini', messages: hello });
+    expect(small.status).toBe(200);
+    expect(openrouter.seen.at(-1)!.maxTokens).toBe(4096);
+  });
+
+  it('applies a credit top-up once per Idempotency-Key', async () => {
+    const key = randomUUID();
+    const first = await topUp('topup', '2.5', key);
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual({ userId: users.topup, balanceUsd: '2.500000' });
+    // A retry, and five concurrent ones, answer the same and add nothing.
+    const again = await Promise.all(Array.from({ length: 5 }, () => topUp('topup', '2.5', key)));
+    for (const r of again) {
+      expect(r.status).toBe(200);
+      expect(r.body.balanceUsd).toBe('2.500000');
+      expect(r.headers.get('idempotent-replayed')).toBe('true');
+    }
+    expect((await balance('topup')).toFixed(6)).toBe('2.500000');
+    const other = await topUp('topup', '3', key);
+    expect(other.status).toBe(422);
+    expect(other.body.error.param).toBe('Idempotency-Key');
+    expect((await topUp('credits', '2.5', key)).status).toBe(422);
+    const keyless = await h.call('POST', `/credits/${users.topup}`, { body: { addUsd: '1' } });
+    expect(keyless.status).toBe(400);
+    expect(keyless.body.error.message).toMatch(/^Idempotency-Key: /);
+    expect((await h.call('POST', `/credits/${users.topup}`, { token: tokens.topup, body: { addUsd: '1' }, headers: { 'idempotency-key': randomUUID() } })).status).toBe(403);
+    expect((await balance('topup')).toFixed(6)).toBe('2.500000');
+    expect(await prisma.auditLog.count({ where: { action: 'credits.add', targetId: users.topup } })).toBe(1);
+  });
+
+  it('refuses a stored key that no longer opens instead of charging credits for the call', async () => {
+    await topUp('stale', '1');
+    expect((await h.call('PUT', '/v1/providers/openai', { token: tokens.stale, body: { apiKey: USER_OPENAI_KEY } })).status).toBe(204);
+    // As after a rotated LLM_KEYS_ENCRYPTION_KEY: the ciphertext no longer opens.
+    const row = await prisma.llmCredential.findUniqueOrThrow({ where: { userId_provider: { userId: users.stale, provider: 'openai' } } });
+    const secret = Buffer.from(row.secret);
+    secret[secret.length - 1] ^= 0xff;
+    await prisma.llmCredential.update({ where: { userId_provider: { userId: users.stale, provider: 'openai' } }, data: { secret: new Uint8Array(secret) } });
+    const upstream = openrouter.seen.length + openai.seen.length;
+    const res = await chat('stale', { model: 'gpt-4o', messages: hello });
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatchObject({ type: 'credential_unreadable', param: 'provider', message: expect.stringMatching(/openai .*enter it again/) });
+    expect(openrouter.seen.length + openai.seen.length).toBe(upstream);
+    expect((await balance('stale')).toFixed(6)).toBe('1.000000');
+    expect(await prisma.llmUsage.count({ where: { userId: users.stale } })).toBe(0);
+    // Entered again, the user's own key serves it.
+    await h.call('PUT', '/v1/providers/openai', { token: tokens.stale, body: { apiKey: USER_OPENAI_KEY } });
+    expect((await chat('stale', { model: 'gpt-4o', messages: hello })).body.choices[0].message.content).toMatch(/^openai/);
+  });
+
+  it('charges a call that costs less than a micro-dollar', async () => {
+    await topUp('tiny', '1');
+    openrouter.usage = { prompt_tokens: 1, completion_tokens: 0 };
+    try {
+      expect((await chat('tiny', { model: 'gpt-4o-mini', messages: hello })).status).toBe(200);
+    } finally {
+      openrouter.usage = { prompt_tokens: 1234, completion_tokens: 567 };
+    }
+    // 1 × $0.00000015 × 1.2: it rounded to $0.000000 before.
+    const row = await prisma.llmUsage.findFirstOrThrow({ where: { userId: users.tiny } });
+    expect(row.costUsd.toFixed(12)).toBe('0.000000180000');
+    expect((await balance('tiny')).toFixed(12)).toBe('0.999999820000');
+    expect((await h.call('GET', '/v1/credits', { token: tokens.tiny })).body.balanceUsd).toBe('0.99999982');
+  });
+
+  it('does not call the provider again when a job is retried after the provider answered', async () => {
+    const acts = createLlmActivities({ prisma, llm: new LlmRouter(prisma, settings, pino({ level: 'silent' })) });
+    const jobId = `llm-job-${randomUUID()}`;
+    const request = { model: 'claude-3.5-sonnet', messages: [{ role: 'user' as const, content: 'plan it' }] };
+    const calls = () => openrouter.seen.filter((s) => s.path.endsWith('/chat/completions')).length;
+    await topUp('jobber', '1');
+    const before = calls();
+    const balanceBefore = await balance('jobber');
+    try {
+      // The job's record is missing, so the write after the provider's answer fails, as a crash there would.
+      await expect(new MockActivityEnvironment().run(acts.runLlmJob, jobId, users.jobber, request)).rejects.toThrow();
+      expect(calls()).toBe(before + 1);
+      await prisma.llmJob.create({ data: { id: jobId, userId: users.jobber } });
+      const outcome = await new MockActivityEnvironment().run(acts.runLlmJob, jobId, users.jobber, request);
+      expect(calls()).toBe(before + 1);
+      expect(outcome).toMatchObject({ provider: 'openrouter', model: 'anthropic/claude-3.5-sonnet', costUsd: '0.0146484' });
+      expect(await prisma.llmUsage.count({ where: { idempotencyKey: jobId } })).toBe(1);
+      expect(balanceBefore.minus(await balance('jobber')).toFixed(7)).toBe('0.0146484');
+      expect((await prisma.llmJob.findUniqueOrThrow({ where: { id: jobId } })).status).toBe('succeeded');
+      expect(await prisma.llmAnswer.count({ where: { idempotencyKey: jobId } })).toBe(0);
+    } finally {
+      await prisma.llmJob.deleteMany({ where: { id: jobId } });
+      await prisma.llmAnswer.deleteMany({ where: { idempotencyKey: jobId } });
+    }
+  });
+
   it('keeps users’ keys encrypted at rest, never returns them, never logs them', async () => {
     const rows = await prisma.$queryRaw<{ provider: string; secret: Buffer }[]>`SELECT provider, secret FROM llm_credentials WHERE user_id = ${users.byok}`;
     expect(rows.map((r) => r.provider).sort()).toEqual(['anthropic', 'ollama', 'openai']);
@@ -195,7 +361,7 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
     // Another user's row does not open as this user's (the owner is bound into the ciphertext).
     const stolen = rows.find((r) => r.provider === 'openai')!;
     await prisma.llmCredential.upsert({ where: { userId_provider: { userId: users.broke, provider: 'openai' } }, create: { userId: users.broke, provider: 'openai', secret: new Uint8Array(stolen.secret) }, update: { secret: new Uint8Array(stolen.secret) } });
-    expect((await chat('broke', { model: 'gpt-4o', messages: hello })).status).toBe(402);
+    expect((await chat('broke', { model: 'gpt-4o', messages: hello })).status).toBe(409);
     expect(logText.length).toBeGreaterThan(0);
     for (const secret of [USER_OPENAI_KEY, USER_ANTHROPIC_KEY, PODEX_KEY, ENCRYPTION_KEY]) expect(logText).not.toContain(secret);
   });
@@ -216,7 +382,7 @@ describe('durable LLM jobs', () => {
     h = await startHarness('llm-jobs', { llm: { ...(await import('../lib/llm')).llmSettings(config()), ...settings } }, { inProcessWorker: false });
     env = { OPENROUTER_API_KEY: PODEX_KEY, OPENROUTER_BASE_URL: openrouter.url, LLM_KEYS_ENCRYPTION_KEY: ENCRYPTION_KEY, LOG_LEVEL: 'debug' };
     token = await mintToken(config().JWT_SECRET_KEY, user, 'user');
-    await h.call('POST', `/credits/${user}`, { body: { addUsd: '5' } });
+    await h.call('POST', `/credits/${user}`, { body: { addUsd: '5' }, headers: { 'idempotency-key': randomUUID() } });
   });
   afterAll(async () => {
     worker?.kill('SIGKILL');
@@ -247,12 +413,12 @@ describe('durable LLM jobs', () => {
       const j = await h.call('GET', `/v1/jobs/${id}`, { token });
       return j.body.status === 'succeeded' ? j.body : undefined;
     }, 90_000, 250);
-    expect(job.result.outcome).toMatchObject({ provider: 'openrouter', model: 'anthropic/claude-3.5-sonnet', costUsd: '0.014648' });
+    expect(job.result.outcome).toMatchObject({ provider: 'openrouter', model: 'anthropic/claude-3.5-sonnet', costUsd: '0.0146484' });
     expect(job.result.completion.choices[0].message.content).toMatch(/^openrouter/);
     expect(openrouter.seen.filter((s) => s.path.endsWith('/chat/completions')).length).toBeGreaterThanOrEqual(2);
     const billed = await h.deps.prisma.llmUsage.findMany({ where: { idempotencyKey: id } });
     expect(billed).toHaveLength(1);
-    expect((await h.call('GET', '/v1/credits', { token })).body.balanceUsd).toBe('4.985352');
+    expect((await h.call('GET', '/v1/credits', { token })).body.balanceUsd).toBe('4.9853516');
     expect((await h.call('GET', `/v1/jobs/${id}`, { token: h.userToken })).status).toBe(404);
     expect(workerLog).not.toContain(PODEX_KEY);
   }, 150_000);

@@ -4,6 +4,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { BYOK_PROVIDERS, MODELS } from '../../domain/llm';
 import { LlmError, type ChatRequest, type LlmRouter } from '../../lib/llm';
+import { IdempotencyKeyReused } from '../../lib/llm-ledger';
 import { llmJobWorkflow } from '../../workflows';
 import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
@@ -46,7 +47,10 @@ const credentialBody = z
     baseUrl: z.url({ message: 'must be a URL' }).optional(),
   })
   .strict();
-const topUpBody = z.object({ addUsd: z.string().regex(/^\d{1,6}(\.\d{1,6})?$/, 'must be a positive decimal amount such as "10.00"') }).strict();
+export const topUpBody = z.object({ addUsd: z.string().regex(/^\d{1,6}(\.\d{1,6})?$/, 'must be a positive decimal amount such as "10.00"') }).strict();
+const topUpHeaders = z.object({
+  'Idempotency-Key': z.string({ message: 'header is required: a unique value per top-up, such as a UUID' }).regex(/^[\x21-\x7e]{8,255}$/, 'must be 8 to 255 printable characters'),
+});
 
 /** OpenAI's error shape, so OpenAI clients show our errors as they show theirs. */
 function openAiError(res: Response, status: number, type: string, msg: string, param?: string) {
@@ -158,12 +162,17 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
     requireAdmin,
     handle(async (req, res) => {
       const { addUsd } = parseOr400(topUpBody, req.body);
+      // A retried top-up (a timeout, a double click) must not add the credit twice.
+      const key = parseOr400(topUpHeaders, { 'Idempotency-Key': req.get('idempotency-key') })['Idempotency-Key'];
       const userId = String(req.params.userId);
-      await prisma.$executeRaw`
-        INSERT INTO llm_credits (user_id, balance_usd, updated_at) VALUES (${userId}, ${addUsd}::numeric, now())
-        ON CONFLICT (user_id) DO UPDATE SET balance_usd = llm_credits.balance_usd + ${addUsd}::numeric, updated_at = now()`;
-      await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'credits.add', targetType: 'user', targetId: userId, after: { addUsd } } });
-      res.json({ userId, balanceUsd: await llm.balance(userId) });
+      try {
+        const { applied, balanceUsd } = await llm.ledger.topUp(userId, addUsd, key, principal(res).id);
+        if (!applied) res.set('idempotent-replayed', 'true');
+        res.json({ userId, balanceUsd });
+      } catch (err) {
+        if (!(err instanceof IdempotencyKeyReused)) throw err;
+        throw new LlmError(422, 'idempotency_key_reused', 'Idempotency-Key: was already used for a top-up of another user or amount', 'Idempotency-Key');
+      }
     }),
   );
 
