@@ -3,6 +3,7 @@ import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { DaemonFinding } from '../domain/servers';
 import { demux } from '../lib/docker-exec';
+import { auditEgress } from './egress-audit';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
 import { createToolContainer, runTool, toolContainerOptions, type ToolsImage } from '../lib/tools-image';
 
@@ -159,6 +160,8 @@ export function createDockerActivities({ fleet, imageArchive, tools }: DockerAct
         { check: 'no-new-privileges', required: false, ok: noNewPrivs, detail: noNewPrivs ? 'containers start with NoNewPrivs' : 'containers may gain privileges' },
         { check: 'live-restore', required: false, ok: Boolean(info.LiveRestoreEnabled), detail: `live-restore=${Boolean(info.LiveRestoreEnabled)}` },
         { check: 'log rotation', required: false, ok: rotated, detail: `log driver ${logConfig.Type ?? '?'} ${JSON.stringify(logConfig.Config ?? {})}` },
+        // Workspace egress: the metadata service, the private network and the host stay out of reach.
+        ...(await auditEgress(docker, tools, probeName)),
       ];
       return { findings, diskGb };
     },

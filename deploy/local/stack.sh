@@ -124,6 +124,10 @@ engine_down() {
   engine_clean "$i"
 }
 
+# Engine i's workspace networks are cut from this pool: /28s, 4096 of them, as production's
+# daemon.json cuts its many small networks (one per workspace) from one pool.
+engine_pool() { echo "10.$((200 + $1)).0.0/16"; }
+
 engine_start_dockerd() { # i attempt
   local i=$1 dir; dir=$(engine_dir "$i")
   engine_down "$i"
@@ -141,7 +145,7 @@ engine_start_dockerd() { # i attempt
   "live-restore": true,
   "log-driver": "json-file",
   "log-opts": { "max-size": "10m", "max-file": "3" },
-  "default-address-pools": [ { "base": "10.$((200 + i)).0.0/16", "size": 24 } ]
+  "default-address-pools": [ { "base": "$(engine_pool "$i")", "size": 28 } ]
 }
 JSON
   # Appended, never overwritten: a failed start's log must survive the retry and later starts.
@@ -195,15 +199,17 @@ engine_up() {
   fi
 }
 
-# Several dockerds share this host's iptables, and each one rewrites the DOCKER-ISOLATION chains
-# for its own networks alone when it starts: after an engine restart, one workspace network
-# could reach another's published port. One rule in DOCKER-USER (which no dockerd flushes)
-# keeps every pair of bridges apart, as one daemon per server does in production. Traffic
-# within one bridge is bridged, not routed (physdev), and stays as each network's ICC says.
+# The workspace servers' DOCKER-USER and INPUT rules (deploy/servers/common/docker-user.sh,
+# role local), for the engines' pools together: they share this host. Their bridges are kept
+# apart (each dockerd rewrites the DOCKER-ISOLATION chains for its own networks alone when it
+# starts), and a workspace reaches neither the host nor a private address, DNS excepted.
 isolate_bridges() {
-  local rule=(DOCKER-USER -i br-+ -o br-+ -m physdev ! --physdev-is-bridged -j DROP)
-  iptables -D DOCKER-USER -i br-+ -o br-+ -j DROP 2>/dev/null || true
-  iptables -C "${rule[@]}" 2>/dev/null || iptables -I "${rule[@]}"
+  local pools="" i dns
+  for i in $(seq 1 "$ENGINE_COUNT"); do pools+="${pools:+,}$(engine_pool "$i")"; done
+  dns=$(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ && $2 !~ /^127\./ { print $2 }' /etc/resolv.conf | paste -sd, -)
+  # The single rule earlier versions inserted; the chain is now written whole.
+  iptables -D DOCKER-USER -i br-+ -o br-+ -m physdev ! --physdev-is-bridged -j DROP 2>/dev/null || true
+  WORKSPACE_POOLS=$pools WORKSPACE_DNS=$dns bash "$ROOT/deploy/servers/common/docker-user.sh" apply local
 }
 
 write_env() {
