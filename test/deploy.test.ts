@@ -753,7 +753,9 @@ describe('metrics endpoints', () => {
 
   it('the API and the worker serve Prometheus metrics that promtool accepts', async () => {
     await h.call('GET', '/servers');
-    const api = await (await fetch(`${h.url}/metrics`)).text();
+    // /metrics on the API's port is for admins (Prometheus scrapes METRICS_ADDRESS).
+    const asAdmin = { headers: { authorization: `Bearer ${h.adminToken}` } };
+    const api = await (await fetch(`${h.url}/metrics`, asAdmin)).text();
     const apiCheck = run('promtool', ['check', 'metrics'], { input: api });
     expect(apiCheck.out).not.toMatch(/error/i);
     expect(api).toMatch(/^podex_http_request_duration_seconds_bucket\{.*route="\/servers".*\} \d+/m);
@@ -769,7 +771,7 @@ describe('metrics endpoints', () => {
     // Started through a client that counts starts, as the API process's client does.
     const counting = new Client({ connection: h.client.connection, namespace: h.client.options.namespace, interceptors: { workflow: [countWorkflowStarts] } });
     await counting.workflow.execute(syncModelPricesWorkflow, { taskQueue: queue, workflowId: uniq('metrics-wf') });
-    expect(await (await fetch(`${h.url}/metrics`)).text()).toMatch(/^podex_workflows_started_total\{workflow_type="syncModelPricesWorkflow"\} [1-9]/m);
+    expect(await (await fetch(`${h.url}/metrics`, asAdmin)).text()).toMatch(/^podex_workflows_started_total\{workflow_type="syncModelPricesWorkflow"\} [1-9]/m);
     const text = await eventually(async () => {
       const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       return /temporal_workflow_completed_total\{[^}]*workflow_type="syncModelPricesWorkflow"/.test(t) ? t : undefined;
