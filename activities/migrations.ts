@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { place, type PlacementRequest } from '../domain/placement';
+import { place, withDetail, type PlacementRequest } from '../domain/placement';
 import type { PrismaClient } from '../lib/prisma';
 import type { Redis } from '../lib/redis';
 import { announceRoute } from '../lib/route-announce';
@@ -73,7 +73,7 @@ export function createMigrationActivities({ prisma, redis, overcommit }: Migrati
       if (held[0]) return toReservation(held[0]);
       const { candidates, affinity } = await loadCandidates(prisma, r.workspaceId, r.strategy === 'AFFINITY');
       const placement = place(candidates, { ...r, overcommit, affinity, avoid: [r.sourceServerId] });
-      if (!placement.ok) throw ApplicationFailure.nonRetryable(placement.reason, 'NoCapacity', placement.excluded);
+      if (!placement.ok) throw ApplicationFailure.nonRetryable(withDetail(placement), 'NoCapacity', placement.excluded);
       for (const s of placement.ranked) {
         const [won] = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address: string | null }[]>`
           WITH m AS (

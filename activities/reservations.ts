@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { place, type Candidate, type PlacementRequest } from '../domain/placement';
+import { place, withDetail, type Candidate, type PlacementRequest } from '../domain/placement';
 import { Prisma, type PrismaClient } from '../lib/prisma';
 
 export interface ReservationDeps {
@@ -161,7 +161,7 @@ export function createReservationActivities({ prisma, overcommit }: ReservationD
         // or one that does not exist: both answers are clearer than "no capacity".
         const held = await reservationOf(r.workspaceId);
         if (held) return held;
-        throw ApplicationFailure.nonRetryable(placement.reason, 'NoCapacity', placement.excluded);
+        throw ApplicationFailure.nonRetryable(withDetail(placement), 'NoCapacity', placement.excluded);
       }
       // First pass: a server whose row another reservation holds locked right now is passed
       // over for the next-ranked one (it is about to be fuller anyway), so concurrent requests

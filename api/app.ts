@@ -20,6 +20,8 @@ import { cachedReadiness } from './readiness';
 import { auditRouter } from './routes/audit';
 import { serversRouter } from './routes/servers';
 import { workspacesRouter } from './routes/workspaces';
+import { userLimitsRouter } from './routes/user-limits';
+import type { PlanName } from '../domain/quotas';
 import { workspaceShell } from './routes/workspace-shell';
 import { backupsRouter } from './routes/backups';
 import { cutoversRouter } from './routes/cutovers';
@@ -95,6 +97,8 @@ export interface ApiSettings {
   workspaceBaseUrl: string;
   workspaceSignInUrl: string;
   workspaceSessionMinutes: number;
+  /** The plan of a user without an admin's override (quotas). */
+  defaultPlan: PlanName;
 }
 
 export function apiSettings(c: Config): ApiSettings {
@@ -122,6 +126,7 @@ export function apiSettings(c: Config): ApiSettings {
     workspaceBaseUrl: c.WORKSPACE_BASE_URL,
     workspaceSignInUrl: c.WORKSPACE_SIGN_IN_URL,
     workspaceSessionMinutes: c.WORKSPACE_SESSION_MINUTES,
+    defaultPlan: c.DEFAULT_USER_PLAN,
   };
 }
 
@@ -227,6 +232,7 @@ export function createApp(deps: ApiDeps): Express {
   app.locals.events = events;
   app.locals.close = () => Promise.all([events.close(), routes.close()]);
   app.use(workspacesRouter({ ...deps, events }));
+  app.use(userLimitsRouter(deps));
   const shell = workspaceShell(deps);
   upgrades.push(shell.upgrade);
   app.use(shell.router);

@@ -64,6 +64,7 @@ export function openApiDocument(): object {
         MaintenanceWindow: json(s.maintenanceView),
         AuditEntry: json(s.auditView),
         Workspace: json(s.workspaceView),
+        UserLimits: json(s.userLimitsView),
         Snapshot: json(s.snapshotView),
         BackupRun: json(s.backupRunView),
       },
@@ -114,7 +115,13 @@ export function openApiDocument(): object {
           security: user,
           parameters: [...queryParams(s.createWorkspaceQuery), { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string' } }],
           body: s.createWorkspaceBody,
-          responses: { '201': ok('running (with ?wait=true)'), '202': ok('provisioning started'), '502': err('provisioning failed; compensated'), '503': err('no capacity; says which constraint excluded which server') },
+          responses: {
+            '201': ok('running (with ?wait=true)'),
+            '202': ok('provisioning started'),
+            '403': err('not entitled (details.field: image and server are for admins; tier or constraints.gpu beyond the plan) or over a limit (quota_exceeded; details.limit names it)'),
+            '502': err('provisioning failed; compensated'),
+            '503': err('no capacity (users get the short reason; admins also which constraint excluded which server)'),
+          },
         }),
       },
       '/workspaces/{id}': {
@@ -337,6 +344,14 @@ export function openApiDocument(): object {
         }),
       },
       '/metrics': { get: op('Prometheus metrics for admins (aggregate counts only); Prometheus scrapes METRICS_ADDRESS without credentials', { security: admin, responses: { '200': { description: 'text/plain; version=0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } } } }) },
+      '/users/{id}/limits': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: op('a user’s plan, limits, overrides and usage (a user: their own; admins: anyone’s)', { security: user, responses: { '200': ok('the limits', ref('UserLimits')) } }),
+        put: op('replace a user’s overrides (a field left out or null follows the plan); audited', {
+          body: s.userLimitsBody,
+          responses: { '200': ok('the limits now', ref('UserLimits')) },
+        }),
+      },
       '/audit': {
         get: op('admin actions, newest first', {
           parameters: queryParams(s.auditQuery),

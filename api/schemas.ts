@@ -1,6 +1,7 @@
 /** Request and response shapes of the API: validation and the OpenAPI document come from these. */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { PLAN_NAMES } from '../domain/quotas';
 import { TIER_NAMES } from '../domain/tiers';
 import { MAX_PREVIEW_PORTS, previewPortsProblem } from '../domain/workspace-routes';
 
@@ -391,3 +392,26 @@ export const terminalQuery = z
     rows: z.coerce.number().int().min(1).max(1000).optional(),
   })
   .strict();
+
+const limitValues = {
+  maxWorkspaces: z.number().int().min(0).max(10_000),
+  maxCpu: z.number().min(0).max(100_000),
+  maxMemoryMb: z.number().int().min(0),
+  maxDiskGb: z.number().int().min(0),
+  maxGpus: z.number().int().min(0).max(1024),
+  tiers: z.array(z.enum(TIER_NAMES as [string, ...string[]])).max(TIER_NAMES.length),
+  serverChoice: z.boolean().describe('may pin a workspace to a server'),
+};
+const limitFields = { plan: z.enum(PLAN_NAMES), ...limitValues };
+/** PUT replaces every override: a field left out or null follows the plan. */
+export const userLimitsBody = z
+  .object(Object.fromEntries(Object.entries(limitFields).map(([k, v]) => [k, v.nullable().optional()])) as { [K in keyof typeof limitFields]: z.ZodOptional<z.ZodNullable<(typeof limitFields)[K]>> })
+  .strict();
+export const userIdParam = z.object({ id: z.string().min(1).max(255) });
+export const userLimitsView = z.object({
+  userId: z.string(),
+  plan: z.enum(PLAN_NAMES),
+  limits: z.object(limitValues).describe('what applies: the plan’s values with the overrides on top'),
+  overrides: z.object(limitFields).partial().describe('what an admin set for this user'),
+  usage: z.object({ workspaces: z.number(), cpu: z.number(), memoryMb: z.number(), diskGb: z.number(), gpus: z.number() }),
+});

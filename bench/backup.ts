@@ -31,7 +31,7 @@ import { config } from '../lib/config';
 import { execIn } from '../lib/docker-exec';
 import { parseEndpoints } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
-import { apiClient, benchFleet, pool, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, pool, removeLabelled, round, startApi, startWorker, stop, grantBenchUser } from './lib';
 
 const run = promisify(execFile);
 const VOLUMES = Number(process.env.BENCH_VOLUMES ?? 8);
@@ -74,6 +74,7 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${port}`;
     const admin = apiClient(base, await mintToken(c.JWT_SECRET_KEY, 'bench-admin', 'admin'));
     const user = apiClient(base, await mintToken(c.JWT_SECRET_KEY, OWNER, 'user'));
+    await grantBenchUser(admin, OWNER);
     const res = await admin('POST', '/servers', { name: 'bench-backup-1', hostname: `bench-backup-1-${process.pid}.local`, ipAddress: e1.host, dockerPort: e1.port });
     const serverId = res.body.server.id as string;
     for (let i = 0; (await admin('GET', `/servers/${serverId}`)).body.status !== 'active'; i++) {

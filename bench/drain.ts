@@ -45,7 +45,7 @@ import { execIn } from '../lib/docker-exec';
 import { WORKFLOW_ID } from '../lib/constants';
 import { parseEndpoints } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
-import { apiClient, benchFleet, machineCpuSeconds, measured, pool, processCpuSeconds, rawProvision, rawReady, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, machineCpuSeconds, measured, pool, processCpuSeconds, rawProvision, rawReady, removeLabelled, round, startApi, startWorker, stop, grantBenchUser } from './lib';
 
 const WORKSPACES = Number(process.env.BENCH_WORKSPACES ?? 50);
 const MB = Number(process.env.BENCH_MB ?? 50);
@@ -111,6 +111,7 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${port}`;
     const admin = apiClient(base, await mintToken(c.JWT_SECRET_KEY, 'bench-admin', 'admin'));
     const user = apiClient(base, await mintToken(c.JWT_SECRET_KEY, OWNER, 'user'));
+    await grantBenchUser(admin, OWNER);
     const servers: string[] = [];
     for (const [i, e] of [e1, e2].entries()) {
       const res = await admin('POST', '/servers', { name: `bench-drain-${i + 1}`, hostname: `bench-drain-${i + 1}-${process.pid}.local`, ipAddress: e.host, dockerPort: e.port });

@@ -168,3 +168,16 @@ export async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; sec
   const value = await fn();
   return { value, seconds: (performance.now() - t0) / 1000, cpuSeconds: machineCpuSeconds() - c0 };
 }
+
+/** Lets a benchmark's user run as many workspaces as it needs, pinned to servers: an admin's override, as an operator grants it. */
+export async function grantBenchUser(admin: ReturnType<typeof apiClient>, userId: string): Promise<void> {
+  const res = await admin('PUT', `/users/${encodeURIComponent(userId)}/limits`, {
+    plan: 'team',
+    maxWorkspaces: 10_000,
+    maxCpu: 100_000,
+    maxMemoryMb: 1_000_000_000,
+    maxDiskGb: 10_000_000,
+    serverChoice: true,
+  });
+  if (res.status !== 200) throw new Error(`could not grant ${userId} limits: ${res.status} ${JSON.stringify(res.body)}`);
+}

@@ -29,7 +29,7 @@ import { TIERS } from '../domain/tiers';
 import { config } from '../lib/config';
 import { parseEndpoints, type DockerFleet, type EngineEndpoint } from '../lib/docker-fleet';
 import { createPrisma, type PrismaClient } from '../lib/prisma';
-import { apiClient, benchFleet, percentile, pool, rawProvision, rawReady, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, percentile, pool, rawProvision, rawReady, removeLabelled, round, startApi, startWorker, stop, grantBenchUser } from './lib';
 
 const N = Number(process.env.BENCH_N ?? 30);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
@@ -192,6 +192,7 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${port}`;
     const admin = apiClient(base, await mintToken(c.JWT_SECRET_KEY, 'bench-admin', 'admin'));
     const user = apiClient(base, await mintToken(c.JWT_SECRET_KEY, OWNER, 'user'));
+    await grantBenchUser(admin, OWNER);
 
     const serverIds: string[] = [];
     for (const [i, e] of engines.entries()) {

@@ -35,7 +35,7 @@ import { createPrisma } from '../lib/prisma';
 import { Client, Connection } from '@temporalio/client';
 import { terminateOpenWorkflows } from '../test/helpers';
 import { freePort, startProxy, type Proxy } from '../test/proxy';
-import { apiClient, benchFleet, machineCpuSeconds, percentile, processCpuSeconds, removeLabelled, round, startApi, startWorker, stop } from './lib';
+import { apiClient, benchFleet, machineCpuSeconds, percentile, processCpuSeconds, removeLabelled, round, startApi, startWorker, stop, grantBenchUser } from './lib';
 
 const KB = Number(process.env.BENCH_KB ?? 100);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -135,6 +135,7 @@ async function main(): Promise<void> {
     const userToken = await mintToken(c.JWT_SECRET_KEY, OWNER, 'user');
     const admin = apiClient(base, await mintToken(c.JWT_SECRET_KEY, 'bench-admin', 'admin'));
     const user = apiClient(base, userToken);
+    await grantBenchUser(admin, OWNER);
     const auth = { authorization: `Bearer ${userToken}` };
     const servers: string[] = [];
     for (const [i, e] of engines.entries()) {

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { CHECK_SUBSET, DEFAULT_RETENTION } from './backup';
 import { parseAllowEntry } from './outbound';
+import { PLAN_NAMES } from './quotas';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -102,6 +103,8 @@ export const envSchema = z
     /** Open workspace event streams (SSE) one user may hold on one API process. */
     SSE_MAX_PER_USER: positiveInt.default(10),
     OVERCOMMIT_RATIO: z.coerce.number().min(0.1).max(10).default(1),
+    /** The plan (domain/quotas.ts) of a user an admin has not given one through PUT /users/:id/limits. */
+    DEFAULT_USER_PLAN: z.enum(PLAN_NAMES).default('free'),
     /** Migrations in flight across the whole fleet when a request does not say (drains give their own). */
     MIGRATION_MAX_PARALLEL: positiveInt.default(4),
     /** How long a migrated workspace must stay healthy on its target before the switch. */

@@ -27,6 +27,14 @@ describe('workspace container spec', () => {
     expect(spec.HostConfig.SecurityOpt.join()).not.toMatch(/unconfined/);
   });
 
+  it("runs as the image's non-root user, never root", () => {
+    expect(spec.User).toBe('1000:1000');
+    const withUser = (imageUser?: string) => containerSpec({ workspaceId: id, ownerId: 'u1', tier: TIERS.pro, image: 'i', runtime: 'runsc', diskLimitSupported: false, publishAddress: '10.0.0.5', imageUser }).User;
+    expect(withUser('dev:dev')).toBe('dev:dev');
+    expect(withUser('1001')).toBe('1001');
+    for (const root of ['', 'root', '0', '0:0', 'root:wheel']) expect(withUser(root)).toBe('1000:1000');
+  });
+
   it('sets a disk limit only where the storage driver can enforce it', () => {
     expect('StorageOpt' in spec.HostConfig).toBe(false);
     const xfs = containerSpec({ workspaceId: id, ownerId: 'u1', tier: TIERS.pro, image: 'i', runtime: 'runsc', diskLimitSupported: true, publishAddress: '10.0.0.5' });

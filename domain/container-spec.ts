@@ -12,6 +12,18 @@ export const HTTP_PORT = 8080;
 export const SSH_PORT = 22;
 export const WORKSPACE_MOUNT = '/workspace';
 /**
+ * Who a workspace runs as when its image names no non-root user: the workspace image's
+ * `podex` (uid 1000), who owns /workspace. Never root: a tenant's processes, exec and
+ * terminals run without the capabilities root would hold even inside gVisor.
+ */
+export const DEFAULT_WORKSPACE_USER = '1000:1000';
+
+/** The user a workspace runs as: the image's own (its `USER`) unless that is root or unset. */
+export function workspaceUser(imageUser: string | undefined | null): string {
+  const u = (imageUser ?? '').trim();
+  return u === '' || /^(root|0)(:|$)/.test(u) ? DEFAULT_WORKSPACE_USER : u;
+}
+/**
  * "Ready" means the IDE's HTTP endpoint answers. Provisioning runs this probe itself right
  * after the start; Docker's health check runs the same command on a slow interval afterwards.
  */
@@ -63,6 +75,8 @@ export interface ContainerSpecInput {
   previewPorts?: number[];
   /** Whether the image serves SSH (it exposes 22/tcp): then that port is published too. */
   ssh?: boolean;
+  /** The image's `USER` (read from the image at creation); see workspaceUser. */
+  imageUser?: string;
 }
 
 /** The container ports a workspace publishes: the IDE's, SSH's if the image has it, and the declared previews. */
@@ -111,6 +125,8 @@ export function containerSpec(i: ContainerSpecInput) {
     name: names.container,
     Image: i.image,
     Hostname: `ws-${i.workspaceId.slice(0, 8)}`,
+    // Exec and terminals run as this user too (Docker's default for an exec).
+    User: workspaceUser(i.imageUser),
     WorkingDir: WORKSPACE_MOUNT,
     // The IDE's HTTP endpoint (see READY_PROBE).
     Cmd: ['httpd', '-f', '-p', String(HTTP_PORT), '-h', '/var/www'],

@@ -1,4 +1,4 @@
-import { place, type Candidate, type PlacementRequest } from './placement';
+import { place, withDetail, type Candidate, type PlacementRequest } from './placement';
 
 const server = (name: string, over: Partial<Candidate> = {}): Candidate => ({
   id: `id-${name}`,
@@ -65,9 +65,19 @@ describe('placement constraints', () => {
     );
     expect(p).toEqual({
       ok: false,
-      reason: expect.stringMatching(/^no capacity: .*down: status unreachable.*cordoned: cordoned.*maint: in maintenance.*draining: status draining/),
+      reason: 'no capacity: no server can take this workspace',
+      detail: expect.stringMatching(/down: status unreachable.*cordoned: cordoned.*maint: in maintenance.*draining: status draining/),
       excluded: { down: ['status unreachable'], cordoned: ['cordoned'], maint: ['in maintenance'], draining: ['status draining'] },
     });
+  });
+
+  it('keeps server names out of the reason a user may read; the detail names them for operators', () => {
+    const p = place([server('gpu-box-7.fleet.internal', { cordoned: true }), server('10.0.0.9', { status: 'draining' })], req());
+    if (p.ok) throw new Error('placed');
+    expect(p.reason).not.toMatch(/gpu-box|10\.0\.0\.9|cordoned|draining/);
+    expect(withDetail(p)).toMatch(/^no capacity: no server can take this workspace \(gpu-box-7\.fleet\.internal: cordoned; 10\.0\.0\.9: status draining\)$/);
+    const pinned = place([server('a')], req({ serverId: 'not-registered' }));
+    expect(pinned.ok || pinned.reason).toBe('no capacity: the chosen server is not available');
   });
 
   it('matches architecture, region and labels', () => {

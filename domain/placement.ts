@@ -41,9 +41,16 @@ export interface PlacementRequest {
   overcommit: number;
 }
 
+/**
+ * A refusal's `reason` names no server (its owner may read it); `detail` says which
+ * constraint excluded which server, for operators (`withDetail` joins the two).
+ */
 export type Placement =
   | { ok: true; ranked: Candidate[] }
-  | { ok: false; reason: string; excluded: Record<string, string[]> };
+  | { ok: false; reason: string; detail: string; excluded: Record<string, string[]> };
+
+/** The operator's form of a refusal: the reason with the fleet's detail. */
+export const withDetail = (p: { reason: string; detail: string }): string => (p.detail ? `${p.reason} (${p.detail})` : p.reason);
 
 /** Why a server cannot take the request; empty when it can. */
 export function exclusions(s: Candidate, r: PlacementRequest): string[] {
@@ -99,13 +106,13 @@ export function place(servers: readonly Candidate[], r: PlacementRequest): Place
     if (eligible(s, r, labels)) scored.push({ s, load: loadAfter(s, r.need, r.overcommit), affinity: order.get(s.id) ?? Infinity });
   }
   if (scored.length === 0) {
-    if (r.serverId && pool.length === 0) return { ok: false, reason: `server ${r.serverId} is not available`, excluded: {} };
+    if (r.serverId && pool.length === 0) return { ok: false, reason: 'no capacity: the chosen server is not available', detail: `server ${r.serverId} is not registered`, excluded: {} };
     const excluded: Record<string, string[]> = {};
     for (const s of pool) excluded[s.name] = exclusions(s, r);
     const detail = Object.entries(excluded)
       .map(([name, why]) => `${name}: ${why.join(', ')}`)
       .join('; ');
-    return { ok: false, reason: `no capacity: no server can take this workspace (${detail || 'no servers'})`, excluded };
+    return { ok: false, reason: 'no capacity: no server can take this workspace', detail: detail || 'no servers', excluded };
   }
   type Scored = (typeof scored)[number];
   const spread = (a: Scored, b: Scored) => a.load - b.load || byName(a.s, b.s);

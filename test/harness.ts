@@ -29,6 +29,12 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
   const workerRun = runWorker ? t.worker.run() : Promise.resolve();
   const adminToken = await mintToken(c.JWT_SECRET_KEY, 'test-admin', 'admin');
   const userToken = await mintToken(c.JWT_SECRET_KEY, 'test-user', 'user');
+  // The suites' users pin servers and run more workspaces than any plan allows: an admin's grant, as
+  // an operator would give it (test/quotas.test.ts checks the plans themselves with users of its own).
+  for (const userId of TEST_USERS) {
+    const grant = { plan: 'team', maxWorkspaces: 1000, maxCpu: 100_000, maxMemoryMb: 100_000_000, maxDiskGb: 1_000_000, maxGpus: 64, serverChoice: true, updatedBy: 'test-harness' };
+    await t.deps.prisma.userLimits.upsert({ where: { userId }, create: { userId, ...grant }, update: grant });
+  }
 
   async function call(method: string, path: string, opts: { token?: string | null; body?: unknown; headers?: Record<string, string> } = {}) {
     const token = opts.token === undefined ? adminToken : opts.token;
@@ -71,6 +77,9 @@ export async function startHarness(prefix: string, settings: Partial<ApiSettings
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
+
+/** Users the suites create workspaces as (the harness's own and the second user some suites mint). */
+export const TEST_USERS = ['test-user', 'other-user'];
 
 /**
  * Registers local engines (by index) as servers through the API, waits until onboarding made

@@ -71,11 +71,22 @@ describe('workspace provisioning and lifecycle on real engines', () => {
     expect((await docker.getVolume(ws.volumeName).inspect()).Labels).toMatchObject({ 'podex.workspace_id': ws.id });
     const kernel = await execIn(docker.getContainer(ws.containerName), ['cat', '/proc/version']);
     expect(kernel.out).not.toContain(os.release());
+    // Not root: the image's user, who owns /workspace and can write there; the IDE still serves on 8080.
+    expect(c.Config.User).toBe('1000:1000');
+    const who = await execIn(docker.getContainer(ws.containerName), ['sh', '-c', 'id -u; echo hi > /workspace/probe && cat /workspace/probe && rm /workspace/probe']);
+    expect(who.out).toBe('1000\nhi\n');
+    expect((await execIn(docker.getContainer(ws.containerName), ['sh', '-c', 'ps -o user,args | grep "[h]ttpd -f"'])).out).not.toMatch(/^\s*(root|0)\s/m);
 
     const server = (await h.call('GET', `/servers/${ws.serverId}`)).body;
     expect(server.reserved).toEqual({ cpu: 2, memoryMb: 4096, diskGb: 20 });
     // A user sees their own workspace, another user does not.
-    expect((await h.call('GET', `/workspaces/${ws.id}`, { token: h.userToken })).body.progress).toMatchObject({ status: 'running' });
+    const mine = (await h.call('GET', `/workspaces/${ws.id}`, { token: h.userToken })).body;
+    expect(mine.progress).toMatchObject({ status: 'running' });
+    // The engine's address is for operators: its owner sees none.
+    const engine = localEngines()[servers.indexOf(ws.serverId)];
+    expect(mine.progress.endpoint).toBeNull();
+    expect(JSON.stringify(mine)).not.toContain(`:${engine.port}`);
+    expect((await h.call('GET', `/workspaces/${ws.id}`)).body.progress.endpoint).toEqual({ host: engine.host, port: engine.port });
     const { mintToken } = await import('../api/auth');
     const other = await mintToken(process.env.JWT_SECRET_KEY!, 'someone-else', 'user');
     expect((await h.call('GET', `/workspaces/${ws.id}`, { token: other })).status).toBe(404);
@@ -165,7 +176,9 @@ describe('workspace provisioning and lifecycle on real engines', () => {
   });
 
   it('a failure after the volume step compensates completely', async () => {
-    const res = await create({ name: 'doomed', server: servers[1], image: 'podex/no-such-image:1' });
+    // Only admins choose images.
+    const res = await h.call('POST', '/workspaces?wait=true', { body: { name: 'doomed', tier: 'free', server: servers[1], image: 'podex/no-such-image:1', constraints: { labels: { suite } } } });
+    if (res.body?.details?.workspace?.id) workspaces.push(res.body.details.workspace.id);
     expect(res.status).toBe(502);
     expect(res.body.message).toMatch(/image podex\/no-such-image:1 is not on the server/);
     const ws = res.body.details.workspace;
@@ -180,7 +193,7 @@ describe('workspace provisioning and lifecycle on real engines', () => {
     maybeRecordHistory('workspace-compensated', await h.client.workflow.getHandle(`workspace-${ws.id}`).fetchHistory());
   });
 
-  it('bad requests name the field; an impossible request is refused with the constraint that excluded each server', async () => {
+  it('bad requests name the field; an impossible request is refused: its owner gets a short reason, admins which constraint excluded each server', async () => {
     const bad = await h.call('POST', '/workspaces', { token: h.userToken, body: { name: '', tier: 'gold', server: 'first', extra: 1 } });
     expect(bad.status).toBe(400);
     expect(bad.body.message).toMatch(/name/);
@@ -190,7 +203,23 @@ describe('workspace provisioning and lifecycle on real engines', () => {
     const none = await create({ name: 'gpu', constraints: { labels: { suite }, gpu: { count: 1 } } });
     expect(none.status).toBe(503);
     expect(none.body.error).toBe('no_capacity');
-    expect(none.body.message).toMatch(/needs 1 GPU\(s\), has 0/);
+    expect(none.body.message).toBe('no capacity: no server can take this workspace now');
+    const id = none.body.details.workspace.id;
+    const fleet = await h.deps.prisma.workspaceServer.findMany({ where: { id: { in: servers } } });
+    const leaks = (text: string) => fleet.filter((s) => [s.name, s.hostname, s.id, s.ipAddress.replace(/\/\d+$/, '')].some((x) => text.includes(x)));
+    const asOwner = (await h.call('GET', `/workspaces/${id}`, { token: h.userToken })).body;
+    expect(asOwner.statusReason).toBe('no capacity: no server can take this workspace now');
+    expect(asOwner.progress.error).toBe('no capacity: no server can take this workspace now');
+    const list = (await h.call('GET', '/workspaces?status=failed', { token: h.userToken })).body;
+    const sse = await fetch(`${h.url}/workspaces/${id}/events`, { headers: { authorization: `Bearer ${h.userToken}` } });
+    const reader = sse.body!.getReader();
+    const first = Buffer.from((await reader.read()).value!).toString();
+    await reader.cancel();
+    for (const text of [JSON.stringify(none.body), JSON.stringify(asOwner), JSON.stringify(list), first]) expect(leaks(text)).toEqual([]);
+    expect(first).toContain('no capacity: no server can take this workspace now');
+    const asAdmin = (await h.call('GET', `/workspaces/${id}`)).body;
+    expect(asAdmin.statusReason).toMatch(/needs 1 GPU\(s\), has 0/);
+    expect(leaks(asAdmin.statusReason)).toHaveLength(fleet.length);
   });
 
   it('50 concurrent creates against small capacity never overbook a server; the rest are refused clearly', async () => {

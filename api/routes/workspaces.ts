@@ -11,6 +11,16 @@ import { principal, requireAdmin } from '../auth';
 import { HttpError, notFound, parse, route } from '../errors';
 import { whenGone, type WorkspaceEvents } from '../events';
 import { createWorkspaceBody, createWorkspaceQuery, deleteWorkspaceQuery, listWorkspacesQuery, migrateWorkspaceBody, uuidParam } from '../schemas';
+import { refusal } from '../../domain/quotas';
+import type { TierName } from '../../domain/tiers';
+import { limitsOf, oneAtATime } from './user-limits';
+import { reasonForUser } from '../../domain/status-reasons';
+
+/** A status event as its owner sees it: the reason in short form. */
+function forUser(data: string): string {
+  const e = JSON.parse(data) as { status: string; reason?: string | null };
+  return JSON.stringify({ ...e, reason: reasonForUser(e.status, e.reason) });
+}
 
 export function toWorkspaceView(w: Workspace, baseUrl: string) {
   const published = (w.publishedPorts ?? {}) as Record<string, number>;
@@ -49,7 +59,11 @@ const FINAL = ['running', 'failed', 'stopped', 'deleted'];
 export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): Router {
   const { prisma, temporal, settings, events } = deps;
   const r = Router();
-  const view = (w: Workspace) => toWorkspaceView(w, settings.workspaceBaseUrl);
+  /** Users read their workspace's status reason in short form (the stored one can name servers and engines). */
+  const view = (w: Workspace, res: Response) => {
+    const v = toWorkspaceView(w, settings.workspaceBaseUrl);
+    return principal(res).role === 'admin' ? v : { ...v, statusReason: reasonForUser(w.status, w.statusReason) };
+  };
 
   /** The workspace if the caller may see it (users: their own; admins: all). 404 otherwise. */
   async function visible(res: Response, id: string): Promise<Workspace> {
@@ -93,10 +107,26 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       const key = req.get('idempotency-key');
       const id = key ? idFromKey(owner, key) : undefined;
       const constraints = { ...(body.constraints ?? {}), ...(body.server !== 'auto' ? { serverId: body.server } : {}) };
+      const isAdmin = principal(res).role === 'admin';
+      // Images are admins' until templates bring image entitlements.
+      if (body.image !== undefined && !isAdmin) throw new HttpError(403, 'forbidden', 'image: only admins choose a workspace image', { field: 'image' });
       let ws = id ? await prisma.workspace.findUnique({ where: { id } }) : null;
-      ws ??= await prisma.workspace.create({
-        data: { ...(id ? { id } : {}), ownerId: owner, name: body.name, tier: body.tier, strategy: body.strategy, image: body.image, previewPorts: body.previewPorts, constraints, status: 'pending' },
-      });
+      // One create at a time per user, so concurrent requests cannot all pass the same count.
+      const createOne = () => prisma.$transaction(async (tx) => {
+        if (!isAdmin) {
+          await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`podex:user-quota:${owner}`}))`;
+          const again = id ? await tx.workspace.findUnique({ where: { id } }) : null;
+          if (again) return again;
+          const { plan, limits, usage } = await limitsOf(tx, owner, settings.defaultPlan);
+          const no = refusal(limits, plan, usage, { tier: body.tier as TierName, gpus: body.constraints?.gpu?.count ?? 0, pinned: body.server !== 'auto' });
+          if (no?.kind === 'entitlement') throw new HttpError(403, 'forbidden', no.message, { field: no.field });
+          if (no) throw new HttpError(403, 'quota_exceeded', no.message, { limit: no.limit, max: no.max, used: no.used, asked: no.asked });
+        }
+        return tx.workspace.create({
+          data: { ...(id ? { id } : {}), ownerId: owner, name: body.name, tier: body.tier, strategy: body.strategy, image: body.image, previewPorts: body.previewPorts, constraints, status: 'pending' },
+        });
+      }, { maxWait: 10_000, timeout: 10_000 });
+      ws ??= isAdmin ? await createOne() : await oneAtATime(`quota:${owner}`, createOne);
       const workflowId = WORKFLOW_ID.workspace(ws.id);
       // Subscribed before the start, so the final status cannot slip past between the two.
       const watch = q.wait === 'true' ? await watchStatus(ws.id) : undefined;
@@ -116,15 +146,16 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
           ws = await watch.settled(120_000);
           if (ws.status === 'failed') {
             const noCapacity = /^no capacity/.test(ws.statusReason ?? '');
-            throw new HttpError(noCapacity ? 503 : 502, noCapacity ? 'no_capacity' : 'provisioning_failed', ws.statusReason ?? 'provisioning failed', { workspace: view(ws) });
+            const shown = view(ws, res);
+            throw new HttpError(noCapacity ? 503 : 502, noCapacity ? 'no_capacity' : 'provisioning_failed', shown.statusReason ?? 'provisioning failed', { workspace: shown });
           }
-          res.status(ws.status === 'running' ? 201 : 202).json({ workspace: view(ws), workflowId });
+          res.status(ws.status === 'running' ? 201 : 202).json({ workspace: view(ws, res), workflowId });
           return;
         }
       } finally {
         watch?.close();
       }
-      res.status(202).location(`/workspaces/${ws.id}`).json({ workspace: view(ws), workflowId });
+      res.status(202).location(`/workspaces/${ws.id}`).json({ workspace: view(ws, res), workflowId });
     }),
   );
 
@@ -140,7 +171,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         take: q.limit,
         skip: q.offset,
       });
-      res.json({ workspaces: rows.map(view) });
+      res.json({ workspaces: rows.map((w) => view(w, res)) });
     }),
   );
 
@@ -155,7 +186,11 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) progress = { unavailable: (err as Error).message };
       }
-      res.json({ ...view(w), progress });
+      // The workflow's state holds the engine's address (its endpoint) and the operator's failure reason.
+      if (progress && principal(res).role !== 'admin') {
+        progress = 'unavailable' in progress ? { unavailable: 'the workspace workflow did not answer' } : { ...progress, endpoint: null, error: reasonForUser('failed', progress.error) };
+      }
+      res.json({ ...view(w, res), progress });
     }),
   );
 
@@ -167,7 +202,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         const { id } = parse(uuidParam, req.params, 'params');
         await visible(res, id);
         await runUpdate(() => temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).executeUpdate(update));
-        res.json(view(await visible(res, id)));
+        res.json(view(await visible(res, id), res));
       }),
     );
   }
@@ -219,7 +254,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'workspace.migrate', targetType: 'workspace', targetId: id, before: { serverId: w.serverId }, after: { targetServer: body.targetServer ?? 'auto' } } });
       if (q.wait === 'true') {
         const result = await handle.result();
-        res.status(result.outcome === 'moved' ? 200 : 409).json({ migration: result, workflowId, workspace: view(await visible(res, id)) });
+        res.status(result.outcome === 'moved' ? 200 : 409).json({ migration: result, workflowId, workspace: view(await visible(res, id), res) });
         return;
       }
       res.status(202).json({ workflowId });
@@ -238,7 +273,8 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       if (!release) throw new HttpError(429, 'too_many_streams', `at most ${settings.sseMaxPerUser} open event streams per user; close one first`);
       client.hold(release);
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      const send = (data: string) => res.write(`event: status\ndata: ${data}\n\n`);
+      const admin = principal(res).role === 'admin';
+      const send = (data: string) => res.write(`event: status\ndata: ${admin ? data : forUser(data)}\n\n`);
       client.hold(await events.subscribe(id, send));
       if (client.gone()) return;
       send(JSON.stringify({ workspaceId: id, status: w.status, reason: w.statusReason, at: w.updatedAt.toISOString() }));

@@ -1,0 +1,21 @@
+import { withDetail } from './placement';
+import { NO_CAPACITY, reasonForUser } from './status-reasons';
+
+describe("what a workspace's owner is told", () => {
+  it('gives a placement refusal without the fleet inventory', () => {
+    const stored = withDetail({ reason: 'no capacity: no server can take this workspace', detail: 'engine-1 (ws-1.fleet.internal): cordoned; engine-2 (10.0.0.2): label gpu=a100 missing' });
+    expect(reasonForUser('failed', stored)).toBe(NO_CAPACITY);
+  });
+
+  it('never passes on an unknown failure, which may carry an engine address', () => {
+    expect(reasonForUser('failed', 'connect ECONNREFUSED 10.0.0.5:2376')).toBe('provisioning failed; an administrator can see why');
+    expect(reasonForUser('stopped', 'restore rolled back but the workspace did not start: connect ECONNREFUSED 10.0.0.5:2376')).toBe('restore rolled back but the workspace did not start');
+    expect(reasonForUser('stopped', 'something new')).toBeNull();
+  });
+
+  it('keeps reasons that are the owner’s own business', () => {
+    expect(reasonForUser('deleted', 'volume kept')).toBe('volume kept');
+    expect(reasonForUser('restoring', 'from snapshot 0123abcd')).toBe('from snapshot 0123abcd');
+    expect(reasonForUser('running', null)).toBeNull();
+  });
+});
