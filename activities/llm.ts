@@ -51,8 +51,9 @@ export function createLlmActivities({ prisma, llm }: LlmDeps) {
       await prisma.llmJob.update({ where: { id: jobId }, data: { status: 'failed', error, finishedAt: new Date() } });
     },
 
-    /** OpenRouter's catalog prices into llm_model_prices (the daily schedule). */
+    /** OpenRouter's catalog prices into llm_model_prices (the daily schedule); expired credit holds go too. */
     async syncModelPrices(): Promise<number> {
+      await llm.ledger.sweep();
       return llm.syncPrices();
     },
   };

@@ -3,6 +3,7 @@
  * Every change to a user's holds or balance first locks that user's llm_credits row, so a hold
  * is granted only against what no other call has already set aside.
  */
+import { createHash } from 'node:crypto';
 import { showUsd, type Attempt } from '../domain/llm';
 import type { PrismaClient } from './prisma';
 
@@ -17,6 +18,12 @@ export interface UsageRecord {
   chargedUsd: string;
   /** The provider's count, or our estimate of what was streamed before the stream was cut. */
   estimated?: boolean;
+}
+
+/** A job's hold id, the same on every attempt: a UUID from the key's hash. */
+function holdIdOf(key: string): string {
+  const h = createHash('sha256').update(`llm-hold:${key}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 // Interactive transactions wait for the row lock behind concurrent calls of the same user.
@@ -36,21 +43,29 @@ export class CreditLedger {
   /**
    * Sets `amountUsd` aside for a call if the balance, less every live hold, covers it; the hold's
    * id, or undefined when it does not fit. Expired holds (their process died) no longer count.
+   * With an idempotency key (a job's id) the hold is that key's: a retry replaces the hold its
+   * crashed attempt left instead of being refused for it.
    */
-  async hold(userId: string, amountUsd: string): Promise<string | undefined> {
+  async hold(userId: string, amountUsd: string, idempotencyKey?: string): Promise<string | undefined> {
+    const id = idempotencyKey ? holdIdOf(idempotencyKey) : null;
     return this.prisma.$transaction(async (tx) => {
       const locked = await tx.$queryRaw<{ balance: string }[]>`SELECT balance_usd::text AS balance FROM llm_credits WHERE user_id = ${userId} FOR UPDATE`;
       if (!locked.length) return undefined;
-      await tx.$executeRaw`DELETE FROM llm_holds WHERE user_id = ${userId} AND expires_at <= now()`;
+      await tx.$executeRaw`DELETE FROM llm_holds WHERE (user_id = ${userId} AND expires_at <= now()) OR id = ${id}::uuid`;
       // A separate statement after the lock: it sees every hold committed by whoever held the lock before.
       const rows = await tx.$queryRaw<{ id: string }[]>`
-        INSERT INTO llm_holds (user_id, amount_usd, expires_at)
-        SELECT ${userId}, ${amountUsd}::numeric, now() + make_interval(secs => ${this.holdTtlSeconds})
+        INSERT INTO llm_holds (id, user_id, amount_usd, expires_at)
+        SELECT COALESCE(${id}::uuid, gen_random_uuid()), ${userId}, ${amountUsd}::numeric, now() + make_interval(secs => ${this.holdTtlSeconds})
         WHERE ${locked[0].balance}::numeric - (SELECT COALESCE(sum(amount_usd), 0) FROM llm_holds WHERE user_id = ${userId} AND expires_at > now())
               >= GREATEST(${amountUsd}::numeric, 0.000000000001)
         RETURNING id::text`;
       return rows[0]?.id;
     }, TX);
+  }
+
+  /** Deletes holds that expired (their process died) for users who have not called since. */
+  async sweep(): Promise<number> {
+    return this.prisma.$executeRaw`DELETE FROM llm_holds WHERE expires_at <= now()`;
   }
 
   /** Gives a hold back without charging (the call did not happen, or the user's own key served it). */

@@ -212,7 +212,7 @@ export class LlmRouter {
    * billed attempts that may run; those that cannot be priced are left out, and none may run when
    * the hold does not fit.
    */
-  private async reserve(userId: string, body: ChatRequest, plan: Attempt[]): Promise<Reservation> {
+  private async reserve(userId: string, body: ChatRequest, plan: Attempt[], idempotencyKey?: string): Promise<Reservation> {
     const caps = new Map<Attempt, number>();
     const prompt = promptTokensAtMost(body);
     const asked = body.max_completion_tokens ?? body.max_tokens ?? undefined;
@@ -230,7 +230,7 @@ export class LlmRouter {
       }
     }
     if (!caps.size) throw unpriced;
-    const holdId = await this.ledger.hold(userId, most);
+    const holdId = await this.ledger.hold(userId, most, idempotencyKey);
     return { holdId, caps: holdId ? caps : new Map(), amountUsd: most };
   }
 
@@ -275,7 +275,7 @@ export class LlmRouter {
     let last: unknown;
     try {
       for (const a of plan) {
-        if (a.billed && !(r ??= await this.reserve(userId, body, plan)).caps.has(a)) continue;
+        if (a.billed && !(r ??= await this.reserve(userId, body, plan, key)).caps.has(a)) continue;
         let completion: ChatCompletion;
         try {
           completion = await this.client(a, creds).chat.completions.create({ ...this.request(body, a, r?.caps), stream: false }, { signal: opts.signal });

@@ -44,6 +44,7 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
     stale: uniq('llm-stale'),
     tiny: uniq('llm-tiny'),
     jobber: uniq('llm-jobber'),
+    crashed: uniq('llm-crashed'),
   };
   const tokens: Record<string, string> = {};
 
@@ -342,6 +343,25 @@ describe('LLM provider router and its OpenAI-compatible endpoint', () => {
     } finally {
       await prisma.llmJob.deleteMany({ where: { id: jobId } });
       await prisma.llmAnswer.deleteMany({ where: { idempotencyKey: jobId } });
+    }
+  });
+
+  it('lets a retried job replace the hold its crashed attempt left, rather than be refused for it', async () => {
+    const router = new LlmRouter(prisma, settings, pino({ level: 'silent' }));
+    const acts = createLlmActivities({ prisma, llm: router });
+    const jobId = `llm-job-${randomUUID()}`;
+    // Room for one hold of this call ($0.018162: 45 prompt tokens at most and 1000 out, × 1.2), not two.
+    await topUp('crashed', '0.03');
+    expect(await router.ledger.hold(users.crashed, '0.02', jobId)).toBeDefined();
+    await prisma.llmJob.create({ data: { id: jobId, userId: users.crashed } });
+    try {
+      const request = { model: 'claude-3.5-sonnet', messages: [{ role: 'user' as const, content: 'plan it' }], max_tokens: 1000 };
+      const outcome = await new MockActivityEnvironment().run(acts.runLlmJob, jobId, users.crashed, request);
+      expect(outcome).toMatchObject({ provider: 'openrouter', costUsd: '0.0146484' });
+      expect(await prisma.llmHold.count({ where: { userId: users.crashed } })).toBe(0);
+      expect((await balance('crashed')).toFixed(7)).toBe('0.0153516');
+    } finally {
+      await prisma.llmJob.deleteMany({ where: { id: jobId } });
     }
   });
 
