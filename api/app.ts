@@ -26,6 +26,7 @@ import { workspaceShell } from './routes/workspace-shell';
 import { backupsRouter } from './routes/backups';
 import { cutoversRouter } from './routes/cutovers';
 import { llmRouter } from './routes/llm';
+import { codecCors, codecRouter } from './routes/temporal-codec';
 import { LlmRouter, llmSettings, type LlmSettings } from '../lib/llm';
 import { metricsExposition, observeRequest } from './metrics';
 import { Restic, resticFromConfig, type ResticSettings } from '../lib/restic';
@@ -160,6 +161,7 @@ export function createApp(deps: ApiDeps): Express {
     });
     next();
   });
+  app.use('/codec', codecCors(deps.settings.temporalUiUrl));
   app.use(cors(deps.settings.corsOrigins));
 
   /** Liveness: the process is up and serving. */
@@ -240,6 +242,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(backupsRouter({ ...deps, restic: new Restic(deps.settings.restic) }));
   app.use(cutoversRouter(deps));
   app.use(llmRouter({ ...deps, llm: new LlmRouter(deps.prisma, deps.settings.llm, deps.logger) }));
+  app.use(codecRouter(deps));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'not_found', message: 'no such route' });

@@ -344,6 +344,18 @@ export function openApiDocument(): object {
         }),
       },
       '/metrics': { get: op('Prometheus metrics for admins (aggregate counts only); Prometheus scrapes METRICS_ADDRESS without credentials', { security: admin, responses: { '200': { description: 'text/plain; version=0.0.4', content: { 'text/plain': { schema: { type: 'string' } } } } } }) },
+      '/codec/encode': {
+        post: op('Temporal remote codec: encrypt payloads as this deployment does (admins; for the Temporal UI and CLI)', {
+          body: s.codecPayloads,
+          responses: { '200': ok('the payloads, encoded', json(s.codecPayloads)), '422': err('the payloads could not be encoded') },
+        }),
+      },
+      '/codec/decode': {
+        post: op('Temporal remote codec: decrypt payloads stored in Temporal (admins; they hold users’ prompts)', {
+          body: s.codecPayloads,
+          responses: { '200': ok('the payloads, decoded', json(s.codecPayloads)), '422': err('a payload no configured key opens') },
+        }),
+      },
       '/users/{id}/limits': {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
         get: op('a user’s plan, limits, overrides and usage (a user: their own; admins: anyone’s)', { security: user, responses: { '200': ok('the limits', ref('UserLimits')) } }),

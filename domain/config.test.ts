@@ -10,6 +10,8 @@ const valid = {
   DOCKER_TLS_KEY_FILE: '/certs/key.pem',
 };
 
+const PAYLOAD_KEYS = `k1:${'ab'.repeat(32)}`;
+
 function problemsOf(env: Record<string, string | undefined>): string[] {
   try {
     parseConfig(env);
@@ -55,7 +57,7 @@ describe('parseConfig', () => {
     expect(problemsOf({ ...valid, RESTIC_REPOSITORY: '/backups' })).toEqual([
       'RESTIC_PASSWORD_FILE: is required when RESTIC_REPOSITORY is set',
     ]);
-    expect(problemsOf({ ...valid, NODE_ENV: 'production', CORS_ORIGINS: 'https://a.dev,*' })).toEqual([
+    expect(problemsOf({ ...valid, NODE_ENV: 'production', TEMPORAL_PAYLOAD_KEYS: PAYLOAD_KEYS, CORS_ORIGINS: 'https://a.dev,*' })).toEqual([
       "CORS_ORIGINS: may not contain '*' in production",
     ]);
   });
@@ -83,10 +85,18 @@ describe('parseConfig', () => {
   });
 
   it('audits new servers strictly in production unless STRICT_DAEMON_AUDIT says otherwise; elsewhere only when asked', () => {
-    expect(parseConfig({ ...valid, NODE_ENV: 'production' }).STRICT_DAEMON_AUDIT).toBe(true);
-    expect(parseConfig({ ...valid, NODE_ENV: 'production', STRICT_DAEMON_AUDIT: 'false' }).STRICT_DAEMON_AUDIT).toBe(false);
+    expect(parseConfig({ ...valid, NODE_ENV: 'production', TEMPORAL_PAYLOAD_KEYS: PAYLOAD_KEYS }).STRICT_DAEMON_AUDIT).toBe(true);
+    expect(parseConfig({ ...valid, NODE_ENV: 'production', TEMPORAL_PAYLOAD_KEYS: PAYLOAD_KEYS, STRICT_DAEMON_AUDIT: 'false' }).STRICT_DAEMON_AUDIT).toBe(false);
     expect(parseConfig({ ...valid, NODE_ENV: 'development' }).STRICT_DAEMON_AUDIT).toBe(false);
     expect(parseConfig({ ...valid, NODE_ENV: 'test', STRICT_DAEMON_AUDIT: 'true' }).STRICT_DAEMON_AUDIT).toBe(true);
     expect(problemsOf({ ...valid, STRICT_DAEMON_AUDIT: 'yes' })).toEqual([expect.stringMatching(/^STRICT_DAEMON_AUDIT: /)]);
   });
+
+  it('encrypts Temporal payloads: keys required in production, well-formed anywhere; helpers never run the workspace image', () => {
+    expect(problemsOf({ ...valid, NODE_ENV: 'production' })).toEqual([expect.stringMatching(/^TEMPORAL_PAYLOAD_KEYS: is required in production/)]);
+    expect(parseConfig({ ...valid, TEMPORAL_PAYLOAD_KEYS: `new:${Buffer.alloc(32, 1).toString('base64')}, ${PAYLOAD_KEYS}` }).TEMPORAL_PAYLOAD_KEYS).toBeDefined();
+    for (const bad of ['k1', `k1:${'ab'.repeat(16)}`, `${PAYLOAD_KEYS},${PAYLOAD_KEYS}`]) expect(problemsOf({ ...valid, TEMPORAL_PAYLOAD_KEYS: bad })).toEqual([expect.stringMatching(/^TEMPORAL_PAYLOAD_KEYS: /)]);
+    expect(problemsOf({ ...valid, TOOLS_IMAGE: 'podex/workspace:latest' })).toEqual([expect.stringMatching(/^TOOLS_IMAGE: must not be the workspace image/)]);
+  });
+
 });

@@ -5,6 +5,21 @@
  */
 import { z } from 'zod';
 import { CHECK_SUBSET, DEFAULT_RETENTION } from './backup';
+
+/** Why a TEMPORAL_PAYLOAD_KEYS value is not id:key[,id:key…] with 32-byte keys, or null. Pure: the codec in lib/ parses the same form. */
+export function payloadKeysProblem(v: string): string | null {
+  const entries = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (entries.length === 0) return 'no keys';
+  const ids = new Set<string>();
+  for (const e of entries) {
+    const m = /^([A-Za-z0-9._-]{1,64}):(.+)$/.exec(e);
+    if (!m || ids.has(m[1])) return 'bad or repeated id';
+    ids.add(m[1]);
+    const ok = /^[0-9a-fA-F]{64}$/.test(m[2]) || (/^[A-Za-z0-9+/]{43}=?$/.test(m[2]) && Buffer.from(m[2], 'base64').length === 32);
+    if (!ok) return `key ${m[1]} is not 32 bytes`;
+  }
+  return null;
+}
 import { parseAllowEntry } from './outbound';
 import { PLAN_NAMES } from './quotas';
 
@@ -67,6 +82,8 @@ export const envSchema = z
     TEMPORAL_TLS_CA_FILE: optionalString,
     TEMPORAL_TLS_SERVER_NAME: optionalString,
     TEMPORAL_API_KEY: optionalString,
+    /** Keys that encrypt every Temporal payload: `id:key[,id:key…]` (32 bytes, base64 or hex); the first encodes, all decode (rotation). */
+    TEMPORAL_PAYLOAD_KEYS: optionalString.refine((v) => v === undefined || payloadKeysProblem(v) === null, { message: 'must be id:key[,id:key…] with 32-byte keys (base64 or hex) and unique ids' }),
 
     DOCKER_TLS_CA_FILE: z.string().min(1),
     DOCKER_TLS_CERT_FILE: z.string().min(1),
@@ -172,6 +189,9 @@ export const envSchema = z
       }
     };
     both('TEMPORAL_TLS_CERT_FILE', 'TEMPORAL_TLS_KEY_FILE');
+    if (env.NODE_ENV === 'production' && !env.TEMPORAL_PAYLOAD_KEYS) {
+      ctx.addIssue({ code: 'custom', path: ['TEMPORAL_PAYLOAD_KEYS'], message: "is required in production: Temporal's histories would hold users' prompts in clear" });
+    }
     if (env.TOOLS_IMAGE === env.WORKSPACE_IMAGE) {
       ctx.addIssue({ code: 'custom', path: ['TOOLS_IMAGE'], message: 'must not be the workspace image: helpers never run a workspace image' });
     }

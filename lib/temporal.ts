@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import { Client, Connection, type ClientInterceptors, type ConnectionOptions } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../domain/config';
+import { payloadDataConverter } from './payload-codec';
 
 type TemporalSettings = Pick<
   Config,
@@ -12,7 +14,19 @@ type TemporalSettings = Pick<
   | 'TEMPORAL_TLS_CA_FILE'
   | 'TEMPORAL_TLS_SERVER_NAME'
   | 'TEMPORAL_API_KEY'
+  | 'TEMPORAL_PAYLOAD_KEYS'
 >;
+
+const converters = new Map<string, DataConverter | undefined>();
+/**
+ * The data converter every client and worker of the process uses (lib/payload-codec): one per
+ * key setting, so a client and a worker of the same process always agree. Undefined without keys.
+ */
+export function temporalDataConverter(c: Pick<Config, 'TEMPORAL_PAYLOAD_KEYS'>): DataConverter | undefined {
+  const k = c.TEMPORAL_PAYLOAD_KEYS ?? '';
+  if (!converters.has(k)) converters.set(k, payloadDataConverter(c.TEMPORAL_PAYLOAD_KEYS));
+  return converters.get(k);
+}
 
 /** Connection options for the dev server (plain) or a production cluster (mTLS and/or API key). */
 export function temporalConnectionOptions(c: TemporalSettings): ConnectionOptions & NativeConnectionOptions {
@@ -33,7 +47,7 @@ export function temporalConnectionOptions(c: TemporalSettings): ConnectionOption
 /** The one long-lived Temporal client of a process. */
 export async function createTemporalClient(c: TemporalSettings, interceptors?: ClientInterceptors): Promise<Client> {
   const connection = await Connection.connect(temporalConnectionOptions(c));
-  return new Client({ connection, namespace: c.TEMPORAL_NAMESPACE, interceptors });
+  return new Client({ connection, namespace: c.TEMPORAL_NAMESPACE, interceptors, dataConverter: temporalDataConverter(c) });
 }
 
 /** The worker's native connection. */

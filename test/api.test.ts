@@ -5,7 +5,7 @@ import { config } from '../lib/config';
 import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
-import { temporalConnectionOptions } from '../lib/temporal';
+import { temporalConnectionOptions, temporalDataConverter } from '../lib/temporal';
 import { apiSettings, createApp } from '../api/app';
 import { mintToken } from '../api/auth';
 import { testFleet } from './helpers';
@@ -32,7 +32,7 @@ describe('API health endpoints', () => {
 
   beforeAll(async () => {
     connection = await Connection.connect(temporalConnectionOptions(c));
-    temporal = new Client({ connection, namespace: c.TEMPORAL_NAMESPACE });
+    temporal = new Client({ connection, namespace: c.TEMPORAL_NAMESPACE, dataConverter: temporalDataConverter(c) });
   });
   afterAll(async () => {
     deadRedis.disconnect();

@@ -14,6 +14,7 @@ import { spawnWorker, uniq } from './helpers';
 import { freePort } from './proxy';
 import { SignJWT } from 'jose';
 import { config } from '../lib/config';
+import { temporalDataConverter } from '../lib/temporal';
 
 const ROOT = path.join(__dirname, '..');
 const at = (...p: string[]) => path.join(ROOT, ...p);
@@ -65,6 +66,7 @@ const COMPOSE_ENV = {
   JWT_SECRET_KEY: 'j',
   INTERNAL_API_KEY: 'i',
   LLM_KEYS_ENCRYPTION_KEY: 'k',
+  TEMPORAL_PAYLOAD_KEYS: 't',
   GRAFANA_ADMIN_PASSWORD: 'g',
   WORKSPACE_PROXY_IP: '203.0.113.8',
   PODEX_ORIGIN_CERT: '/etc/podex-origin/cert.pem',
@@ -769,7 +771,7 @@ describe('metrics endpoints', () => {
     worker = await spawnWorker(queue, { WORKER_METRICS_ADDRESS: `127.0.0.1:${port}`, OPENROUTER_API_KEY: '' });
     // One workflow with one activity, so the per-type series exist.
     // Started through a client that counts starts, as the API process's client does.
-    const counting = new Client({ connection: h.client.connection, namespace: h.client.options.namespace, interceptors: { workflow: [countWorkflowStarts] } });
+    const counting = new Client({ connection: h.client.connection, namespace: h.client.options.namespace, interceptors: { workflow: [countWorkflowStarts] }, dataConverter: temporalDataConverter(config()) });
     await counting.workflow.execute(syncModelPricesWorkflow, { taskQueue: queue, workflowId: uniq('metrics-wf') });
     expect(await (await fetch(`${h.url}/metrics`, asAdmin)).text()).toMatch(/^podex_workflows_started_total\{workflow_type="syncModelPricesWorkflow"\} [1-9]/m);
     const text = await eventually(async () => {

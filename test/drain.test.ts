@@ -3,7 +3,7 @@ import { WORKFLOW_ID } from '../lib/constants';
 import { drainServerWorkflow } from '../workflows';
 import { registerEngines, eventually, startHarness, type Harness } from './harness';
 import { execIn, localEngines, uniq, WORKSPACE_SUMS } from './helpers';
-import { maybeRecordHistory, WORKFLOWS_PATH } from './temporal-env';
+import { maybeRecordHistory, replayOptions } from './temporal-env';
 
 const SUMS = WORKSPACE_SUMS;
 
@@ -100,7 +100,7 @@ describe('draining a server', () => {
     const history = await h.client.workflow.getHandle(started.body.workflowId).fetchHistory();
     maybeRecordHistory('drain-server-2', history);
     // This drain's own history replays: no step of it depended on when a child's completion arrived.
-    await expect(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history, started.body.workflowId)).resolves.toBeUndefined();
+    await expect(Worker.runReplayHistory(replayOptions(), history, started.body.workflowId)).resolves.toBeUndefined();
 
     expect((await h.call('DELETE', `/servers/${servers[0]}`)).status).toBe(204);
     servers.shift();

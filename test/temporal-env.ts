@@ -11,7 +11,7 @@ import { createLogger } from '../lib/logger';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
 import { backupDeps, cloudflareDeps, llmDeps } from '../workers/worker';
-import { temporalConnectionOptions } from '../lib/temporal';
+import { temporalConnectionOptions, temporalDataConverter } from '../lib/temporal';
 import { createWorker } from '../workers/worker';
 import type { ActivityDeps } from '../activities';
 import { terminateOpenWorkflows, testFleet, uniq } from './helpers';
@@ -32,6 +32,8 @@ export function quietRuntime(): void {
 
 export const HISTORIES_DIR = path.join(__dirname, 'histories');
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index.ts');
+/** What a replay of a recorded or fetched history needs: the workflows and the codec that decodes their payloads. */
+export const replayOptions = () => ({ workflowsPath: WORKFLOWS_PATH, dataConverter: temporalDataConverter(config()) });
 
 /** Real clients for activities, as the worker process builds them. */
 export function testDeps(): ActivityDeps & { close(): Promise<void> } {
@@ -63,10 +65,10 @@ export async function temporalForTest(prefix = 'test', overrides: Partial<Activi
   const deps = testDeps();
   const nativeConnection = await NativeConnection.connect(opts);
   const connection = await Connection.connect(opts);
-  const client = new Client({ connection, namespace: c.TEMPORAL_NAMESPACE });
+  const client = new Client({ connection, namespace: c.TEMPORAL_NAMESPACE, dataConverter: temporalDataConverter(c) });
   const taskQueue = uniq(prefix);
   // A worker not meant to run must not be created: it would hold the connection open.
-  const worker = (withWorker ? await createWorker({ connection: nativeConnection, namespace: c.TEMPORAL_NAMESPACE, taskQueue, deps: { ...deps, ...overrides } }) : undefined) as Worker;
+  const worker = (withWorker ? await createWorker({ connection: nativeConnection, namespace: c.TEMPORAL_NAMESPACE, taskQueue, dataConverter: temporalDataConverter(c), deps: { ...deps, ...overrides } }) : undefined) as Worker;
   return {
     client,
     taskQueue,

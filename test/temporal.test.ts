@@ -2,7 +2,7 @@ import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { probeEngineWorkflow } from '../workflows';
 import { localEngines, uniq } from './helpers';
-import { maybeRecordHistory, temporalForTest, WORKFLOWS_PATH } from './temporal-env';
+import { maybeRecordHistory, replayOptions, temporalForTest } from './temporal-env';
 
 describe('a workflow with an activity on the real Temporal dev server', () => {
   let t: Awaited<ReturnType<typeof temporalForTest>>;
@@ -43,7 +43,7 @@ describe('a workflow with an activity on the real Temporal dev server', () => {
     expect(description.taskQueue).toBe(t.taskQueue);
 
     // The fresh history replays against today's workflow code.
-    await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history, handles[0].workflowId);
+    await Worker.runReplayHistory(replayOptions(), history, handles[0].workflowId);
     maybeRecordHistory('probe-engine', history);
   });
 });

@@ -4,7 +4,7 @@ import { createLogger } from '../lib/logger';
 import { DockerFleet } from '../lib/docker-fleet';
 import { createPrisma } from '../lib/prisma';
 import { createRedis } from '../lib/redis';
-import { createNativeConnection, temporalConnectionOptions } from '../lib/temporal';
+import { createNativeConnection, temporalConnectionOptions, temporalDataConverter } from '../lib/temporal';
 import { ensureSchedules } from './schedules';
 import { backupDeps, cloudflareDeps, createWorker, llmDeps, installRuntimeLogger } from './worker';
 
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const connection = await createNativeConnection(cfg);
   const clientConnection = await Connection.connect(temporalConnectionOptions(cfg));
   try {
-    const client = new Client({ connection: clientConnection, namespace: cfg.TEMPORAL_NAMESPACE });
+    const client = new Client({ connection: clientConnection, namespace: cfg.TEMPORAL_NAMESPACE, dataConverter: temporalDataConverter(cfg) });
     if (cfg.ENSURE_SCHEDULES) {
       await ensureSchedules(client, cfg, logger);
     }
@@ -30,6 +30,7 @@ async function main(): Promise<void> {
       connection,
       namespace: cfg.TEMPORAL_NAMESPACE,
       taskQueue: cfg.TEMPORAL_TASK_QUEUE,
+      dataConverter: temporalDataConverter(cfg),
       deps: { fleet, prisma, redis, logger, imageArchive: cfg.WORKSPACE_IMAGE_ARCHIVE, overcommit: cfg.OVERCOMMIT_RATIO, ...backupDeps(cfg), ...cloudflareDeps(cfg), ...llmDeps(cfg, prisma, logger) },
       // Only when asked (the image sets it): a bundle left in dist/ must never shadow the sources in development.
       workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH,

@@ -4,6 +4,7 @@ import { DefaultLogger, Runtime, Worker, type NativeConnection, type LogLevel } 
 import type { Logger } from '../lib/logger';
 import { createActivities, type ActivityDeps } from '../activities';
 import type { BackupDeps } from '../activities/backups';
+import type { DataConverter } from '@temporalio/common';
 import type { Config } from '../domain/config';
 import { resticFromConfig } from '../lib/restic';
 import { toolsImage } from '../lib/tools-image';
@@ -60,6 +61,8 @@ export interface WorkerOptions {
   workflowBundlePath?: string;
   maxWorkflowTasks?: number;
   maxActivities?: number;
+  /** Encrypts payloads (lib/temporal `temporalDataConverter`): the same as the process's clients use. */
+  dataConverter?: DataConverter;
 }
 
 /** Builds the orchestrator's worker: every workflow in workflows/, every activity from the factory. */
@@ -72,6 +75,7 @@ export async function createWorker(o: WorkerOptions): Promise<Worker> {
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
+    dataConverter: o.dataConverter,
     activities: createActivities(o.deps),
     ...bundle,
     // Progress (bytes copied or backed up) reaches operators' queries within seconds, not the SDK's default 24 s.

@@ -80,6 +80,7 @@ temporal_up() {
       --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
       --search-attribute PodexServerId=Keyword --search-attribute PodexWorkspaceId=Keyword \
       --search-attribute PodexPhase=Keyword \
+      --ui-codec-endpoint "http://127.0.0.1:$API_PORT/codec" \
       </dev/null >"$dir/temporal.log" 2>&1 &
     echo $! >"$dir/temporal.pid"
   fi
@@ -221,6 +222,8 @@ write_env() {
   fi
   # Secrets added after a stack was first set up are appended, never regenerated.
   grep -q '^LLM_KEYS_ENCRYPTION_KEY=' "$secrets" || ( umask 077; printf 'LLM_KEYS_ENCRYPTION_KEY=%s\n' "$(openssl rand -hex 32)" >>"$secrets" )
+  # Encrypts Temporal payloads (lib/payload-codec); to rotate, put a new id:key first and keep the old one after it.
+  grep -q '^TEMPORAL_PAYLOAD_KEYS=' "$secrets" || ( umask 077; printf 'TEMPORAL_PAYLOAD_KEYS=local-%s:%s\n' "$(date -u +%Y%m%d)" "$(openssl rand -base64 32)" >>"$secrets" )
   ( umask 077; grep '^RESTIC_PASSWORD=' "$secrets" | cut -d= -f2- | tr -d '\n' >"$STACK_DIR/restic-password" )
   local engines=""
   for i in $(seq 1 "$ENGINE_COUNT"); do engines+="${engines:+,}127.0.0.1:$(engine_port "$i")"; done
