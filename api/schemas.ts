@@ -415,6 +415,7 @@ export const userLimitsView = z.object({
   overrides: z.object(limitFields).partial().describe('what an admin set for this user'),
   usage: z.object({ workspaces: z.number(), cpu: z.number(), memoryMb: z.number(), diskGb: z.number(), gpus: z.number() }),
 });
+
 /** Temporal's remote codec body (`POST /codec/encode|decode`), asked and answered: payloads as proto3 JSON (bytes in base64). */
 const codecBase64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'must be base64');
 export const codecPayloads = z.object({

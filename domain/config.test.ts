@@ -98,5 +98,4 @@ describe('parseConfig', () => {
     for (const bad of ['k1', `k1:${'ab'.repeat(16)}`, `${PAYLOAD_KEYS},${PAYLOAD_KEYS}`]) expect(problemsOf({ ...valid, TEMPORAL_PAYLOAD_KEYS: bad })).toEqual([expect.stringMatching(/^TEMPORAL_PAYLOAD_KEYS: /)]);
     expect(problemsOf({ ...valid, TOOLS_IMAGE: 'podex/workspace:latest' })).toEqual([expect.stringMatching(/^TOOLS_IMAGE: must not be the workspace image/)]);
   });
-
 });
