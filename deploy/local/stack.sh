@@ -113,6 +113,27 @@ engine_clean() {
     "$dir/exec/containerd/containerd.sock" "$dir/exec/containerd/containerd.sock.ttrpc" "$dir/exec/containerd/containerd-debug.sock"
 }
 
+# Each workspace volume has its own disk (lib/volume-disk.ts): an ext4 image mounted on the
+# volume's _data through a loop device. Mounts do not outlive a reboot: they are made again
+# before dockerd starts, as the workspace servers' podex-volume-disks unit does.
+engine_mount_disks() {
+  local img d
+  for img in "$(engine_dir "$1")"/data/volumes/*/disk.img; do
+    [ -e "$img" ] || continue
+    d=${img%/disk.img}/_data
+    mountpoint -q "$d" || mount -o loop,nosuid,nodev "$img" "$d" || die "cannot mount the disk of $d (loop devices: losetup -f)"
+  done
+}
+# Before the engines' state is deleted: the disks unmounted (their loop devices freed) and the folders under them removable.
+engine_unmount_disks() {
+  local d
+  for d in "$(engine_dir "$1")"/data/volumes/*/_data; do
+    [ -d "$d" ] || continue
+    if mountpoint -q "$d"; then umount "$d" || umount -l "$d"; fi
+    chattr -i "$d" 2>/dev/null || true
+  done
+}
+
 # Stops engine i's dockerd and its managed containerd, leaving its containers running.
 engine_down() {
   local i=$1 d c
@@ -132,6 +153,7 @@ engine_pool() { echo "10.$((200 + $1)).0.0/16"; }
 engine_start_dockerd() { # i attempt
   local i=$1 dir; dir=$(engine_dir "$i")
   engine_down "$i"
+  engine_mount_disks "$i"
   # Hardening as on real workspace servers (deploy/workspace-server/daemon.json), except the
   # gVisor arguments: here runsc must use ptrace and the host-network form (see NOTES).
   # Each engine gets its own address pool so the fleet's bridges never collide, and its
@@ -281,6 +303,7 @@ case "${1:-}" in
   down)
     for i in $(seq 1 "$ENGINE_COUNT"); do engine_down "$i"; done
     proxy_down; temporal_down; redis_down; pg_down
+    if [ "${2:-}" = --purge ]; then for i in $(seq 1 "$ENGINE_COUNT"); do engine_unmount_disks "$i"; done; fi
     if [ "${2:-}" = --purge ]; then rm -rf "$STACK_DIR/engines" "$STACK_DIR/postgres" "$STACK_DIR/redis" "$STACK_DIR/temporal" "$STACK_DIR/restic-repo" "$STACK_DIR/env"; fi
     log "stack down"
     ;;
