@@ -385,7 +385,10 @@ describe('deploy/: every file machine-checked', () => {
   it('the images build in stages and run as an unprivileged user, with api and worker targets and no secrets', () => {
     const df = fs.readFileSync(at('deploy/docker/Dockerfile'), 'utf8');
     const stages = [...df.matchAll(/^FROM\s+\S+(?:\s+AS\s+(\S+))?/gim)].map((m) => m[1]);
-    expect(stages).toEqual(['build', 'runtime', 'api', 'worker']);
+    expect(stages).toEqual(['build', 'tools', 'runtime', 'api', 'worker']);
+    // The worker carries the tools image's root filesystem (helpers never run a workspace image, finding 12).
+    expect(df).toMatch(/COPY --from=tools \/tools-rootfs\.tar \/opt\/podex\/tools-rootfs\.tar/);
+    expect(df).toMatch(/TOOLS_IMAGE_ARCHIVE=\/opt\/podex\/tools-rootfs\.tar/);
     expect(df).toMatch(/^USER podex:podex$/m);
     expect(df).toMatch(/workers\/bundle\.ts/);
     expect(df).toMatch(/WORKFLOW_BUNDLE_PATH=\/app\/dist\/workflow-bundle\.js/);
