@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import YAML from 'yaml';
 import { checkDaemonJson } from '../domain/hardening';
 import { Client } from '@temporalio/client';
@@ -742,6 +743,139 @@ describe('deploy/: fail2ban on the Docker API (issue 17, finding 10)', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     expect(fs.readFileSync(at('deploy/servers/workspace/bootstrap.sh'), 'utf8')).toMatch(/^harden_fail2ban "\$PLATFORM_PRIVATE_IP"$/m);
+  });
+});
+
+describe('deploy/: private keys reach servers over SSH, never through cloud-init (issue 17, finding 4)', () => {
+  const PEM = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-deliver-'));
+    const make = at('deploy/certs/make-certs.sh');
+    execFileSync('bash', [make, 'ca', dir]);
+    execFileSync('bash', [make, 'server', dir, 'ws1', 'IP:10.0.0.5']);
+    for (const who of ['api', 'worker']) execFileSync('bash', [make, 'client', dir, who]);
+    fs.mkdirSync(path.join(dir, 'origin'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'origin/key.pem'), '-out', path.join(dir, 'origin/cert.pem'), '-subj', '/CN=*.podex.dev', '-days', '2'], { stdio: 'ignore' });
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** Every private key in a text: in clear, or inside any base64 run (cloud-init's b64, gz+b64). */
+  const privateKeysIn = (text: string): string[] => {
+    const found = PEM.test(text) ? ['clear'] : [];
+    for (const [run64] of text.matchAll(/[A-Za-z0-9+/]{40,}={0,2}/g)) {
+      const bytes = Buffer.from(run64, 'base64');
+      let decoded = bytes.toString('latin1');
+      try {
+        decoded += zlib.gunzipSync(bytes).toString('latin1');
+      } catch {
+        // not gzip
+      }
+      if (PEM.test(decoded) || privateKeysIn(decoded.replace(/\s+/g, '')).length > 0) found.push(`base64 ${run64.slice(0, 16)}…`);
+    }
+    return found;
+  };
+
+  it('no cloud-init file carries a private key, in clear, in base64 or as a placeholder an operator fills with one', () => {
+    const inits = files(at('deploy'), (f) => /cloud-init[^/]*\.ya?ml$/.test(path.basename(f)));
+    expect(inits.length).toBeGreaterThanOrEqual(2);
+    const key = fs.readFileSync(path.join(dir, 'ws1/key.pem'), 'utf8');
+    // The scan itself finds a key in every form cloud-init takes one.
+    expect(privateKeysIn(key)).toEqual(['clear']);
+    expect(privateKeysIn(Buffer.from(key).toString('base64'))).toHaveLength(1);
+    expect(privateKeysIn(zlib.gzipSync(key).toString('base64'))).toHaveLength(1);
+    for (const f of inits) {
+      const text = fs.readFileSync(f, 'utf8');
+      // Rendered as the header says (each ${...} replaced), a placeholder named for a key gets one.
+      const rendered = text.replace(/\$\{([A-Z0-9_]+)\}/g, (_, name: string) => (!/KEY/.test(name) ? 'x' : /B64$/.test(name) ? Buffer.from(key).toString('base64') : JSON.stringify(key)));
+      expect([path.relative(ROOT, f), privateKeysIn(text), privateKeysIn(rendered)]).toEqual([path.relative(ROOT, f), [], []]);
+      const doc = YAML.parse(text) as { write_files?: { path: string }[] };
+      expect((doc.write_files ?? []).map((w) => w.path).filter((p) => /key|\.pem$|\.key$/i.test(p))).toEqual([]);
+    }
+  });
+
+  const deliver = (...args: string[]) => run('bash', [at('deploy/servers/deliver-certs.sh'), '--dry-run', ...args]);
+  /** The install lines of the dry run's last remote script (after the copies), in order. */
+  const installs = (out: string) =>
+    out
+      .slice(out.lastIndexOf('+ scp '))
+      .split('\n')
+      .filter((l) => l.startsWith('install '));
+
+  it('the workspace delivery copies the server’s files with scp into a private folder and installs them where daemon.json reads them, the key 0600 root’s and last, then restarts Docker', () => {
+    const r = deliver('workspace', 'root@203.0.113.9', path.join(dir, 'ws1'));
+    expect(r.code).toBe(0);
+    expect(r.out).not.toMatch(PEM);
+    const stage = '/root/podex-certs.incoming';
+    expect(r.out).toContain(`+ ssh root@203.0.113.9 sh -eu <<EOF\nrm -rf ${stage}\ninstall -d -m 0700 -o root -g root ${stage}\nEOF\n`);
+    for (const [from, to] of [['ca.pem', 'ca.pem'], ['cert.pem', 'server-cert.pem'], ['key.pem', 'server-key.pem']]) {
+      expect(r.out.split('\n')).toContain(`+ scp -q ${path.join(dir, 'ws1', from)} root@203.0.113.9:${stage}/${to}`);
+    }
+    const daemon = JSON.parse(fs.readFileSync(at('deploy/servers/workspace/daemon.json'), 'utf8')) as Record<string, string>;
+    expect(installs(r.out)).toEqual([
+      `install -d -m 0755 -o root -g root ${path.dirname(daemon.tlskey)}`,
+      `install -m 0644 -o root -g root ${stage}/ca.pem ${daemon.tlscacert}`,
+      `install -m 0644 -o root -g root ${stage}/server-cert.pem ${daemon.tlscert}`,
+      `install -m 0600 -o root -g root ${stage}/server-key.pem ${daemon.tlskey}`,
+    ]);
+    const tail = r.out.slice(r.out.lastIndexOf(installs(r.out).at(-1)!));
+    expect(tail).toMatch(new RegExp(`\\nrm -rf ${stage}\\nif systemctl is-active --quiet docker; then systemctl restart docker; fi\\nEOF\\n`));
+    // Checked before anything is sent: a client certificate is no server's, a key must open its certificate.
+    expect(deliver('workspace', 'root@203.0.113.9', path.join(dir, 'api'))).toEqual({ code: 2, out: expect.not.stringMatching(/^\+ /m) });
+    const mixed = fs.mkdtempSync(path.join(dir, 'mixed-'));
+    for (const f of ['ca.pem', 'cert.pem']) fs.copyFileSync(path.join(dir, 'ws1', f), path.join(mixed, f));
+    fs.copyFileSync(path.join(dir, 'api/key.pem'), path.join(mixed, 'key.pem'));
+    expect(deliver('workspace', 'root@203.0.113.9', mixed)).toEqual({ code: 2, out: expect.stringMatching(/is not the key of/) });
+    expect(deliver('workspace', 'root@h;id', path.join(dir, 'ws1')).code).toBe(2);
+    expect(run('shellcheck', ['-x', at('deploy/servers/deliver-certs.sh')])).toEqual({ code: 0, out: '' });
+  });
+
+  it('the platform delivery installs the origin key 0600 and each process’s client key group 10001 where the compose file mounts them', () => {
+    const r = deliver('platform', 'root@203.0.113.8', path.join(dir, 'origin'), dir);
+    expect(r.code).toBe(0);
+    expect(r.out).not.toMatch(PEM);
+    const stage = '/root/podex-certs.incoming';
+    const lines = installs(r.out);
+    for (const who of ['api', 'worker']) {
+      expect(fs.readFileSync(at('deploy/coolify/docker-compose.yml'), 'utf8')).toContain(`\${PODEX_CERT_DIR:-/etc/podex/certs}/${who}:/run/podex-certs:ro`);
+      expect(lines).toEqual(
+        expect.arrayContaining([
+          `install -d -m 0750 -o root -g 10001 /etc/podex/certs/${who}`,
+          `install -m 0644 -o root -g root ${stage}/${who}-ca.pem /etc/podex/certs/${who}/ca.pem`,
+          `install -m 0644 -o root -g root ${stage}/${who}-cert.pem /etc/podex/certs/${who}/cert.pem`,
+          `install -m 0640 -o root -g 10001 ${stage}/${who}-key.pem /etc/podex/certs/${who}/key.pem`,
+        ]),
+      );
+      expect(r.out.split('\n')).toContain(`+ scp -q ${path.join(dir, who, 'key.pem')} root@203.0.113.8:${stage}/${who}-key.pem`);
+    }
+    expect(lines[0]).toBe('install -d -m 0700 -o root -g root /etc/podex /etc/podex/certs');
+    // The origin key last: the platform bootstrap waits for it.
+    expect(lines.slice(-2)).toEqual([`install -m 0644 -o root -g root ${stage}/origin-cert.pem /etc/podex-origin/cert.pem`, `install -m 0600 -o root -g root ${stage}/origin-key.pem /etc/podex-origin/key.pem`]);
+    expect(r.out).toMatch(new RegExp(`\\nrm -rf ${stage}\\nEOF\\n$`));
+    expect(deliver('platform', 'root@203.0.113.8', path.join(dir, 'origin'), path.join(dir, 'ws1')).code).toBe(2);
+  });
+
+  it('each bootstrap waits for the delivered key before the firewall closes SSH, then stops naming the delivery script', () => {
+    const harden = at('deploy/servers/common/harden.sh');
+    const file = path.join(dir, 'late-key.pem');
+    const missing = run('bash', ['-c', 'source "$1"; wait_for_files 0 "deliver it" "$2"; echo passed', 'stub', harden, file]);
+    expect(missing).toEqual({ code: 2, out: `[podex-bootstrap] missing ${file}: deliver it\n` });
+    const late = run('bash', ['-c', 'exec 2>&1; (sleep 1; echo k >"$2") & source "$1"; wait_for_files 30 "deliver it" "$2"; echo passed', 'stub', harden, file]);
+    expect(late).toEqual({ code: 0, out: `[podex-bootstrap] waiting for ${file}: deliver it\npassed\n` });
+    const daemon = JSON.parse(fs.readFileSync(at('deploy/servers/workspace/daemon.json'), 'utf8')) as Record<string, string>;
+    for (const role of ['workspace', 'platform']) {
+      const script = fs.readFileSync(at(`deploy/servers/${role}/bootstrap.sh`), 'utf8');
+      const wait = script.search(/^wait_for_files "\$\{CERT_WAIT_SECONDS:-0\}" "[^"]*deploy\/servers\/deliver-certs\.sh /m);
+      expect([role, wait]).toEqual([role, expect.any(Number)]);
+      expect(wait).toBeGreaterThan(0);
+      expect(wait).toBeLessThan(script.indexOf('ufw --force enable'));
+      expect(YAML.parse(fs.readFileSync(at(`deploy/servers/${role}/cloud-init.yaml`), 'utf8')).write_files[0].content).toMatch(/^CERT_WAIT_SECONDS=\d{3,}$/m);
+    }
+    // The workspace waits for the very files Docker reads.
+    const ws = fs.readFileSync(at('deploy/servers/workspace/bootstrap.sh'), 'utf8');
+    const stubbed = `here=${at('deploy/servers/workspace')}; ${ws.match(/^tls=\(\);.*$/m)![0]}; printf '%s\\n' "\${tls[@]}"`;
+    expect(run('bash', ['-c', stubbed]).out.trim().split('\n')).toEqual([daemon.tlscacert, daemon.tlscert, daemon.tlskey]);
+    expect(ws).toMatch(/^wait_for_files [^\n]* "\$\{tls\[@\]\}"$/m);
   });
 });
 

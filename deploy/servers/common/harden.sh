@@ -27,6 +27,22 @@ write_if_changed() {
   return 0
 }
 
+# wait_for_files SECONDS HINT FILE…: private keys never ride in cloud-init user data (it stays
+# readable on the server and from its metadata service); deploy/servers/deliver-certs.sh brings
+# them over SSH, maybe while the bootstrap already runs. Past SECONDS (0: no wait) it stops here.
+wait_for_files() {
+  local deadline=$((SECONDS + $1)) hint=$2 f said=-60 missing
+  shift 2
+  while :; do
+    missing=()
+    for f in "$@"; do [ -s "$f" ] || missing+=("$f"); done
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then log "missing ${missing[*]}: $hint"; exit 2; fi
+    if [ $((SECONDS - said)) -ge 60 ]; then log "waiting for ${missing[*]}: $hint"; said=$SECONDS; fi
+    sleep 1
+  done
+}
+
 harden_sshd() {
   log "sshd: keys only, strong algorithms"
   if write_if_changed /etc/ssh/sshd_config.d/50-podex.conf <<'CONF'

@@ -8,7 +8,9 @@
 #
 # The Workspace Proxy itself is the compose stack's workspace-proxy service (Coolify deploys
 # deploy/coolify/docker-compose.yml with the same WORKSPACE_PROXY_IP, and PODEX_ORIGIN_CERT and
-# PODEX_ORIGIN_KEY naming the two files below).
+# PODEX_ORIGIN_KEY naming the two files below). Those and the Docker client certificates come
+# over SSH from deploy/servers/deliver-certs.sh; the bootstrap waits CERT_WAIT_SECONDS (0 by
+# default) for the origin key.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../common/harden.sh
@@ -24,9 +26,9 @@ ORIGIN_DIR=${ORIGIN_DIR:-/etc/podex-origin}
 apt_install docker.io docker-compose ufw restic postgresql-client ca-certificates openssl
 
 log "Cloudflare origin certificate for the Workspace Proxy"
-for f in cert.pem key.pem; do
-  [ -s "$ORIGIN_DIR/$f" ] || { log "missing $ORIGIN_DIR/$f (SSL/TLS → Origin Server in Cloudflare's dashboard: *.podex.dev, PEM)"; exit 2; }
-done
+# Delivered over SSH with the API's and the worker's client certificates, never in cloud-init.
+wait_for_files "${CERT_WAIT_SECONDS:-0}" "SSL/TLS → Origin Server in Cloudflare's dashboard (*.podex.dev, PEM), then deploy/servers/deliver-certs.sh platform root@THIS-SERVER ORIGIN_DIR CA_DIR" \
+  "$ORIGIN_DIR/cert.pem" "$ORIGIN_DIR/key.pem"
 chmod 0644 "$ORIGIN_DIR/cert.pem"
 chmod 0600 "$ORIGIN_DIR/key.pem"
 # A key that does not match would only show at the first handshake from Cloudflare (a 525).

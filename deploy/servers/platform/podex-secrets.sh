@@ -23,7 +23,7 @@ chmod 0640 "$ROOT/restic-password"
 for who in worker api; do
   dir=$ROOT/certs/$who
   if ! [ -s "$dir/ca.pem" ] || ! [ -s "$dir/cert.pem" ] || ! [ -s "$dir/key.pem" ]; then
-    log "missing $dir/{ca,cert,key}.pem: make-certs.sh client DIR $who where the CA lives, copy them here over SSH, run this again"
+    log "missing $dir/{ca,cert,key}.pem: make-certs.sh client CA_DIR $who where the CA lives, then deploy/servers/deliver-certs.sh platform … CA_DIR"
     continue
   fi
   chown "root:$PODEX_GID" "$dir" "$dir/key.pem"

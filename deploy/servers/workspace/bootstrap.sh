@@ -4,10 +4,12 @@
 # address), DOCKER-USER rules (the ports workspaces publish only from the platform's private
 # address), fail2ban, sshd hardening, unattended upgrades. Idempotent: run it again at will.
 #
-#   PLATFORM_PRIVATE_IP=10.0.0.2 PRIVATE_CIDR=10.0.0.0/16 CERT_DIR=/root/podex-certs ./bootstrap.sh
+#   PLATFORM_PRIVATE_IP=10.0.0.2 PRIVATE_CIDR=10.0.0.0/16 CERT_WAIT_SECONDS=3600 ./bootstrap.sh
 #
-# CERT_DIR holds ca.pem, server-cert.pem and server-key.pem for this server, made on the
-# operator's machine with deploy/certs/make-certs.sh (the CA key never leaves it).
+# The server's TLS certificate and key, made on the operator's machine with
+# deploy/certs/make-certs.sh (the CA key never leaves it), are delivered over SSH by
+# deploy/servers/deliver-certs.sh; the bootstrap waits CERT_WAIT_SECONDS (0 by default) for them.
+# A hand run may instead set CERT_DIR to a folder with ca.pem, server-cert.pem and server-key.pem.
 # SERVER_PRIVATE_IP, this server's address on the private network, is found on PRIVATE_CIDR
 # unless given; register the server with it (POST /servers): workspaces publish their ports there.
 set -euo pipefail
@@ -17,7 +19,6 @@ source "$here/../common/harden.sh"
 
 : "${PLATFORM_PRIVATE_IP:?set PLATFORM_PRIVATE_IP: the platform server private address, the only source allowed to reach SSH, the Docker API and workspace ports}"
 PRIVATE_CIDR=${PRIVATE_CIDR:-10.0.0.0/16}
-CERT_DIR=${CERT_DIR:-/root/podex-certs}
 [ "$(id -u)" = 0 ] || { log "run as root"; exit 2; }
 if [ -z "${SERVER_PRIVATE_IP:-}" ]; then
   SERVER_PRIVATE_IP=$(ip -4 -o addr show to "$PRIVATE_CIDR" | awk '{ sub("/.*", "", $4); print $4 }')
@@ -30,7 +31,7 @@ if grep -Eq '"ip(v)?6(tables)?"[[:space:]]*:[[:space:]]*true' "$here/daemon.json
   log "daemon.json enables IPv6: its published ports would need ip6tables rules too"; exit 2
 fi
 
-apt_install docker.io runsc ufw ca-certificates jq
+apt_install docker.io runsc ufw ca-certificates jq openssl
 
 # Workspace disk limits (lib/volume-disk.ts): each workspace volume is its own ext4 image on a
 # loop device, made and mounted by the platform's helper through the Docker API with these
@@ -74,12 +75,22 @@ resolv=/etc/resolv.conf
 WORKSPACE_DNS=$(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ && $2 !~ /^127\./ { print $2 }' "$resolv" | paste -sd, -)
 
 log "Docker TLS material"
-for f in ca.pem server-cert.pem server-key.pem; do
-  [ -s "$CERT_DIR/$f" ] || { log "missing $CERT_DIR/$f (deploy/certs/make-certs.sh server …)"; exit 2; }
-done
-install -m 0644 "$CERT_DIR/ca.pem" /etc/docker/ca.pem
-install -m 0644 "$CERT_DIR/server-cert.pem" /etc/docker/server-cert.pem
-install -m 0600 "$CERT_DIR/server-key.pem" /etc/docker/server-key.pem
+# Where daemon.json reads them. deliver-certs.sh puts them there over SSH (never cloud-init); a
+# hand run may give CERT_DIR instead. SSH is still open to the operator while this waits: the
+# firewall comes after.
+tls=(); for k in tlscacert tlscert tlskey; do tls+=("$(jq -r ".$k" "$here/daemon.json")"); done
+if [ -n "${CERT_DIR:-}" ]; then
+  for f in ca.pem server-cert.pem server-key.pem; do
+    [ -s "$CERT_DIR/$f" ] || { log "missing $CERT_DIR/$f (deploy/certs/make-certs.sh server …)"; exit 2; }
+  done
+  install -d -m 0755 "$(dirname "${tls[2]}")"
+  install -m 0644 "$CERT_DIR/ca.pem" "${tls[0]}"
+  install -m 0644 "$CERT_DIR/server-cert.pem" "${tls[1]}"
+  install -m 0600 "$CERT_DIR/server-key.pem" "${tls[2]}"
+fi
+wait_for_files "${CERT_WAIT_SECONDS:-0}" "deliver them: deploy/servers/deliver-certs.sh workspace root@THIS-SERVER CA_DIR/NAME" "${tls[@]}"
+[ "$(openssl x509 -noout -pubkey -in "${tls[1]}")" = "$(openssl pkey -pubout -in "${tls[2]}")" ] \
+  || { log "${tls[2]} is not the key of ${tls[1]}"; exit 2; }
 
 harden_docker_user workspace PLATFORM_PRIVATE_IP="$PLATFORM_PRIVATE_IP" SERVER_PRIVATE_IP="$SERVER_PRIVATE_IP" \
   WORKSPACE_POOLS="$WORKSPACE_POOLS" WORKSPACE_DNS="$WORKSPACE_DNS"
