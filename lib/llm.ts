@@ -330,11 +330,14 @@ export class LlmRouter {
         let usage: Usage | undefined;
         let text = '';
         let pieces = 0;
+        let generation: string | undefined;
         const bill = async () => {
           settled = true;
+          // Cut before its usage chunk: the provider's own count where it keeps one, never less than what reached the client.
+          const counted = usage ? undefined : await this.generationUsage(a, creds, generation);
           const u = usage
             ? await this.usageRecord(a, usage.prompt_tokens, usage.completion_tokens)
-            : await this.usageRecord(a, tokensOfText(JSON.stringify(body.messages)), tokensOfText(text, pieces), true);
+            : await this.usageRecord(a, counted?.prompt_tokens ?? tokensOfText(JSON.stringify(body.messages)), Math.max(counted?.completion_tokens ?? 0, tokensOfText(text, pieces)), true);
           await this.ledger.settle(userId, a, u, r?.holdId);
           if (u.estimated) this.log.info({ userId, provider: a.provider, model: a.model, promptTokens: u.promptTokens, completionTokens: u.completionTokens, costUsd: u.chargedUsd }, 'stream cut before its usage; billed what was sent');
           return u.chargedUsd;
@@ -342,6 +345,7 @@ export class LlmRouter {
         try {
           const stream = await this.client(a, creds).chat.completions.create({ ...this.request(body, a, r?.caps), stream: true, stream_options: { include_usage: true } }, { signal });
           for await (const chunk of stream) {
+            generation ??= chunk.id;
             if (chunk.usage) usage = chunk.usage;
             send(chunk);
             sent = true;
@@ -366,6 +370,18 @@ export class LlmRouter {
       throw last === undefined && r ? this.refused(r) : this.upstreamError(last, plan[plan.length - 1]);
     } finally {
       if (r?.holdId && !settled) await this.ledger.release(userId, r.holdId);
+    }
+  }
+
+  /** OpenRouter's count of a generation (GET /generation?id=); undefined where there is none (yet). */
+  private async generationUsage(a: Attempt, creds: Map<ByokProvider, Credential>, id?: string): Promise<Usage | undefined> {
+    if (a.provider !== 'openrouter' || !id) return undefined;
+    try {
+      const { data } = await this.client(a, creds).get<{ data?: { tokens_prompt?: unknown; tokens_completion?: unknown } }>('/generation', { query: { id }, timeout: 3_000, maxRetries: 0 });
+      const [p, c] = [data?.tokens_prompt, data?.tokens_completion];
+      return typeof p === 'number' && typeof c === 'number' && p >= 0 && c >= 0 ? { prompt_tokens: Math.ceil(p), completion_tokens: Math.ceil(c) } : undefined;
+    } catch {
+      return undefined;
     }
   }
 

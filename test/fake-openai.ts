@@ -4,7 +4,8 @@
  * completions with `usage`, SSE streams ending in `data: [DONE]` with a usage chunk when
  * `stream_options.include_usage` is set (after the last choice chunk, with empty `choices`; never
  * when the stream is cut), `max_tokens`/`max_completion_tokens` honoured (completion tokens never
- * above it, finish_reason `length`), and OpenRouter's `pricing` and `top_provider` fields in `/models`.
+ * above it, finish_reason `length`), OpenRouter's `pricing` and `top_provider` fields in `/models`, and
+ * its `GET /generation?id=` stats (tokens counted as they are written, also for a cut stream).
  * One instance per provider (OpenRouter, OpenAI, Anthropic's compatible endpoint, Ollama),
  * each on its own port; the real `openai` SDK talks to it.
  */
@@ -30,6 +31,8 @@ export interface SeenRequest {
 
 export class FakeOpenAi {
   readonly seen: SeenRequest[] = [];
+  /** OpenRouter's generation stats (GET /generation?id=), counted as the answer is written, cut or not. */
+  readonly generations = new Map<string, { tokens_prompt: number; tokens_completion: number; cancelled: boolean }>();
   /** Requests whose client went away before the answer was complete. */
   aborted = 0;
   usage = { prompt_tokens: 1234, completion_tokens: 567 };
@@ -104,6 +107,12 @@ export class FakeOpenAi {
       res.writeHead(200, { 'content-type': 'application/json' });
       return void res.end(JSON.stringify({ object: 'list', data: this.models.map((m) => ({ id: m.id, object: 'model', created: 1_700_000_000, owned_by: this.name, ...(m.pricing ? { pricing: m.pricing } : {}), ...(m.maxCompletionTokens ? { top_provider: { max_completion_tokens: m.maxCompletionTokens } } : {}) })) }));
     }
+    if (req.method === 'GET' && path.endsWith('/generation') && this.name === 'openrouter') {
+      const gen = this.generations.get(new URL(req.url ?? '', 'http://x').searchParams.get('id') ?? '');
+      if (!gen) return error(404, 'Generation not found', 'invalid_request_error', null);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify({ data: { id: new URL(req.url ?? '', 'http://x').searchParams.get('id'), ...gen, native_tokens_prompt: gen.tokens_prompt, native_tokens_completion: gen.tokens_completion } }));
+    }
     if (req.method !== 'POST' || !path.endsWith('/chat/completions')) return error(404, `Unknown path ${path}`, 'invalid_request_error', null);
     const fault = this.faults.find((f) => f.times > 0);
     if (fault) {
@@ -120,9 +129,12 @@ export class FakeOpenAi {
     const finish = completionTokens < this.usage.completion_tokens ? 'length' : 'stop';
     const usage = { prompt_tokens: this.usage.prompt_tokens, completion_tokens: completionTokens, total_tokens: this.usage.prompt_tokens + completionTokens };
     let closed = false;
+    const gen = { tokens_prompt: usage.prompt_tokens, tokens_completion: body.stream ? 0 : completionTokens, cancelled: false };
+    this.generations.set(id, gen);
     res.on('close', () => {
       if (!res.writableFinished) {
         closed = true;
+        gen.cancelled = true;
         this.aborted++;
       }
     });
@@ -150,7 +162,9 @@ export class FakeOpenAi {
       await wait(this.chunkDelayMs);
       if (closed) return;
       res.write(chunk({ content: w }, null));
+      gen.tokens_completion = Math.min(gen.tokens_completion + 1, completionTokens);
     }
+    gen.tokens_completion = completionTokens;
     res.write(chunk({}, finish));
     if (body.stream_options?.include_usage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, choices: [], usage })}\n\n`);
     res.end('data: [DONE]\n\n');
