@@ -124,7 +124,8 @@ if [ ! -s "$IMG/workspace-rootfs.tar" ] || [ "$ROOT/deploy/local/setup.sh" -nt "
     printf 'root:x:0:\npodex:x:1000:\n' >etc/group
     echo "podex workspace" >var/www/index.html
     chmod 1777 tmp
-    chown 1000:1000 home/podex workspace
+    # The user the workspace runs as (not root) owns its home, /workspace and the IDE port's web root.
+    chown -R 1000:1000 home/podex workspace var/www
   )
   tar --sort=name --mtime='2026-01-01 00:00Z' --numeric-owner -C "$IMG/rootfs" -cf "$IMG/workspace-rootfs.tar.tmp" .
   mv "$IMG/workspace-rootfs.tar.tmp" "$IMG/workspace-rootfs.tar"
