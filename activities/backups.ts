@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type Docker from 'dockerode';
 import {
   DATABASE_NAME,
   DATABASE_STDIN_NAME,
@@ -18,6 +19,8 @@ import type { PrismaClient } from '../lib/prisma';
 import { ResticError, type Restic } from '../lib/restic';
 import { rerooted } from '../lib/tar-resume';
 import { createToolContainer, runTool, toolContainerOptions, type ToolsImage } from '../lib/tools-image';
+import { attachVolumeDisk, removeVolumeWithDisk, DISK_LABEL, VolumeDiskUnsupportedError } from '../lib/volume-disk';
+import { TIERS, type TierName } from '../domain/tiers';
 import { throttledHeartbeat, whileBeating } from './progress';
 
 export interface BackupSettings {
@@ -134,6 +137,24 @@ function feedProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, input:
 }
 
 /** Backups into and restores from the restic repository. Data moves as streams: Docker API ⇄ restic, pg_dump → restic → psql. */
+/**
+ * The disk size of `workspaceId`'s volume: its own volume's on this engine (the size it was
+ * given, an override included), else its tier's.
+ */
+async function workspaceDiskBytes(docker: Docker, workspaceId: string, prisma: PrismaClient): Promise<number> {
+  try {
+    const own = (await docker.getVolume(workspaceNames(workspaceId).volume).inspect()) as { Labels?: Record<string, string> };
+    const bytes = Number(own.Labels?.[DISK_LABEL]);
+    if (Number.isSafeInteger(bytes) && bytes > 0) return bytes;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  }
+  const ws = await prisma.workspace.findUnique({ where: { id: workspaceId }, select: { tier: true } });
+  const tier = ws ? TIERS[ws.tier as TierName] : undefined;
+  if (!tier) throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} has no known tier to size its restored volume`, 'InvalidTarget');
+  return tier.diskGb * 1024 ** 3;
+}
+
 export function createBackupActivities({ prisma, fleet, logger, restic, databaseUrl, backup, pgDump = 'pg_dump', tools }: BackupDeps) {
   const log = logger.child({ component: 'backup' });
 
@@ -305,7 +326,16 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
     async restoreSnapshotToVolume(endpoint: EngineEndpoint, snapshotId: string, sourceWorkspaceId: string, volume: string, _image: string, labels: Record<string, string>): Promise<{ bytes: number }> {
       const docker = fleet.engine(endpoint);
       const { cancellationSignal: signal } = Context.current();
-      await docker.createVolume({ Name: volume, Labels: { 'podex.managed': 'true', ...labels } });
+      // A restored volume is limited as the workspace's own is (lib/volume-disk.ts): the same size, on a disk of its own.
+      const bytes = await workspaceDiskBytes(docker, sourceWorkspaceId, prisma);
+      await docker.createVolume({ Name: volume, Labels: { 'podex.managed': 'true', ...labels, [DISK_LABEL]: String(bytes) } });
+      const v = (await docker.getVolume(volume).inspect()) as { Labels?: Record<string, string> };
+      try {
+        await attachVolumeDisk(docker, tools, volume, Number(v.Labels?.[DISK_LABEL] ?? bytes));
+      } catch (err) {
+        if (err instanceof VolumeDiskUnsupportedError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
       const helperName = `${volume}-restore-helper`;
       const empty = await runTool(docker, tools, { name: `${helperName}-empty`, cmd: ['sh', '-c', `cd ${WORKSPACE_MOUNT} && ${EMPTY_HERE}`], binds: [`${volume}:${WORKSPACE_MOUNT}`], capAdd: WRITER_CAPS }, signal);
       if (empty.code !== 0) throw new Error(`could not empty ${volume}: ${empty.out.slice(0, 300)}`);
@@ -343,14 +373,9 @@ export function createBackupActivities({ prisma, fleet, logger, restic, database
       if (r.code !== 0) throw new Error(`could not copy the restored data into ${live}: ${r.out.slice(0, 300)}`);
     },
 
+    /** Removes a volume and releases its disk, if it has one; a missing volume is already removed. */
     async removeVolumeNamed(endpoint: EngineEndpoint, name: string): Promise<void> {
-      await fleet
-        .engine(endpoint)
-        .getVolume(name)
-        .remove()
-        .catch((err: { statusCode?: number }) => {
-          if (err.statusCode !== 404) throw err;
-        });
+      await removeVolumeWithDisk(fleet.engine(endpoint), tools, name);
     },
 
     /**

@@ -5,9 +5,11 @@ import fs from 'node:fs';
 import type Docker from 'dockerode';
 import { containerSpec, networkSpec, READY_PROBE, workspaceLabels, workspaceNames } from '../domain/container-spec';
 import { TIERS } from '../domain/tiers';
-import type { Config } from '../lib/config';
+import { config, type Config } from '../lib/config';
 import { execIn } from '../lib/docker-exec';
 import { DockerFleet } from '../lib/docker-fleet';
+import { toolsImage } from '../lib/tools-image';
+import { removeVolumeWithDisk } from '../lib/volume-disk';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -95,7 +97,9 @@ export async function removeLabelled(docker: Docker, labels: string[]): Promise<
     const filters = JSON.stringify({ label: [label] });
     await Promise.all((await docker.listContainers({ all: true, filters })).map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
     await Promise.all((await docker.listNetworks({ filters })).map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
-    await Promise.all(((await docker.listVolumes({ filters })).Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
+    // Our workspaces' volumes each have a disk (lib/volume-disk.ts): a plain remove would leave it mounted.
+    const tools = toolsImage(config());
+    await Promise.all(((await docker.listVolumes({ filters })).Volumes ?? []).map((v) => removeVolumeWithDisk(docker, tools, v.Name).catch(() => undefined)));
   }
 }
 

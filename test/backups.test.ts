@@ -5,14 +5,17 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { runProbe } from '../activities/docker';
 import { manifestOnServer } from '../activities/migration-docker';
+import { config } from '../lib/config';
 import { toolsImage } from '../lib/tools-image';
+import { DISK_LABEL, removeVolumeWithDisk } from '../lib/volume-disk';
 import { DEFAULT_RETENTION, snapshotTags } from '../domain/backup';
 import { workspaceNames } from '../domain/container-spec';
 import { Restic } from '../lib/restic';
 import { backupWorkflow } from '../workflows';
 import { registerEngines, startHarness, type Harness } from './harness';
-import { execIn, localEngines, spawnWorker, terminateOpenWorkflows, uniq } from './helpers';
+import { execIn, localEngines, loopBackingFiles, spawnWorker, terminateOpenWorkflows, uniq } from './helpers';
 import { maybeRecordHistory, temporalForTest } from './temporal-env';
 
 const FILES = `cd /workspace && mkdir -p src/deep && echo 'fn main() {}' > src/main.rs && printf 'notes\\n' > src/deep/notes.md &&
@@ -47,7 +50,8 @@ describe('encrypted backups and restores with restic', () => {
   });
 
   const docker = () => h.deps.fleet.engine(localEngines()[0]);
-  const manifest = (workspaceId: string, volume?: string) => manifestOnServer(docker(), workspaceId, toolsImage({ TOOLS_IMAGE: process.env.TOOLS_IMAGE!, TOOLS_IMAGE_ARCHIVE: process.env.TOOLS_IMAGE_ARCHIVE }), 'test', volume);
+  const tools = toolsImage({ TOOLS_IMAGE: process.env.TOOLS_IMAGE!, TOOLS_IMAGE_ARCHIVE: process.env.TOOLS_IMAGE_ARCHIVE });
+  const manifest = (workspaceId: string, volume?: string) => manifestOnServer(docker(), workspaceId, tools, 'test', volume);
 
   async function workspaceWithFiles(name: string) {
     const res = await h.call('POST', '/workspaces?wait=true', { token: h.userToken, body: { name, tier: 'free', server: servers[0], constraints: { labels: { suite } } } });
@@ -89,7 +93,14 @@ describe('encrypted backups and restores with restic', () => {
     expect(copy.status).toBe(200);
     expect((await manifest(ws.id, copy.body.restore.volume)).digest).toBe(before.digest);
     expect((await manifest(ws.id)).digest).not.toBe(before.digest);
-    await docker().getVolume(copy.body.restore.volume).remove();
+    // The new volume is limited as the workspace's own is (finding 5): the same size, a disk of its own.
+    const [own, restored] = await Promise.all([workspaceNames(ws.id).volume, copy.body.restore.volume as string].map((v) => docker().getVolume(v).inspect()));
+    expect(restored.Labels[DISK_LABEL]).toBe(own.Labels[DISK_LABEL]);
+    const df = await runProbe(docker(), `${copy.body.restore.volume}-df`, { Image: config().WORKSPACE_IMAGE, Cmd: ['sh', '-c', 'df -k /data | tail -n 1'], HostConfig: { Runtime: 'runc', NetworkMode: 'none', Binds: [`${copy.body.restore.volume}:/data:ro`] } });
+    expect(Number(df.out.trim().split(/\s+/)[1]) * 1024).toBeLessThanOrEqual(Number(own.Labels[DISK_LABEL]));
+    expect(loopBackingFiles()).toContain(restored.Mountpoint.replace(/\/_data$/, '/disk.img'));
+    expect(await removeVolumeWithDisk(docker(), tools, copy.body.restore.volume)).toBe(true);
+    expect(loopBackingFiles()).not.toContain(restored.Mountpoint.replace(/\/_data$/, '/disk.img'));
 
     // …and in place the workspace is stopped, its data replaced exactly, and started again.
     const res = await h.call('POST', '/backups/restore?wait=true', { body: { snapshotId: snapshotId.slice(0, 8), workspaceId: ws.id } });

@@ -9,24 +9,9 @@ import { workspaceNames } from '../domain/container-spec';
 import { TIERS } from '../domain/tiers';
 import { config } from '../lib/config';
 import { toolsImage } from '../lib/tools-image';
-import { execIn, localEngines, testFleet, uniq } from './helpers';
+import { execIn, localEngines, loopBackingFiles, testFleet, uniq } from './helpers';
 
 const MIB = 1 << 20;
-
-/** Files the host's loop devices are backed by (the local engines run on this host). */
-function loopBackingFiles(): string[] {
-  return fs
-    .readdirSync('/sys/block')
-    .filter((d) => d.startsWith('loop'))
-    .map((d) => {
-      try {
-        return fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
-      } catch {
-        return '';
-      }
-    })
-    .filter(Boolean);
-}
 
 /** Finding 5: a workspace's /workspace is limited to its tier's disk size, on the server, for real. */
 describe('workspace disk limit', () => {

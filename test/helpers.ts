@@ -25,6 +25,21 @@ export function uniq(prefix: string): string {
 
 export { demuxStreams as demuxLogs, execIn } from '../lib/docker-exec';
 
+/** Files the host's loop devices are backed by (the local engines run on this host). */
+export function loopBackingFiles(): string[] {
+  return fs
+    .readdirSync('/sys/block')
+    .filter((d) => d.startsWith('loop'))
+    .map((d) => {
+      try {
+        return fs.readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    })
+    .filter(Boolean);
+}
+
 /**
  * Engine-3 is the one tests stop and start; two suites running at once take turns through
  * this lock (a directory, created atomically; a holder that died leaves it to be taken).
