@@ -50,6 +50,9 @@ for t in mkfs.ext4 chattr mountpoint losetup truncate; do
 done
 [ -d "$d" ] || { echo "no volume folder $d" >&2; exit 4; }
 mountpoint -q "$d" && exit 0
+# Attached but not mounted here (a mount hidden or detached while something still holds it): a
+# second mount of the same filesystem would corrupt it.
+if grep -qxF "$img" /sys/block/loop*/loop/backing_file 2>/dev/null; then echo "the disk $img is still attached elsewhere" >&2; exit 6; fi
 losetup -f >/dev/null || { echo "no free loop device on the server" >&2; exit ${UNSUPPORTED}; }
 if [ ! -e "$img" ]; then
   truncate -s "$bytes" "$img.tmp"

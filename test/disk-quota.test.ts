@@ -129,14 +129,31 @@ describe('volume disks outside the engine', () => {
     const run = (call: string) => bash(`source deploy/local/lib.sh; ${fn('engine_mount_disks')}; ${fn('engine_unmount_disks')}; ${call}`, env);
     // Unmounted, the immutable folder refuses writes: never an unlimited volume.
     expect(fill(disk.data).stderr).toMatch(/Operation not permitted/);
-    expect(run('engine_mount_disks 1')).toMatchObject({ status: 0 });
+    // A disk still attached elsewhere (a mount a stopped daemon detached while a container holds it) is never mounted twice.
+    const other = volumeWithDisk(path.join(tmp, 'engines', 'engine-1', 'data', 'volumes'), 'podex-ws-held');
+    const held = execFileSync('losetup', ['-f', '--show', other.image], { encoding: 'utf8' }).trim();
+    try {
+      const first = run('engine_mount_disks 1');
+      expect(first).toMatchObject({ status: 0 });
+      expect(first.stderr).toContain(`disk of ${other.data} is still attached elsewhere`);
+      expect(mounted(other.data)).toBe(false);
+    } finally {
+      execFileSync('losetup', ['-d', held]);
+    }
+    // The data root is a shared mount point of its own before dockerd starts, so dockerd makes no
+    // bind of its own over the disks (nor detaches them with it when it stops).
+    const data = path.join(tmp, 'engines', 'engine-1', 'data');
+    expect(mounted(data)).toBe(true);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === data)).toMatch(/ shared:\d+/);
     expect(mounted(disk.data)).toBe(true);
     expect(loopBackingFiles()).toContain(disk.image);
     expect(fill(disk.data).stderr).toMatch(/No space left on device/);
     // Made again when already mounted: nothing changes.
     expect(run('engine_mount_disks 1')).toMatchObject({ status: 0 });
+    expect(loopBackingFiles().filter((f) => f === disk.image)).toHaveLength(1);
     expect(run('engine_unmount_disks 1')).toMatchObject({ status: 0 });
     expect(mounted(disk.data)).toBe(false);
+    expect(mounted(data)).toBe(false);
     expect(loopBackingFiles()).not.toContain(disk.image);
     fs.rmSync(path.join(tmp, 'engines'), { recursive: true });
   });

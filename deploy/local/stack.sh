@@ -117,21 +117,35 @@ engine_clean() {
 # volume's _data through a loop device. Mounts do not outlive a reboot: they are made again
 # before dockerd starts, as the workspace servers' podex-volume-disks unit does.
 engine_mount_disks() {
-  local img d
-  for img in "$(engine_dir "$1")"/data/volumes/*/disk.img; do
+  local data img d
+  data="$(engine_dir "$1")/data"
+  mkdir -p "$data"
+  # dockerd bind-mounts a data root that is not on a shared mount onto itself (not recursively)
+  # and detaches it on shutdown: disks mounted before would be hidden under it, and those under
+  # it would go with it. Our own shared bind, which dockerd then leaves alone, keeps every disk
+  # where Docker looks (servers' / is shared under systemd, so theirs need none).
+  mountpoint -q "$data" || mount --rbind "$data" "$data"
+  mount --make-rshared "$data"
+  for img in "$data"/volumes/*/disk.img; do
     [ -e "$img" ] || continue
     d=${img%/disk.img}/_data
-    mountpoint -q "$d" || mount -o loop,nosuid,nodev "$img" "$d" || die "cannot mount the disk of $d (loop devices: losetup -f)"
+    mountpoint -q "$d" && continue
+    # Still attached elsewhere (a detached mount a running container holds): a second mount of the
+    # same filesystem would corrupt it, so the volume stays unwritable (its folder is immutable) until then.
+    if grep -qxF "$img" /sys/block/loop*/loop/backing_file 2>/dev/null; then log "disk of $d is still attached elsewhere; not mounted again"; continue; fi
+    mount -o loop,nosuid,nodev "$img" "$d" || die "cannot mount the disk of $d (loop devices: losetup -f)"
   done
 }
 # Before the engines' state is deleted: the disks unmounted (their loop devices freed) and the folders under them removable.
 engine_unmount_disks() {
-  local d
-  for d in "$(engine_dir "$1")"/data/volumes/*/_data; do
+  local d data
+  data="$(engine_dir "$1")/data"
+  for d in "$data"/volumes/*/_data; do
     [ -d "$d" ] || continue
     if mountpoint -q "$d"; then umount "$d" || umount -l "$d"; fi
     chattr -i "$d" 2>/dev/null || true
   done
+  if mountpoint -q "$data"; then umount -R "$data" || umount -l "$data"; fi
 }
 
 # Stops engine i's dockerd and its managed containerd, leaving its containers running.
