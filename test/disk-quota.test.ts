@@ -158,6 +158,22 @@ describe('volume disks outside the engine', () => {
     fs.rmSync(path.join(tmp, 'engines'), { recursive: true });
   });
 
+  it('stack.sh: a disk mounted before the data root had a mount of its own stays usable, and down --purge still releases it', () => {
+    const stack = read('deploy/local/stack.sh');
+    const fn = (name: string) => stack.match(new RegExp(`^${name}\\(\\) \\{[\\s\\S]*?^\\}`, 'm'))![0];
+    const run = (call: string) => bash(`source deploy/local/lib.sh; ${fn('engine_mount_disks')}; ${fn('engine_unmount_disks')}; ${call}`, { PODEX_STACK_DIR: tmp });
+    const disk = volumeWithDisk(path.join(tmp, 'engines', 'engine-1', 'data', 'volumes'), 'podex-ws-early');
+    // As an engine started before this stack.sh left it: the disk mounted straight on the folder.
+    execFileSync('mount', ['-o', 'loop', disk.image, disk.data]);
+    expect(run('engine_mount_disks 1')).toMatchObject({ status: 0, stderr: '' });
+    expect(mounted(disk.data)).toBe(true);
+    expect(fill(disk.data).stderr).toMatch(/No space left on device/);
+    expect(loopBackingFiles().filter((f) => f === disk.image)).toHaveLength(1);
+    expect(run('engine_unmount_disks 1')).toMatchObject({ status: 0 });
+    expect(loopBackingFiles()).not.toContain(disk.image);
+    fs.rmSync(path.join(tmp, 'engines'), { recursive: true });
+  });
+
   it('the workspace bootstrap installs the tools, stops without a loop device, and its unit mounts the disks before Docker', () => {
     const boot = read('deploy/servers/workspace/bootstrap.sh');
     expect(boot).toMatch(/^apt_install e2fsprogs mount util-linux$/m);

@@ -138,14 +138,17 @@ engine_mount_disks() {
 }
 # Before the engines' state is deleted: the disks unmounted (their loop devices freed) and the folders under them removable.
 engine_unmount_disks() {
-  local d data
+  local d data pass
   data="$(engine_dir "$1")/data"
-  for d in "$data"/volumes/*/_data; do
-    [ -d "$d" ] || continue
-    if mountpoint -q "$d"; then umount "$d" || umount -l "$d"; fi
-    chattr -i "$d" 2>/dev/null || true
+  # Twice: a disk mounted before the data root was a mount of its own shows once the root's bind is gone.
+  for pass in 1 2; do
+    for d in "$data"/volumes/*/_data; do
+      [ -d "$d" ] || continue
+      if mountpoint -q "$d"; then umount "$d" || umount -l "$d"; fi
+      chattr -i "$d" 2>/dev/null || true
+    done
+    if [ "$pass" = 1 ] && mountpoint -q "$data"; then umount -R "$data" || umount -l "$data"; fi
   done
-  if mountpoint -q "$data"; then umount -R "$data" || umount -l "$data"; fi
 }
 
 # Stops engine i's dockerd and its managed containerd, leaving its containers running.
