@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { mintToken } from '../api/auth';
 import { config } from '../lib/config';
@@ -13,17 +13,7 @@ import { LlmRouter, llmSettings, type LlmSettings } from '../lib/llm';
 import { createPrisma } from '../lib/prisma';
 import { eventually, startHarness, type Harness } from './harness';
 import { uniq } from './helpers';
-
-async function tripwire(host: string) {
-  let connections = 0;
-  const server = net.createServer((s) => {
-    connections++;
-    s.destroy();
-  });
-  server.listen(0, host);
-  await new Promise((r) => server.once('listening', r));
-  return { port: (server.address() as AddressInfo).port, count: () => connections, close: () => new Promise((r) => server.close(r)) };
-}
+import { tripwire } from './tripwire';
 
 const SECRET_BODY = `TEMPORAL-HISTORY-${randomBytes(6).toString('hex')}`;
 
