@@ -169,7 +169,7 @@ describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, roll
       ].sort((a, b) => `${a.name} ${a.type} ${a.content}`.localeCompare(`${b.name} ${b.type} ${b.content}`)),
     );
     expect(after).toEqual(expect.arrayContaining(untouched));
-    maybeRecordHistory('cutover', await handle.fetchHistory());
+    maybeRecordHistory('cutover', await handle.fetchHistory(), handle.workflowId);
     }), 300_000);
 
   it('rolls back on its own when health probes keep failing: every record is exactly as captured', () =>
@@ -200,7 +200,7 @@ describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, roll
     expect(done.rollbackReason).toMatch(/3 health probes failed in a row: .*HTTP 503/);
     expect(done.probesTotal).toBe(5);
     expect(cf.snapshot(zoneId)).toEqual(before);
-    maybeRecordHistory('cutover-rolled-back', await handle.fetchHistory());
+    maybeRecordHistory('cutover-rolled-back', await handle.fetchHistory(), handle.workflowId);
     }), 300_000);
 
   it('rolls back on the operator’s signal in the middle of the watch', () =>

@@ -2,14 +2,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
-import { HISTORIES_DIR, quietRuntime, replayOptions } from './temporal-env';
+import { HISTORIES_DIR, HISTORY_WORKFLOW_IDS, quietRuntime, replayOptions } from './temporal-env';
 
 // Every recorded history must replay against the current workflow code: a change that would
 // break workflows already running in production fails here (record new ones with RECORD_HISTORIES=1).
 // Payloads are encrypted (lib/payload-codec): histories are recorded, and decoded here, with the
 // tests' fixed key (test/setup-env.ts), so they replay on any machine.
 describe('replay of recorded workflow histories', () => {
-  const files = fs.readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json'));
+  const files = fs.readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json') && path.join(HISTORIES_DIR, f) !== HISTORY_WORKFLOW_IDS);
+  const ids = JSON.parse(fs.readFileSync(HISTORY_WORKFLOW_IDS, 'utf8')) as Record<string, string>;
 
   it('has recorded histories to replay', () => {
     expect(files.length).toBeGreaterThan(0);
@@ -18,7 +19,7 @@ describe('replay of recorded workflow histories', () => {
   it('replays every history without nondeterminism', async () => {
     quietRuntime();
     const histories = files.map((f) => ({
-      workflowId: path.basename(f, '.json'),
+      workflowId: ids[path.basename(f, '.json')] ?? path.basename(f, '.json'),
       history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(HISTORIES_DIR, f), 'utf8'))),
     }));
     const results = [];

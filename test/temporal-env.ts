@@ -86,11 +86,22 @@ export async function temporalForTest(prefix = 'test', overrides: Partial<Activi
   };
 }
 
-/** Saves a history for the replay suite when RECORD_HISTORIES=1 (run once per workflow change). */
-export function maybeRecordHistory(name: string, history: History): void {
+/** Workflow ids of recorded histories whose workflow derives ids (children's) from its own id; others replay under their name. */
+export const HISTORY_WORKFLOW_IDS = path.join(HISTORIES_DIR, 'workflow-ids.json');
+
+/**
+ * Saves a history for the replay suite when RECORD_HISTORIES=1 (run once per workflow change).
+ * A workflow that names its children after its own id replays only under that id: pass it.
+ */
+export function maybeRecordHistory(name: string, history: History, workflowId?: string): void {
   if (process.env.RECORD_HISTORIES !== '1') return;
   fs.mkdirSync(HISTORIES_DIR, { recursive: true });
   fs.writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), historyToJSON(history));
+  if (workflowId === undefined) return;
+  const ids = fs.existsSync(HISTORY_WORKFLOW_IDS) ? (JSON.parse(fs.readFileSync(HISTORY_WORKFLOW_IDS, 'utf8')) as Record<string, string>) : {};
+  ids[name] = workflowId;
+  const sorted = Object.fromEntries(Object.entries(ids).sort(([a], [b]) => a.localeCompare(b)));
+  fs.writeFileSync(HISTORY_WORKFLOW_IDS, `${JSON.stringify(sorted, null, 2)}\n`);
 }
 
 /**
