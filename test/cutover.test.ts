@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
+import { config } from '../lib/config';
 import { createPrisma } from '../lib/prisma';
+import { temporalDataConverter } from '../lib/temporal';
 import { Restic } from '../lib/restic';
 import { createWorker } from '../workers/worker';
 import { backupWorkflow, cutoverWorkflow } from '../workflows';
@@ -72,7 +74,7 @@ describe('GCP → self-hosted cutover: Cloudflare DNS switch, health watch, roll
     deps = testDeps();
     const restic = new Restic({ repository: path.join(dir, 'repo'), passwordFile: path.join(dir, 'password'), cacheDir: path.join(dir, 'cache') });
     env = await timeSkippingEnv();
-    worker = await createWorker({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, deps: { ...deps, restic, cloudflare: { apiToken: TOKEN, baseURL: cf.url } } });
+    worker = await createWorker({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, dataConverter: temporalDataConverter(config()), deps: { ...deps, restic, cloudflare: { apiToken: TOKEN, baseURL: cf.url } } });
     running = worker.run();
     // The fleet the pre-flight checks: two real engines, found by this suite's label.
     for (const [i, e] of localEngines().slice(0, 2).entries()) {

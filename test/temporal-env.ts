@@ -111,6 +111,7 @@ export function maybeRecordHistory(name: string, history: History, workflowId?: 
 export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: path.join(__dirname, '..', '.stack', 'bin', 'temporal-test-server') } },
+    client: { dataConverter: temporalDataConverter(config()) },
   });
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
