@@ -54,8 +54,12 @@ describe('draining a server', () => {
     // Paused at once: what is in flight finishes, nothing new starts.
     expect((await h.call('POST', `/servers/${servers[0]}/drain/pause`)).status).toBe(202);
     let maxInFlight = 0;
+    const failures: number[] = [];
     const watch = async () => {
-      const d = (await h.call('GET', `/servers/${servers[0]}/drain`)).body;
+      const res = await h.call('GET', `/servers/${servers[0]}/drain`);
+      // Every poll answers, copies in flight included (their heartbeat details are read through the payload codec).
+      if (res.status !== 200) failures.push(res.status);
+      const d = res.body;
       // The slots table is the fleet-wide truth. (The drain's own view may still say 'migrating' for a
       // child that has released its slot and is finishing, while the next one has started.)
       const rows = await h.deps.prisma.migration.count({ where: { sourceServerId: servers[0] } });
@@ -77,6 +81,7 @@ describe('draining a server', () => {
       return d.workflowStatus === 'COMPLETED' ? d : undefined;
     }, 240_000, 300);
     expect(done.phase).toBe('drained');
+    expect(failures).toEqual([]);
     expect(done.maxParallelSeen).toBeLessThanOrEqual(2);
     expect(maxInFlight).toBeLessThanOrEqual(2);
     expect(maxInFlight).toBeGreaterThanOrEqual(1);

@@ -109,13 +109,28 @@ export function maybeRecordHistory(name: string, history: History, workflowId?: 
  * with the orchestrator's search attributes registered as the stack registers them.
  */
 export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
-  const env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: path.join(__dirname, '..', '.stack', 'bin', 'temporal-test-server') } },
-    client: { dataConverter: temporalDataConverter(config()) },
-  });
+  const env = await startTimeSkipping();
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
     searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((a) => [a.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
   });
   return env;
+}
+
+/**
+ * The SDK gives the Java server 5 s to listen, fixed; a JVM starting while the rest of the suite
+ * loads both cores can take longer (seen on a fresh clone), so a start that timed out is tried again.
+ */
+async function startTimeSkipping(attempts = 3): Promise<TestWorkflowEnvironment> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await TestWorkflowEnvironment.createTimeSkipping({
+        server: { executable: { type: 'existing-path', path: path.join(__dirname, '..', '.stack', 'bin', 'temporal-test-server') } },
+        client: { dataConverter: temporalDataConverter(config()) },
+      });
+    } catch (err) {
+      if (attempt >= attempts || !/did not start within/.test(String(err))) throw err;
+      process.stderr.write(`time-skipping test server did not start in time (attempt ${attempt}); trying again\n`);
+    }
+  }
 }

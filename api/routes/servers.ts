@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { decodeOptionalSinglePayload } from '@temporalio/common/lib/internal-non-workflow';
 import { tier, type TierName } from '../../domain/tiers';
 import { PHASE, SERVER_ID, WORKFLOW_ID } from '../../lib/constants';
 import { drainServerWorkflow, onboardServerWorkflow } from '../../workflows';
@@ -239,7 +239,8 @@ export function serversRouter(deps: ApiDeps): Router {
     const act = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'copyVolume');
     if (!act) return {};
     const p = act.heartbeatDetails?.payloads?.[0];
-    const beat = p ? (defaultPayloadConverter.fromPayload(p) as { bytes?: number; sentBytes?: number; resumedBytes?: number }) : {};
+    // Heartbeat details pass through the payload codec like every other payload (encrypted at rest).
+    const beat = (p ? await decodeOptionalSinglePayload<{ bytes?: number; sentBytes?: number; resumedBytes?: number }>(temporal.options.loadedDataConverter, p) : undefined) ?? {};
     const lastError = act.lastFailure?.message;
     return {
       bytesCopied: beat.bytes ?? m.bytesCopied,
