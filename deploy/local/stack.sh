@@ -149,6 +149,12 @@ engine_unmount_disks() {
     done
     if [ "$pass" = 1 ] && mountpoint -q "$data"; then umount -R "$data" || umount -l "$data"; fi
   done
+  # The kernel frees an auto-clear loop device some time after its last unmount: detach now.
+  local img dev
+  for img in "$data"/volumes/*/disk.img; do
+    [ -f "$img" ] || continue
+    for dev in $(losetup -j "$img" -O NAME -n 2>/dev/null); do losetup -d "$dev" 2>/dev/null || true; done
+  done
 }
 
 # Stops engine i's dockerd and its managed containerd, leaving its containers running.
