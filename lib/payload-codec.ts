@@ -9,6 +9,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { parseKey32 } from './secret-box';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const KEY_ID_METADATA = 'encryption-key-id';
@@ -31,8 +32,8 @@ export function parsePayloadKeys(text: string): PayloadKey[] {
       const id = entry.slice(0, colon);
       const raw = entry.slice(colon + 1);
       if (colon < 1 || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) throw new Error('each entry must be id:key with an id of letters, digits, ".", "_" or "-"');
-      const key = /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
-      if (key.length !== 32) throw new Error(`key ${id} must be 32 bytes (base64 or 64 hex digits)`);
+      const key = parseKey32(raw);
+      if (!key) throw new Error(`key ${id} must be 32 bytes (base64 or 64 hex digits)`);
       return { id, key };
     });
   if (keys.length === 0) throw new Error('must list at least one id:key');

@@ -2,6 +2,12 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
 const VERSION = 1;
 
+/** A 32-byte AES-256 key written as 64 hex digits or base64 (settings that hold keys use either). */
+export function parseKey32(text: string): Buffer | undefined {
+  const raw = /^[0-9a-f]{64}$/i.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
+  return raw.length === 32 ? raw : undefined;
+}
+
 /**
  * AES-256-GCM for secrets at rest (users' provider keys). The row's owner is bound in as
  * associated data, so a ciphertext copied to another user's row does not open.
@@ -11,8 +17,8 @@ export class SecretBox {
   private readonly key: Buffer;
 
   constructor(key: string) {
-    const raw = /^[0-9a-f]{64}$/i.test(key) ? Buffer.from(key, 'hex') : Buffer.from(key, 'base64');
-    if (raw.length !== 32) throw new Error('the encryption key must be 32 bytes (64 hex characters or base64)');
+    const raw = parseKey32(key);
+    if (!raw) throw new Error('the encryption key must be 32 bytes (64 hex characters or base64)');
     this.key = raw;
   }
 
