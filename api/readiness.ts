@@ -1,3 +1,4 @@
+import { ttlMemo } from '../lib/ttl-memo';
 import { within } from '../lib/timeout';
 import type { Logger } from '../lib/logger';
 
@@ -15,7 +16,6 @@ const CHECK_TIMEOUT_MS = 2_000;
  * (or a flood of them) therefore costs the database, Redis and Temporal one query per window.
  */
 export function cachedReadiness(checks: Record<string, () => Promise<unknown>>, ttlMs: number, log: Logger): () => Promise<Readiness> {
-  let last: { at: number; value: Promise<Readiness> } | undefined;
   const run = async (): Promise<Readiness> => {
     const results = await Promise.all(
       Object.entries(checks).map(async ([name, check]): Promise<[string, CheckResult]> => {
@@ -30,10 +30,6 @@ export function cachedReadiness(checks: Record<string, () => Promise<unknown>>, 
     );
     return { ready: results.every(([, r]) => r.ok), checks: Object.fromEntries(results) };
   };
-  return () => {
-    const now = Date.now();
-    // The window starts when a check starts: one in flight is reused too.
-    if (!last || now - last.at >= ttlMs) last = { at: now, value: run() };
-    return last.value;
-  };
+  const memo = ttlMemo(ttlMs, run);
+  return () => memo.get();
 }

@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { parseSnapshotTags } from '../../domain/backup';
 import { PHASE, WORKSPACE_ID } from '../../lib/constants';
 import { ResticError, type Restic } from '../../lib/restic';
+import { ttlMemo } from '../../lib/ttl-memo';
 import { backupWorkflow, restoreDatabaseWorkflow, restoreWorkspaceWorkflow } from '../../workflows';
 import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
@@ -50,30 +51,26 @@ const LIST_TTL_MS = 30_000;
  * in that window share one read) and kept as compact views, not restic's full records.
  */
 export class SnapshotCatalog {
-  private cached?: { at: number; views: Promise<SnapshotView[]> };
+  private readonly memo: ReturnType<typeof ttlMemo<SnapshotView[]>>;
 
-  constructor(
-    private readonly restic: Restic,
-    private readonly ttlMs = LIST_TTL_MS,
-  ) {}
-
-  list(): Promise<SnapshotView[]> {
-    if (this.cached && Date.now() - this.cached.at < this.ttlMs) return this.cached.views;
-    const views = this.restic.snapshots({ tags: ['podex'] }).then((snapshots) =>
-      snapshots
-        .map((s): SnapshotView => ({ id: s.id, time: s.time, ...parseSnapshotTags(s.tags) }))
-        .sort((a, b) => b.time.localeCompare(a.time) || b.id.localeCompare(a.id)),
+  constructor(restic: Restic, ttlMs = LIST_TTL_MS) {
+    this.memo = ttlMemo(ttlMs, () =>
+      restic.snapshots({ tags: ['podex'] }).then((snapshots) =>
+        snapshots
+          .map((s): SnapshotView => ({ id: s.id, time: s.time, ...parseSnapshotTags(s.tags) }))
+          .sort((a, b) => b.time.localeCompare(a.time) || b.id.localeCompare(a.id)),
+      ),
     );
-    const entry = { at: Date.now(), views };
-    this.cached = entry;
-    // A failed read is not kept: the next call asks restic again.
-    views.catch(() => this.cached === entry && (this.cached = undefined));
-    return views;
+  }
+
+  /** The newest first; a failed read is not kept (the next call asks restic again). */
+  list(): Promise<SnapshotView[]> {
+    return this.memo.get();
   }
 
   /** A backup this API started or finished: the next list reads the repository again. */
   invalidate(): void {
-    this.cached = undefined;
+    this.memo.invalidate();
   }
 }
 
