@@ -28,7 +28,8 @@ export async function mintToken(secret: string, sub: string, role: Role, ttl = '
     .sign(new TextEncoder().encode(secret));
 }
 
-function sameSecret(a: string, b: string): boolean {
+/** Whether two secrets are equal, in time that does not depend on where they differ. */
+export function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);

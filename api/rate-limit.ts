@@ -1,7 +1,6 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Redis } from '../lib/redis';
-import type { Principal } from './auth';
+import { sameSecret, type Principal } from './auth';
 
 export interface RateLimits {
   /** Per client address (as TRUSTED_PROXIES lets the API see it). */
@@ -43,12 +42,6 @@ async function spend(redis: Redis, bucket: string, limit: number, res: Response,
     onError?.(err as Error);
     return true;
   }
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /**
