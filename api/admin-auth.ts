@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../lib/logger';
+import { VerifiedTokens } from '../lib/verified-tokens';
 import { bearerVerifier } from './auth';
 
 export const ADMIN_AUTH_PATH = '/proxy/admin-auth';
@@ -28,7 +29,7 @@ export function createAdminAuth(deps: { jwtSecret: string; logger: Logger }) {
   const log = deps.logger.child({ component: 'admin-auth' });
   // The UI sends the same credentials with each of its requests: a verified admin token is
   // kept until it expires, so the proxy's question is a map lookup. Refusals are never kept.
-  const verified = new Map<string, number>();
+  const verified = new VerifiedTokens<{ exp?: number }>(VERIFIED_CACHE_SIZE);
 
   const send = (res: ServerResponse, status: number, error?: string, message?: string) => {
     const body = error ? JSON.stringify({ error, message }) : '';
@@ -44,19 +45,14 @@ export function createAdminAuth(deps: { jwtSecret: string; logger: Logger }) {
   async function decide(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const token = presentedToken(req.headers.authorization);
     if (!token) return send(res, 401, 'unauthorized', 'sign in with an admin token (as the password)');
-    const exp = verified.get(token);
-    if (exp !== undefined && exp > Date.now() / 1000) return send(res, 204);
-    verified.delete(token);
+    if (verified.recall(token)) return send(res, 204);
     const who = await verify(token);
     if (!who) return send(res, 401, 'unauthorized', 'invalid or expired token');
     if (who.role !== 'admin') {
       log.warn({ sub: who.id }, 'refused a non-admin');
       return send(res, 403, 'forbidden', 'admin role required');
     }
-    if (who.exp) {
-      if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
-      verified.set(token, who.exp);
-    }
+    verified.remember(token, { exp: who.exp });
     log.info({ sub: who.id }, 'admin signed in through the proxy');
     send(res, 204);
   }

@@ -14,6 +14,7 @@ import type { Logger } from '../lib/logger';
 import type { PrismaClient } from '../lib/prisma';
 import type { Redis } from '../lib/redis';
 import type { RouteTable } from '../lib/route-table';
+import { VerifiedTokens } from '../lib/verified-tokens';
 import { bearerVerifier, principal, requireAdmin } from './auth';
 import { HttpError, notFound, parse, route } from './errors';
 import { openWorkspaceQuery, shareWorkspaceBody, uuidParam } from './schemas';
@@ -62,18 +63,9 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
    * it expires (a bounded map, emptied when full), so the proxy's question costs a map lookup.
    * One-use tickets and share links never enter it.
    */
-  const verified = new Map<string, { sub: string; role: string; host?: string; exp: number }>();
-  const remember = (token: string, v: { sub: string; role: string; host?: string; exp?: number }) => {
-    if (!v.exp) return;
-    if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
-    verified.set(token, { ...v, exp: v.exp });
-  };
-  const recall = (token: string) => {
-    const v = verified.get(token);
-    if (v && v.exp > Date.now() / 1000) return v;
-    if (v) verified.delete(token);
-    return undefined;
-  };
+  const verified = new VerifiedTokens<{ sub: string; role: string; host?: string; exp?: number }>(VERIFIED_CACHE_SIZE);
+  const remember = verified.remember.bind(verified);
+  const recall = verified.recall.bind(verified);
 
   const reply = (status: number, browser: boolean, error: string, message: string, extra: Record<string, string> = {}): Answer => {
     if (browser) {
