@@ -11,7 +11,7 @@ import { countWorkflowStarts, metricsServer } from './metrics';
 /** The API process: one Temporal client, one Prisma client, one Redis connection. */
 async function main(): Promise<void> {
   const cfg = config();
-  const logger = createLogger(cfg.LOG_LEVEL).child({ component: 'api' });
+  const logger = createLogger(cfg.LOG_LEVEL, cfg.LOG_FORMAT).child({ component: 'api' });
   const prisma = createPrisma(cfg.DATABASE_URL);
   const redis = createRedis(cfg.REDIS_URL);
   const temporal = await createTemporalClient(cfg, { workflow: [countWorkflowStarts] });

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { CHECK_SUBSET, DEFAULT_RETENTION } from './backup';
+import { LOG_FORMATS } from './log-format';
 
 /** Why a TEMPORAL_PAYLOAD_KEYS value is not id:key[,id:key…] with 32-byte keys, or null. Pure: the codec in lib/ parses the same form. */
 export function payloadKeysProblem(v: string): string | null {
@@ -46,6 +47,8 @@ export const envSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** JSON lines, pretty lines, or `auto`: pretty when stdout is a terminal (npm start's supervisor decides for its children). */
+    LOG_FORMAT: z.enum(LOG_FORMATS).default('auto'),
     PORT: port.default(8080),
     /** The address the API listens on: loopback by default, so workspaces on this host cannot reach it (a container sets 0.0.0.0). */
     API_HOST: z.string().regex(/^[0-9a-fA-F.:]+$/, 'must be an IP address such as 127.0.0.1 or 0.0.0.0').default('127.0.0.1'),

@@ -11,7 +11,7 @@ import { backupDeps, cloudflareDeps, createWorker, llmDeps, installRuntimeLogger
 /** The worker process: connects to Temporal, ensures schedules, runs workflows and activities until SIGTERM. */
 async function main(): Promise<void> {
   const cfg = config();
-  const logger = createLogger(cfg.LOG_LEVEL).child({ component: 'worker' });
+  const logger = createLogger(cfg.LOG_LEVEL, cfg.LOG_FORMAT).child({ component: 'worker' });
   installRuntimeLogger(logger, 'INFO', cfg.WORKER_METRICS_ADDRESS);
   const fleet = new DockerFleet(
     { caFile: cfg.DOCKER_TLS_CA_FILE, certFile: cfg.DOCKER_TLS_CERT_FILE, keyFile: cfg.DOCKER_TLS_KEY_FILE },
