@@ -11,16 +11,18 @@ const BIN = path.join(__dirname, '..', '.stack', 'bin', 'temporal');
  * ports on 127.0.0.1), for a test that restarts the server: restarting the shared one would
  * break every other suite running at the same time.
  */
-export async function startPrivateTemporal() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podex-temporal-'));
+export async function startPrivateTemporal(opts: { parentDir?: string } = {}) {
+  const dir = fs.mkdtempSync(path.join(opts.parentDir ?? os.tmpdir(), 'podex-temporal-'));
   const port = 21000 + Math.floor(Math.random() * 4000);
   const address = `127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
 
   const up = async () => {
+    // setpriv: the server dies with the test process, even one killed before its clean-up ran.
     child = spawn(
-      BIN,
+      'setpriv',
       [
+        '--pdeathsig', 'SIGKILL', BIN,
         'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(port + 1), '--metrics-port', String(port + 2),
         '--headless', '--db-filename', path.join(dir, 'temporal.db'), '--log-level', 'error',
         '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal',
@@ -53,6 +55,10 @@ export async function startPrivateTemporal() {
       await down();
       await up();
     },
+    /** Stops the server, keeping its database (an outage); `start` brings it back. */
+    halt: down,
+    /** Starts a halted server again on the same database and ports. */
+    start: up,
     async stop() {
       await down();
       fs.rmSync(dir, { recursive: true, force: true });
