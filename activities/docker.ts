@@ -24,6 +24,8 @@ export interface EngineFacts {
   storageDriver: string;
   containers: number;
   gpus: number;
+  /** The daemon's `podex.*` labels (`key=value`), where an operator declares capacity (domain/declared-capacity.ts). */
+  labels?: string[];
 }
 
 export interface DaemonAudit {
@@ -79,6 +81,7 @@ export function createDockerActivities({ fleet, imageArchive, tools }: DockerAct
         storageDriver: String(info.Driver),
         containers: Number(info.Containers),
         gpus,
+        labels: ((info.Labels ?? []) as string[]).filter((l) => l.startsWith('podex.')),
       };
     },
 

@@ -67,15 +67,15 @@ export function createMigrationActivities({ prisma, redis, overcommit }: Migrati
      * does. A migration that holds a target already gets it back.
      */
     async reserveMigrationTarget(r: TargetRequest): Promise<Reservation> {
-      const held = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address: string | null }[]>`
-        SELECT s.id::text AS server_id, host(s.ip_address) AS host, host(COALESCE(s.private_address, s.ip_address)) AS publish_address, s.docker_port, s.docker_runtime
+      const held = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address: string | null; host_cpus: number | null }[]>`
+        SELECT s.id::text AS server_id, host(s.ip_address) AS host, host(COALESCE(s.private_address, s.ip_address)) AS publish_address, s.docker_port, s.docker_runtime, s.host_cpus
           FROM migrations m JOIN workspace_servers s ON s.id = m.target_server_id WHERE m.workspace_id = ${r.workspaceId}::uuid`;
       if (held[0]) return toReservation(held[0]);
       const { candidates, affinity } = await loadCandidates(prisma, r.workspaceId, r.strategy === 'AFFINITY');
       const placement = place(candidates, { ...r, overcommit, affinity, avoid: [r.sourceServerId] });
       if (!placement.ok) throw ApplicationFailure.nonRetryable(withDetail(placement), 'NoCapacity', placement.excluded);
       for (const s of placement.ranked) {
-        const [won] = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address: string | null }[]>`
+        const [won] = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address: string | null; host_cpus: number | null }[]>`
           WITH m AS (
             SELECT workspace_id FROM migrations WHERE workspace_id = ${r.workspaceId}::uuid AND target_server_id IS NULL FOR UPDATE
           ), srv AS (
@@ -83,13 +83,13 @@ export function createMigrationActivities({ prisma, redis, overcommit }: Migrati
                SET reserved_cpu = reserved_cpu + ${r.need.cpu}, reserved_memory_mb = reserved_memory_mb + ${r.need.memoryMb},
                    reserved_disk_gb = reserved_disk_gb + ${r.need.diskGb}
              WHERE id = ${s.id}::uuid AND EXISTS (SELECT 1 FROM m) AND ${serverHasRoom(r.need, overcommit)}
-            RETURNING id, ip_address, private_address, docker_port, docker_runtime
+            RETURNING id, ip_address, private_address, docker_port, docker_runtime, host_cpus
           ), held AS (
             UPDATE migrations SET target_server_id = srv.id, reserved_cpu = ${r.need.cpu}, reserved_memory_mb = ${r.need.memoryMb}, reserved_disk_gb = ${r.need.diskGb}
               FROM srv WHERE workspace_id = (SELECT workspace_id FROM m)
             RETURNING workspace_id
           )
-          SELECT srv.id::text AS server_id, host(srv.ip_address) AS host, host(COALESCE(srv.private_address, srv.ip_address)) AS publish_address, srv.docker_port, srv.docker_runtime FROM srv, held`;
+          SELECT srv.id::text AS server_id, host(srv.ip_address) AS host, host(COALESCE(srv.private_address, srv.ip_address)) AS publish_address, srv.docker_port, srv.docker_runtime, srv.host_cpus FROM srv, held`;
         if (won) return toReservation(won);
       }
       throw ApplicationFailure.nonRetryable('no capacity: every eligible target was filled by concurrent requests', 'NoCapacity');

@@ -17,11 +17,13 @@ export interface Reservation {
   runtime: string;
   /** The server's private address: the workspace's ports are published there, never on 0.0.0.0. */
   publishAddress: string;
+  /** The engine's real CPU count, which the container's CPU limit may not exceed; null when not known. */
+  hostCpus: number | null;
 }
 
-/** A server row (id, `host(ip_address)`, port, runtime, private address) as a reservation, with the registry's defaults. */
-export function toReservation(row: { server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address?: string | null }): Reservation {
-  return { serverId: row.server_id, host: row.host, port: row.docker_port ?? 2376, runtime: row.docker_runtime ?? 'runsc', publishAddress: row.publish_address ?? row.host };
+/** A server row (id, `host(ip_address)`, port, runtime, private address, CPUs) as a reservation, with the registry's defaults. */
+export function toReservation(row: { server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address?: string | null; host_cpus?: number | null }): Reservation {
+  return { serverId: row.server_id, host: row.host, port: row.docker_port ?? 2376, runtime: row.docker_runtime ?? 'runsc', publishAddress: row.publish_address ?? row.host, hostCpus: row.host_cpus ?? null };
 }
 
 /**
@@ -104,13 +106,14 @@ interface ReservationRow {
   docker_port: number | null;
   docker_runtime: string | null;
   publish_address: string | null;
+  host_cpus: number | null;
 }
 
 export function createReservationActivities({ prisma, overcommit }: ReservationDeps) {
   /** The workspace's reservation, if it holds one. */
   async function reservationOf(workspaceId: string): Promise<Reservation | null> {
     const [row] = await prisma.$queryRaw<ReservationRow[]>`
-      SELECT s.id::text AS server_id, host(s.ip_address) AS host, host(COALESCE(s.private_address, s.ip_address)) AS publish_address, s.docker_port, s.docker_runtime
+      SELECT s.id::text AS server_id, host(s.ip_address) AS host, host(COALESCE(s.private_address, s.ip_address)) AS publish_address, s.docker_port, s.docker_runtime, s.host_cpus
         FROM workspaces w LEFT JOIN workspace_servers s ON s.id = w.server_id AND w.assigned_cpu IS NOT NULL
        WHERE w.id = ${workspaceId}::uuid`;
     if (!row) throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist`, 'WorkspaceNotFound');
@@ -124,7 +127,7 @@ export function createReservationActivities({ prisma, overcommit }: ReservationD
    * assignment on the workspace. Null when the server is full (or locked, with skipLocked).
    */
   async function claim(r: ReserveRequest, serverId: string, skipLocked: boolean): Promise<Reservation | null> {
-    const [won] = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address: string | null }[]>`
+    const [won] = await prisma.$queryRaw<{ server_id: string; host: string; docker_port: number | null; docker_runtime: string | null; publish_address: string | null; host_cpus: number | null }[]>`
       WITH ws AS (
         SELECT id FROM workspaces WHERE id = ${r.workspaceId}::uuid AND assigned_cpu IS NULL FOR UPDATE
       ), target AS (
@@ -136,14 +139,14 @@ export function createReservationActivities({ prisma, overcommit }: ReservationD
            SET reserved_cpu = reserved_cpu + ${r.need.cpu}, reserved_memory_mb = reserved_memory_mb + ${r.need.memoryMb},
                reserved_disk_gb = reserved_disk_gb + ${r.need.diskGb}
          WHERE id = (SELECT id FROM target)
-        RETURNING id, ip_address, private_address, docker_port, docker_runtime
+        RETURNING id, ip_address, private_address, docker_port, docker_runtime, host_cpus
       ), claimed AS (
         UPDATE workspaces w
            SET server_id = srv.id, assigned_cpu = ${r.need.cpu}, assigned_memory_mb = ${r.need.memoryMb}, assigned_disk_gb = ${r.need.diskGb}
           FROM srv WHERE w.id = (SELECT id FROM ws)
         RETURNING w.id
       )
-      SELECT srv.id::text AS server_id, host(srv.ip_address) AS host, host(COALESCE(srv.private_address, srv.ip_address)) AS publish_address, srv.docker_port, srv.docker_runtime
+      SELECT srv.id::text AS server_id, host(srv.ip_address) AS host, host(COALESCE(srv.private_address, srv.ip_address)) AS publish_address, srv.docker_port, srv.docker_runtime, srv.host_cpus
         FROM srv, claimed`;
     return won ? toReservation(won) : null;
   }

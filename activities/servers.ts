@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { auditVerdict, maintenanceEndsAt, normalizeArchitecture } from '../domain/servers';
+import { BadCapacityLabelError, declaredCapacity, schedulableCapacity, type DeclaredCapacity } from '../domain/declared-capacity';
 import { serverEndpoint, type EngineEndpoint } from '../lib/docker-fleet';
 import type { PrismaClient } from '../lib/prisma';
 import type { DaemonAudit, EngineFacts } from './docker';
@@ -44,12 +45,23 @@ export function createServerActivities({ prisma }: ServerActivityDeps) {
     ): Promise<{ status: 'active' | 'error'; reason?: string }> {
       const verdict = auditVerdict(audit.findings, strict);
       const status = verdict.ok ? 'active' : 'error';
+      const real = { cpu: facts.cpus, memoryMb: Math.floor(facts.memoryBytes / (1024 * 1024)), diskGb: audit.diskGb };
+      let declared: DeclaredCapacity;
+      try {
+        declared = declaredCapacity(facts.labels ?? []);
+      } catch (err) {
+        // Retrying cannot fix the server's daemon.json; the operator reads this in lastError.
+        if (err instanceof BadCapacityLabelError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
+      const total = schedulableCapacity(real, declared);
       await prisma.workspaceServer.update({
         where: { id: serverId },
         data: {
-          totalCpu: facts.cpus,
-          totalMemoryMb: Math.floor(facts.memoryBytes / (1024 * 1024)),
-          totalDiskGb: audit.diskGb,
+          totalCpu: total.cpu,
+          totalMemoryMb: total.memoryMb,
+          totalDiskGb: total.diskGb,
+          hostCpus: facts.cpus,
           architecture: normalizeArchitecture(facts.architecture),
           dockerRuntime: facts.runtimes.includes('runsc') ? 'runsc' : facts.defaultRuntime,
           hasGpu: facts.gpus > 0,
@@ -60,6 +72,8 @@ export function createServerActivities({ prisma }: ServerActivityDeps) {
             // Checks that failed but were not enforced (STRICT_DAEMON_AUDIT off): admins see them beside the findings.
             waived: verdict.waived,
             engine: { version: facts.serverVersion, apiVersion: facts.apiVersion, kernel: facts.kernelVersion, os: facts.os, storageDriver: facts.storageDriver },
+            // Where the totals came from: the engine's own figures, and what its labels declared instead.
+            capacity: { real, declared },
             findings: audit.findings.map((f) => ({ ...f })),
           },
           status,

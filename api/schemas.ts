@@ -120,7 +120,8 @@ export const serverView = z.object({
   region: z.string().nullable(),
   provider: z.string().nullable(),
   labels: z.record(z.string(), z.unknown()),
-  total: capacity,
+  total: capacity.describe('schedulable capacity: what the engine reported at onboarding, or what its podex.capacity.* daemon labels declare'),
+  hostCpus: z.number().nullable().describe('the engine’s real CPU count at onboarding; workspace CPU limits are capped at it (null: not onboarded since it was recorded)'),
   used: capacity.extend({ activeWorkspaces: z.number() }),
   reserved: capacity,
   free: capacity,
@@ -240,6 +241,9 @@ export const workspaceView = z.object({
   url: z.string().describe('where its owner opens it, through the Workspace Proxy'),
   previews: z.array(z.object({ port: z.number(), url: z.string(), hostPort: z.number().nullable() })),
   assigned: z.object({ cpu: z.number().nullable(), memoryMb: z.number().nullable(), diskGb: z.number().nullable() }),
+  cpuLimit: z
+    .object({ tier: z.number(), applied: z.number(), hostCpus: z.number().nullable() })
+    .describe('CPUs the container may use: the tier’s figure, capped at its server’s real CPU count (hostCpus; null when not known)'),
   diskLimit: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),

@@ -39,6 +39,7 @@ export function toServerView(s: WorkspaceServer, inMaintenance: boolean, overcom
     provider: s.provider,
     labels: (s.labels ?? {}) as Record<string, unknown>,
     total: total(s),
+    hostCpus: s.hostCpus,
     used: { cpu: s.usedCpu ?? 0, memoryMb: s.usedMemoryMb ?? 0, diskGb: s.usedDiskGb ?? 0, activeWorkspaces: s.activeWorkspaces ?? 0 },
     reserved: r,
     free: freeCapacity(total(s), r, overcommit),

@@ -1,4 +1,4 @@
-import { containerSpec, hostPortsFrom, networkSpec, workspaceLabels, workspaceNames } from './container-spec';
+import { containerSpec, cpuLimit, hostPortsFrom, networkSpec, workspaceLabels, workspaceNames } from './container-spec';
 import { TIERS } from './tiers';
 
 describe('workspace container spec', () => {
@@ -33,6 +33,21 @@ describe('workspace container spec', () => {
     expect(withUser('dev:dev')).toBe('dev:dev');
     expect(withUser('1001')).toBe('1001');
     for (const root of ['', 'root', '0', '0:0', 'root:wheel']) expect(withUser(root)).toBe('1000:1000');
+  });
+
+  it("caps the CPU limit at the engine's real CPU count, which Docker would otherwise refuse", () => {
+    const nano = (tier: keyof typeof TIERS, hostCpus?: number | null) =>
+      containerSpec({ workspaceId: id, ownerId: 'u1', tier: TIERS[tier], image: 'i', runtime: 'runsc', diskLimitSupported: false, publishAddress: '10.0.0.5', hostCpus }).HostConfig.NanoCpus;
+    // A 4-CPU tier on a 2-CPU engine that declares more capacity: the whole machine.
+    expect(nano('power', 2)).toBe(2e9);
+    expect(nano('pro', 2)).toBe(2e9);
+    expect(nano('free', 2)).toBe(1e9);
+    expect(nano('power', 16)).toBe(4e9);
+    // Unknown (a server onboarded before the count was recorded): the tier's figure, as before.
+    expect(nano('power', null)).toBe(4e9);
+    expect(nano('power')).toBe(4e9);
+    expect(cpuLimit(4, 2)).toBe(2);
+    expect(cpuLimit(1, 0)).toBe(1);
   });
 
   it('sets a disk limit only where the storage driver can enforce it', () => {

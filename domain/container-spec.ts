@@ -77,6 +77,18 @@ export interface ContainerSpecInput {
   ssh?: boolean;
   /** The image's `USER` (read from the image at creation); see workspaceUser. */
   imageUser?: string;
+  /** The engine's real CPU count (the server's `hostCpus`); null or absent when not known. See cpuLimit. */
+  hostCpus?: number | null;
+}
+
+/**
+ * The CPUs a workspace's container may use: its tier's figure, capped at the engine's real CPU
+ * count. Docker refuses a limit above the host's CPUs ("Range of CPUs is from 0.01 to N"), and a
+ * server may declare more capacity than its hardware (domain/declared-capacity.ts), so a tier
+ * larger than the machine gets the whole machine rather than no container.
+ */
+export function cpuLimit(tierCpu: number, hostCpus: number | null | undefined): number {
+  return hostCpus && hostCpus > 0 ? Math.min(tierCpu, hostCpus) : tierCpu;
 }
 
 /** The container ports a workspace publishes: the IDE's, SSH's if the image has it, and the declared previews. */
@@ -147,7 +159,7 @@ export function containerSpec(i: ContainerSpecInput) {
       CapAdd: [...CAP_ADD],
       SecurityOpt: ['no-new-privileges:true'],
       PidsLimit: PIDS_LIMIT,
-      NanoCpus: Math.round(i.tier.cpu * 1e9),
+      NanoCpus: Math.round(cpuLimit(i.tier.cpu, i.hostCpus) * 1e9),
       Memory: memory,
       MemorySwap: memory,
       ...(i.diskLimitSupported ? { StorageOpt: { size: `${i.tier.diskGb}G` } } : {}),

@@ -153,7 +153,7 @@ export async function migrateWorkspaceWorkflow(input: MigrateInput): Promise<Mig
     state.targetServerId = target.serverId;
     const to = { host: target.host, port: target.port };
 
-    const spec = { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source.defaultImage, runtime: target.runtime, publishAddress: target.publishAddress, previewPorts: ws.previewPorts };
+    const spec = { workspaceId: id, ownerId: ws.ownerId, tier, image: ws.image ?? source.defaultImage, runtime: target.runtime, publishAddress: target.publishAddress, previewPorts: ws.previewPorts, hostCpus: target.hostCpus };
     // The URL answers "moving" from before the source stops until the switch (or the rollback).
     await db.holdRoute(id, 'moving');
     // The target's network, volume and container do not depend on the source: they are made in

@@ -47,7 +47,7 @@ export async function provisionWorkspace(ws: WorkspaceRecord, createdBy: string,
     phase('container');
     const image = ws.image ?? defaultImage;
     compensations.push({ step: 'container', run: () => docker.removeContainer(endpoint, ws.id) });
-    await docker.ensureContainer(endpoint, { workspaceId: ws.id, ownerId: ws.ownerId, tier, image, runtime: reservation.runtime, diskLimitSupported: storage.supported, publishAddress: reservation.publishAddress, previewPorts: ws.previewPorts });
+    await docker.ensureContainer(endpoint, { workspaceId: ws.id, ownerId: ws.ownerId, tier, image, runtime: reservation.runtime, diskLimitSupported: storage.supported, publishAddress: reservation.publishAddress, previewPorts: ws.previewPorts, hostCpus: reservation.hostCpus });
 
     phase('starting');
     const net = await ready.startAndWaitReady(endpoint, ws.id);

@@ -12,7 +12,8 @@ import { HttpError, notFound, parse, route } from '../errors';
 import { whenGone, type WorkspaceEvents } from '../events';
 import { createWorkspaceBody, createWorkspaceQuery, deleteWorkspaceQuery, listWorkspacesQuery, migrateWorkspaceBody, uuidParam } from '../schemas';
 import { refusal } from '../../domain/quotas';
-import type { TierName } from '../../domain/tiers';
+import { TIERS, type TierName } from '../../domain/tiers';
+import { cpuLimit } from '../../domain/container-spec';
 import { limitsOf, oneAtATime } from './user-limits';
 import { reasonForUser } from '../../domain/status-reasons';
 
@@ -22,8 +23,14 @@ function forUser(data: string): string {
   return JSON.stringify({ ...e, reason: reasonForUser(e.status, e.reason) });
 }
 
-export function toWorkspaceView(w: Workspace, baseUrl: string) {
+/** Loaded with a workspace for its view: its server's real CPU count, which caps the container's CPU limit. */
+const withHostCpus = { server: { select: { hostCpus: true } } } as const;
+type WorkspaceWithHost = Workspace & { server?: { hostCpus: number | null } | null };
+
+export function toWorkspaceView(w: WorkspaceWithHost, baseUrl: string) {
   const published = (w.publishedPorts ?? {}) as Record<string, number>;
+  const tierCpu = TIERS[w.tier as TierName]?.cpu ?? w.assignedCpu ?? 0;
+  const hostCpus = w.server?.hostCpus ?? null;
   return {
     id: w.id,
     ownerId: w.ownerId,
@@ -41,6 +48,7 @@ export function toWorkspaceView(w: Workspace, baseUrl: string) {
     url: workspaceUrl(baseUrl, w.id),
     previews: w.previewPorts.map((port) => ({ port, url: workspaceUrl(baseUrl, w.id, port), hostPort: published[String(port)] ?? null })),
     assigned: { cpu: w.assignedCpu, memoryMb: w.assignedMemoryMb, diskGb: w.assignedDiskGb },
+    cpuLimit: { tier: tierCpu, applied: cpuLimit(tierCpu, hostCpus), hostCpus },
     diskLimit: w.diskLimit,
     createdAt: w.createdAt.toISOString(),
     updatedAt: w.updatedAt.toISOString(),
@@ -60,15 +68,15 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
   const { prisma, temporal, settings, events } = deps;
   const r = Router();
   /** Users read their workspace's status reason in short form (the stored one can name servers and engines). */
-  const view = (w: Workspace, res: Response) => {
+  const view = (w: WorkspaceWithHost, res: Response) => {
     const v = toWorkspaceView(w, settings.workspaceBaseUrl);
     return principal(res).role === 'admin' ? v : { ...v, statusReason: reasonForUser(w.status, w.statusReason) };
   };
 
   /** The workspace if the caller may see it (users: their own; admins: all). 404 otherwise. */
-  async function visible(res: Response, id: string): Promise<Workspace> {
+  async function visible(res: Response, id: string): Promise<WorkspaceWithHost> {
     const p = principal(res);
-    const w = await prisma.workspace.findUnique({ where: { id } });
+    const w = await prisma.workspace.findUnique({ where: { id }, include: withHostCpus });
     if (!w || (p.role !== 'admin' && w.ownerId !== p.id)) throw notFound('workspace');
     return w;
   }
@@ -83,11 +91,11 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       if (FINAL.includes((JSON.parse(message) as { status: string }).status)) wake();
     });
     return {
-      async settled(ms: number): Promise<Workspace> {
+      async settled(ms: number): Promise<WorkspaceWithHost> {
         const deadline = Date.now() + ms;
         for (;;) {
           const woke = new Promise<void>((r) => (wake = r));
-          const ws = (await prisma.workspace.findUnique({ where: { id } }))!;
+          const ws = (await prisma.workspace.findUnique({ where: { id }, include: withHostCpus }))!;
           if (FINAL.includes(ws.status) || Date.now() > deadline) return ws;
           let timer: NodeJS.Timeout | undefined;
           await Promise.race([woke, new Promise((r) => (timer = setTimeout(r, 1_000)))]);
@@ -170,6 +178,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         orderBy: { createdAt: 'desc' },
         take: q.limit,
         skip: q.offset,
+        include: withHostCpus,
       });
       res.json({ workspaces: rows.map((w) => view(w, res)) });
     }),

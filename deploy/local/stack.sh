@@ -173,15 +173,19 @@ engine_down() {
 # daemon.json cuts its many small networks (one per workspace) from one pool.
 engine_pool() { echo "10.$((200 + $1)).0.0/16"; }
 
-engine_start_dockerd() { # i attempt
+# The capacity each local engine declares (domain/declared-capacity.ts), read by onboarding from
+# its daemon labels in place of the host's own: the engines share this machine's few CPUs, yet a
+# newcomer must be able to try every tier, `power` (4 CPUs, 8 GiB, 50 GB) included, on one
+# engine. Containers' CPU limits stay capped at the real count (domain/container-spec.ts).
+LOCAL_CAPACITY_CPU=8 LOCAL_CAPACITY_MEMORY_MB=16384 LOCAL_CAPACITY_DISK_GB=100
+
+engine_daemon_json() { # i
   local i=$1 dir; dir=$(engine_dir "$i")
-  engine_down "$i"
-  engine_mount_disks "$i"
   # Hardening as on real workspace servers (deploy/workspace-server/daemon.json), except the
   # gVisor arguments: here runsc must use ptrace and the host-network form (see NOTES).
   # Each engine gets its own address pool so the fleet's bridges never collide, and its
   # own identity key (by default every dockerd on a host shares /etc/docker/key.json).
-  cat >"$dir/daemon.json" <<JSON
+  cat <<JSON
 {
   "runtimes": { "runsc": { "path": "/usr/bin/runsc", "runtimeArgs": ["--platform=ptrace", "--network=host"] } },
   "default-runtime": "runsc",
@@ -191,9 +195,29 @@ engine_start_dockerd() { # i attempt
   "live-restore": true,
   "log-driver": "json-file",
   "log-opts": { "max-size": "10m", "max-file": "3" },
-  "default-address-pools": [ { "base": "$(engine_pool "$i")", "size": 28 } ]
+  "default-address-pools": [ { "base": "$(engine_pool "$i")", "size": 28 } ],
+  "labels": ["podex.capacity.cpu=$LOCAL_CAPACITY_CPU", "podex.capacity.memory-mb=$LOCAL_CAPACITY_MEMORY_MB", "podex.capacity.disk-gb=$LOCAL_CAPACITY_DISK_GB"]
 }
 JSON
+}
+
+# A running engine whose daemon.json is out of date (a stack set up before a change to it) gets
+# the new file and a SIGHUP: dockerd reloads its labels, and the other options it can, without a
+# restart. Onboarding a server again then reads them.
+engine_reload_config() { # i
+  local i=$1 dir want pid; dir=$(engine_dir "$i")
+  want=$(engine_daemon_json "$i")
+  [ "$want" = "$(cat "$dir/daemon.json" 2>/dev/null)" ] && return 0
+  printf '%s\n' "$want" >"$dir/daemon.json"
+  local pids; mapfile -t pids < <(engine_dockerd_pids "$i")
+  if [ ${#pids[@]} -gt 0 ]; then kill -HUP "${pids[@]}"; log "engine-$i: daemon.json changed; dockerd reloads it"; fi
+}
+
+engine_start_dockerd() { # i attempt
+  local i=$1 dir; dir=$(engine_dir "$i")
+  engine_down "$i"
+  engine_mount_disks "$i"
+  engine_daemon_json "$i" >"$dir/daemon.json"
   # Appended, never overwritten: a failed start's log must survive the retry and later starts.
   if [ "$(stat -c %s "$dir/dockerd.log" 2>/dev/null || echo 0)" -gt $((8 << 20)) ]; then mv -f "$dir/dockerd.log" "$dir/dockerd.log.1"; fi
   printf '\n===== %s engine-%s start, attempt %s =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$i" "$2" >>"$dir/dockerd.log"
@@ -221,7 +245,7 @@ engine_up() {
   "$ROOT/deploy/certs/make-certs.sh" server "$STACK_DIR/certs" "engine-$i" "DNS:localhost,IP:127.0.0.1"
   for attempt in 1 2; do
     from=$(stat -c %s "$dir/dockerd.log" 2>/dev/null || echo 0)
-    [ -n "$(engine_dockerd_pids "$i")" ] || engine_start_dockerd "$i" "$attempt"
+    if [ -n "$(engine_dockerd_pids "$i")" ]; then engine_reload_config "$i"; else engine_start_dockerd "$i" "$attempt"; fi
     engine_wait "$i" 60 && break
     log "engine-$i start attempt $attempt failed ($ENGINE_FAILURE); its log ends:"
     tail -c +"$((from + 1))" "$dir/dockerd.log" | tail -n 15 | sed 's/^/[stack]   /' >&2

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "workspace_servers" ADD COLUMN     "host_cpus" INTEGER;
