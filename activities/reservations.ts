@@ -63,9 +63,9 @@ interface CandidateRow {
 /**
  * Every server as a placement candidate, with whether it is in maintenance now and, for
  * AFFINITY, how many of the workspace owner's other live workspaces it holds. One query:
- * placement runs for every new workspace.
+ * placement runs for every new workspace, in the API's check (within its transaction) and again in the workflow.
  */
-export async function loadCandidates(prisma: PrismaClient, workspaceId: string, withAffinity: boolean): Promise<{ candidates: Candidate[]; affinity: string[] }> {
+export async function loadCandidates(prisma: Pick<PrismaClient, '$queryRaw'>, workspaceId: string, withAffinity: boolean): Promise<{ candidates: Candidate[]; affinity: string[] }> {
   const owned = withAffinity
     ? Prisma.sql`(SELECT count(*)::int FROM workspaces w
                    WHERE w.server_id = s.id AND w.status NOT IN ('deleted', 'failed') AND w.id <> ${workspaceId}::uuid

@@ -1,10 +1,15 @@
-import { withDetail } from './placement';
-import { NO_CAPACITY, reasonForUser } from './status-reasons';
+import { REFUSAL_REASON, withDetail } from './placement';
+import { NO_CAPACITY, reasonForUser, UNSATISFIABLE } from './status-reasons';
 
 describe("what a workspace's owner is told", () => {
   it('gives a placement refusal without the fleet inventory', () => {
     const stored = withDetail({ reason: 'no capacity: no server can take this workspace', detail: 'engine-1 (ws-1.fleet.internal): cordoned; engine-2 (10.0.0.2): label gpu=a100 missing' });
     expect(reasonForUser('failed', stored)).toBe(NO_CAPACITY);
+    const never = withDetail({ reason: REFUSAL_REASON.impossible, detail: 'engine-1 (ws-1.fleet.internal): needs 1 GPU(s), has 0' });
+    expect(reasonForUser('failed', never)).toBe(UNSATISFIABLE);
+    expect(UNSATISFIABLE).not.toMatch(/engine|fleet\.internal/);
+    const pinned = withDetail({ reason: REFUSAL_REASON.unknownServer, detail: 'server 0b6c… is not registered' });
+    expect(reasonForUser('failed', pinned)).toBe('unsatisfiable: the chosen server does not exist');
   });
 
   it('never passes on an unknown failure, which may carry an engine address', () => {

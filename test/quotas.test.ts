@@ -10,13 +10,21 @@ import { uniq } from './helpers';
 describe('quotas and entitlements', () => {
   let h: Harness;
   const users: string[] = [];
+  let server: string;
 
   beforeAll(async () => {
     h = await startHarness('quotas', {}, { inProcessWorker: false });
+    // A server in service with room for every tier, so that placement accepts what the limits allow (no workflow runs here).
+    server = (
+      await h.deps.prisma.workspaceServer.create({
+        data: { name: 'quotas', hostname: `${uniq('quotas')}.local`, ipAddress: '127.0.0.1', dockerPort: 23761, status: 'active', totalCpu: 64, totalMemoryMb: 262_144, totalDiskGb: 2000 },
+      })
+    ).id;
   });
 
   afterAll(async () => {
     await h.deps.prisma.workspace.deleteMany({ where: { ownerId: { in: users } } });
+    await h.deps.prisma.workspaceServer.deleteMany({ where: { id: server } });
     await h.deps.prisma.userLimits.deleteMany({ where: { userId: { in: users } } });
     await h.deps.prisma.auditLog.deleteMany({ where: { targetType: 'user', targetId: { in: users } } });
     await h.close();
@@ -91,7 +99,6 @@ describe('quotas and entitlements', () => {
     expect(image.status).toBe(403);
     expect(image.body).toMatchObject({ error: 'forbidden', details: { field: 'image' } });
     expect(image.body.message).toMatch(/^image: /);
-    const server = '00000000-0000-4000-8000-000000000001';
     const pinned = await create(u.token, { server });
     expect(pinned.status).toBe(403);
     expect(pinned.body).toMatchObject({ error: 'forbidden', details: { field: 'server' } });

@@ -16,6 +16,7 @@ import { TIERS, type TierName } from '../../domain/tiers';
 import { cpuLimit } from '../../domain/container-spec';
 import { limitsOf, oneAtATime } from './user-limits';
 import { reasonForUser } from '../../domain/status-reasons';
+import { checkPlacement, placementError, storedRefusalError, type Wanted } from '../placement-check';
 
 /** A status event as its owner sees it: the reason in short form. */
 function forUser(data: string): string {
@@ -56,7 +57,7 @@ export function toWorkspaceView(w: WorkspaceWithHost, baseUrl: string) {
 }
 
 /** A caller's Idempotency-Key becomes the workspace id: the same request is the same workspace and workflow. */
-function idFromKey(owner: string, key: string): string {
+export function idFromKey(owner: string, key: string): string {
   const h = createHash('sha256').update(`${owner}\0${key}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
@@ -130,6 +131,9 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
           if (no?.kind === 'entitlement') throw new HttpError(403, 'forbidden', no.message, { field: no.field });
           if (no) throw new HttpError(403, 'quota_exceeded', no.message, { limit: no.limit, max: no.max, used: no.used, asked: no.asked });
         }
+        // What no server could ever take, or none can take now, is refused here, before a row exists.
+        const unplaceable = await checkPlacement(tx, { ...body, serverId: body.server !== 'auto' ? body.server : undefined }, settings.overcommit);
+        if (unplaceable) throw placementError(res, unplaceable, { admin: isAdmin });
         return tx.workspace.create({
           data: { ...(id ? { id } : {}), ownerId: owner, name: body.name, tier: body.tier, strategy: body.strategy, image: body.image, previewPorts: body.previewPorts, constraints, status: 'pending' },
         });
@@ -153,9 +157,10 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         if (watch) {
           ws = await watch.settled(120_000);
           if (ws.status === 'failed') {
-            const noCapacity = /^no capacity/.test(ws.statusReason ?? '');
             const shown = view(ws, res);
-            throw new HttpError(noCapacity ? 503 : 502, noCapacity ? 'no_capacity' : 'provisioning_failed', shown.statusReason ?? 'provisioning failed', { workspace: shown });
+            const message = shown.statusReason ?? 'provisioning failed';
+            // A placement the fleet no longer allowed once the workflow ran is answered as the check above would.
+            throw storedRefusalError(res, ws.statusReason, message, { workspace: shown }) ?? new HttpError(502, 'provisioning_failed', message, { workspace: shown });
           }
           res.status(ws.status === 'running' ? 201 : 202).json({ workspace: view(ws, res), workflowId });
           return;
@@ -247,6 +252,9 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       const w = await visible(res, id);
       if (w.status !== 'running' && w.status !== 'stopped') throw new HttpError(409, 'conflict', `a ${w.status} workspace cannot be migrated`);
       if (body.targetServer && body.targetServer === w.serverId) throw new HttpError(400, 'bad_request', 'targetServer: the workspace is on that server already', { field: 'targetServer' });
+      const wanted = { tier: w.tier, strategy: body.strategy ?? w.strategy, serverId: body.targetServer, constraints: w.constraints as Wanted['constraints'], avoid: w.serverId ? [w.serverId] : [] };
+      const unplaceable = await checkPlacement(prisma, wanted, settings.overcommit);
+      if (unplaceable) throw placementError(res, unplaceable, { admin: true, serverField: 'targetServer' });
       const workflowId = WORKFLOW_ID.migrateWorkspace(id);
       const handle = await temporal.workflow.start(migrateWorkspaceWorkflow, {
         taskQueue: settings.taskQueue,
@@ -263,7 +271,12 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       await prisma.auditLog.create({ data: { actor: principal(res).id, action: 'workspace.migrate', targetType: 'workspace', targetId: id, before: { serverId: w.serverId }, after: { targetServer: body.targetServer ?? 'auto' } } });
       if (q.wait === 'true') {
         const result = await handle.result();
-        res.status(result.outcome === 'moved' ? 200 : 409).json({ migration: result, workflowId, workspace: view(await visible(res, id), res) });
+        const details = { migration: result, workflowId, workspace: view(await visible(res, id), res) };
+        if (result.outcome !== 'moved') {
+          const refused = storedRefusalError(res, result.error, result.error ?? 'no target', details);
+          if (refused) throw refused;
+        }
+        res.status(result.outcome === 'moved' ? 200 : 409).json(details);
         return;
       }
       res.status(202).json({ workflowId });
