@@ -26,7 +26,7 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', fo
   const stream = pretty({
     sync: true,
     translateTime: 'SYS:HH:MM:ss.l',
-    ignore: 'pid,hostname,service,component',
+    ignore: 'service,component',
     messageFormat: '{if component}{component}: {end}{msg}',
   });
   return pino(options, stream);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm start: install what is missing, bring up the local stack, apply migrations, then run
-# the worker and the API in the foreground until Ctrl-C (the stack keeps running; stop it
-# with `npm run stack:down`).
+# the worker and the API in the foreground until Ctrl-C, under a supervisor that starts either
+# again when it dies (the stack keeps running; stop it with `npm run stack:down`).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -12,17 +12,16 @@ set -a; source "$STACK_DIR/env"; source "$STACK_DIR/secrets.env"; set +a
 node prisma/cli.cjs migrate deploy >/dev/null
 log "migrations applied"
 
-# Node runs each process itself (tsx as a loader), so signals reach the process doing the work.
-TSX="node --import tsx"
-$TSX workers/main.ts & worker=$!
-$TSX api/main.ts & api=$!
-stop() { kill -TERM "$worker" "$api" 2>/dev/null || true; wait "$worker" "$api" 2>/dev/null || true; }
-trap 'stop; exit 0' INT TERM
+# The supervisor (deploy/local/supervise.ts) runs the worker and the API, starts either again when
+# it exits or is killed (back-off, logged with the reason), and stops both on Ctrl-C or SIGTERM.
+node --import tsx deploy/local/supervise.ts & supervisor=$!
+stop() { kill -TERM "$supervisor" 2>/dev/null || true; wait "$supervisor"; }
+trap 'stop; exit $?' INT TERM
 
 end=$((SECONDS + 60))
 until curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do
-  kill -0 "$api" 2>/dev/null && kill -0 "$worker" 2>/dev/null || { stop; die "worker or API exited during start-up"; }
-  [ $SECONDS -lt $end ] || { stop; die "API not ready within 60s"; }
+  kill -0 "$supervisor" 2>/dev/null || die "the supervisor exited during start-up; see the log above"
+  [ $SECONDS -lt $end ] || { stop || true; die "API not ready within 60s"; }
   sleep 0.3
 done
 cat <<MSG
@@ -36,6 +35,4 @@ cat <<MSG
   Ctrl-C stops the worker and API; 'npm run stack:down' stops the stack.
 
 MSG
-wait -n "$worker" "$api" || true
-stop
-die "a process exited; see the log above"
+wait "$supervisor"
