@@ -10,7 +10,9 @@ import type { Logger } from '../lib/logger';
 import type { Config } from '../domain/config';
 import { authenticator, requireAdmin } from './auth';
 import { ADMIN_AUTH_PATH, createAdminAuth } from './admin-auth';
-import { HttpError } from './errors';
+import { clientErrorOf, HttpError, rawErrorAnswer } from './errors';
+import { jsonBody } from './body';
+import { allowedMethods } from './methods';
 import { openApiDocument } from './openapi';
 import { addressLimiter, principalLimiter, type RateLimits } from './rate-limit';
 import { clientAddress, TrustedProxies } from './client-ip';
@@ -25,7 +27,7 @@ import type { PlanName } from '../domain/quotas';
 import { workspaceShell } from './routes/workspace-shell';
 import { backupsRouter } from './routes/backups';
 import { cutoversRouter } from './routes/cutovers';
-import { llmRouter } from './routes/llm';
+import { llmRouter, openAiErrorBody } from './routes/llm';
 import { codecCors, codecRouter } from './routes/temporal-codec';
 import { LlmRouter, llmSettings, type LlmSettings } from '../lib/llm';
 import { metricsExposition, observeRequest } from './metrics';
@@ -54,6 +56,17 @@ export function createApiServer(app: Express): Server {
     app(req, res);
   });
   attachUpgrades(server, app);
+  // A request Node cannot parse (bad syntax, headers over the limit) never reaches the app: its answer is written here.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const [status, error, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'request headers are larger than the server accepts']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout', 'the request did not arrive in time']
+          : [400, 'bad_request', 'malformed HTTP request'];
+    socket.end(rawErrorAnswer(status, error, message));
+  });
   return server;
 }
 
@@ -64,7 +77,7 @@ export function attachUpgrades(server: Server, app: Express): void {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
     const r = routes.find((u) => u.match(pathname));
     if (r) return r.handle(req, socket, head);
-    socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    socket.end(rawErrorAnswer(404, 'not_found', `no WebSocket endpoint at ${pathname}`));
   });
 }
 
@@ -190,7 +203,7 @@ export function createApp(deps: ApiDeps): Express {
   });
 
   /** The fleet console: static files; every call it makes goes through the API with the operator's token. */
-  app.use('/admin', adminHeaders, express.static(path.join(__dirname, '..', 'admin'), { index: 'index.html', fallthrough: false }));
+  app.use('/admin', adminHeaders, onlyGet, express.static(path.join(__dirname, '..', 'admin'), { index: 'index.html', fallthrough: false }));
 
   // The Workspace Proxy asks here once per request: before the API's own rate limit and authentication.
   const routes = new RouteTable(deps.prisma, deps.redis, log);
@@ -218,7 +231,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(addressLimiter(deps.redis, limits, deps.settings.internalApiKey, (req) => clientAddress(req, trusted), limiterDown));
   app.use(authenticator(deps.settings.jwtSecret, deps.settings.internalApiKey));
   app.use(principalLimiter(deps.redis, limits, limiterDown));
-  app.use(express.json({ limit: '1mb' }));
+  app.use(jsonBody());
 
   /** Prometheus metrics for admins (Prometheus itself scrapes METRICS_ADDRESS): aggregate counts only, nothing per user or secret. */
   app.get('/metrics', requireAdmin, async (_req, res, next) => {
@@ -244,25 +257,29 @@ export function createApp(deps: ApiDeps): Express {
   app.use(llmRouter({ ...deps, llm: new LlmRouter(deps.prisma, deps.settings.llm, deps.logger) }));
   app.use(codecRouter(deps));
 
-  app.use((_req, res) => {
-    res.status(404).json({ error: 'not_found', message: 'no such route' });
+  // No route took it: a path we serve with other methods is a 405 naming them, anything else a 404.
+  app.use((req, _res, next) => {
+    const allow = allowedMethods(app.router, req.path);
+    if (allow.length) return next(new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${req.path}: use ${allow.join(', ')}`, undefined, { Allow: allow.join(', ') }));
+    next(new HttpError(404, 'not_found', `no such route: ${req.method} ${req.path}`));
   });
   // Express 5 routes rejected promises here; never leak internals to the caller.
-  app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
-    if (err instanceof HttpError) {
-      res.status(err.status).json({ error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) });
-      return;
-    }
-    if (err.type === 'entity.too.large') {
-      res.status(413).json({ error: 'payload_too_large', message: 'request body is larger than 1 MiB' });
-      return;
-    }
-    if (err.type === 'entity.parse.failed') {
-      res.status(400).json({ error: 'bad_request', message: 'request body is not valid JSON' });
-      return;
-    }
-    log.error({ err }, 'unhandled error');
-    res.status(500).json({ error: 'internal', message: 'internal error' });
+  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const e = clientErrorOf(err, req);
+    if (e && e.status < 500) log.debug({ method: req.method, path: req.path, status: e.status, error: e.code }, 'client error');
+    else if (!e) log.error({ err }, 'unhandled error');
+    const answer = e ?? new HttpError(500, 'internal', 'internal error');
+    if (answer.headers) res.set(answer.headers);
+    // The OpenAI-compatible routes answer in OpenAI's error shape, whoever raised the error.
+    if (req.path === '/v1' || req.path.startsWith('/v1/')) return void res.status(answer.status).json(openAiErrorBody(answer.code, answer.message));
+    res.status(answer.status).json({ error: answer.code, message: answer.message, ...(answer.details ? { details: answer.details } : {}) });
   });
   return app;
+}
+
+/** The fleet console is files: reading them is all a client can do (serve-static's own 405 has no body). */
+function onlyGet(req: Request, _res: Response, next: NextFunction): void {
+  if (req.method === 'GET' || req.method === 'HEAD') return next();
+  next(new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on /admin: use GET, HEAD`, undefined, { Allow: 'GET, HEAD' }));
 }

@@ -1,6 +1,8 @@
 /** Request and response shapes of the API: validation and the OpenAPI document come from these. */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { MAX_OVERCOMMIT_RATIO } from '../domain/config';
+import { planProblems } from '../domain/cutover';
 import { PLAN_NAMES } from '../domain/quotas';
 import { TIER_NAMES } from '../domain/tiers';
 import { MAX_PREVIEW_PORTS, previewPortsProblem } from '../domain/workspace-routes';
@@ -11,7 +13,42 @@ const hostname = z
   .max(255)
   .regex(/^(?=.{1,255}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/, 'must be a DNS hostname');
 const labels = z.record(z.string().regex(/^[a-zA-Z0-9_./-]{1,63}$/, 'label keys: letters, digits, _ . / -'), z.string().max(255));
-const port = z.number().int().min(1).max(65535);
+
+// Bounds of the numbers a request may carry: each fits the column it is stored in (prisma/schema.prisma) and makes sense for it.
+
+/** PostgreSQL's `integer` (a Prisma Int column): a larger value overflows it. */
+export const INT32_MAX = 2_147_483_647;
+/** The most a JavaScript number holds exactly (a BigInt id is paged with one). */
+export const SAFE_INT_MAX = Number.MAX_SAFE_INTEGER;
+/**
+ * A server's memory (MB) and disk (GB): reservations add up to its total × OVERCOMMIT_RATIO (at
+ * most MAX_OVERCOMMIT_RATIO) in integer columns, so the total stays below INT32_MAX / that.
+ */
+export const SERVER_CAPACITY_MAX = Math.floor(INT32_MAX / MAX_OVERCOMMIT_RATIO);
+/** A whole number from min to max, both included. */
+export const intIn = (min: number, max: number) => z.number().int().min(min).max(max);
+/** A number, fractions allowed, from min to max. */
+export const numberIn = (min: number, max: number) => z.number().min(min).max(max);
+/** A whole number from min to max read from a query string (`?limit=10`). */
+export const queryIntIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/**
+ * A duration in `unit` up to max: at least a minute, as a workflow turns it into a timer
+ * (a tiny number prints in exponent form, which no duration parser reads).
+ */
+export const durationIn = (unit: 'minutes' | 'hours' | 'days', max: number) => z.number().min({ minutes: 1, hours: 1 / 60, days: 1 / 1440 }[unit], 'must be at least one minute').max(max);
+export const port = intIn(1, 65535);
+const pageLimit = queryIntIn(1, 500).default(100);
+const pageOffset = queryIntIn(0, INT32_MAX).default(0);
+
+/**
+ * A cross-field check that runs once the fields it reads are valid, whatever else is wrong (zod
+ * would skip it while any field is invalid, and run it on fields that are): its problem is
+ * reported beside theirs, never instead of them or on top of the same field's own.
+ */
+export const whenValid = <S extends z.ZodRawShape>(shape: S, ...keys: (keyof S & string)[]) => {
+  const part = z.object(Object.fromEntries(keys.map((k) => [k, shape[k]])));
+  return { when: (payload: { value: unknown }) => part.safeParse(payload.value).success };
+};
 
 export const uuidParam = z.object({ id: z.uuid({ message: 'must be a UUID' }) });
 export const windowParams = z.object({ id: z.uuid(), windowId: z.uuid() });
@@ -42,9 +79,9 @@ export const updateServerBody = z
     provider: z.string().min(1).max(50).nullable(),
     labels,
     gpuType: z.string().max(50).nullable(),
-    totalCpu: z.number().int().min(0).max(4096),
-    totalMemoryMb: z.number().int().min(0),
-    totalDiskGb: z.number().int().min(0),
+    totalCpu: intIn(0, 4096),
+    totalMemoryMb: intIn(0, SERVER_CAPACITY_MAX),
+    totalDiskGb: intIn(0, SERVER_CAPACITY_MAX),
     status: z.enum(['active', 'error']).describe("take a server out of service ('error') or back"),
     privateAddress: z
       .union([z.ipv4(), z.ipv6()], { message: 'must be an IPv4 or IPv6 address' })
@@ -59,43 +96,46 @@ export const updateServerBody = z
 export const listServersQuery = z
   .object({
     status: z.enum(['pending', 'active', 'error', 'unreachable', 'draining', 'drained']).optional(),
-    limit: z.coerce.number().int().min(1).max(500).default(100),
-    offset: z.coerce.number().int().min(0).default(0),
+    limit: pageLimit,
+    offset: pageOffset,
   })
   .strict();
 
 export const availableQuery = z.object({ tier: z.enum(TIER_NAMES as [string, ...string[]]).default('free') }).strict();
 
+const drainFields = {
+  deadline: z.iso.datetime({ offset: true }).describe('when onDeadline decides about what is left'),
+  maxParallel: intIn(1, 64).optional().describe('migrations in flight across the whole fleet'),
+  onDeadline: z.enum(['force', 'abort']).default('force'),
+  strategy: z.enum(['SPREAD', 'BEST_FIT', 'AFFINITY']).optional(),
+  paused: z.boolean().default(false).describe('cordon now, move nothing until resumed'),
+};
 export const drainBody = z
-  .object({
-    deadline: z.iso.datetime({ offset: true }).describe('when onDeadline decides about what is left'),
-    maxParallel: z.number().int().min(1).max(64).optional().describe('migrations in flight across the whole fleet'),
-    onDeadline: z.enum(['force', 'abort']).default('force'),
-    strategy: z.enum(['SPREAD', 'BEST_FIT', 'AFFINITY']).optional(),
-    paused: z.boolean().default(false).describe('cordon now, move nothing until resumed'),
-  })
+  .object(drainFields)
   .strict()
-  .refine((b) => Date.parse(b.deadline) > Date.now(), { message: 'must be in the future', path: ['deadline'] });
+  .refine((b) => Date.parse(b.deadline) > Date.now(), { message: 'must be in the future', path: ['deadline'], ...whenValid(drainFields, 'deadline') });
 export const drainActionParams = z.object({ id: z.uuid({ message: 'must be a UUID' }), action: z.enum(['pause', 'resume', 'cancel']) });
 
+const maintenanceFields = {
+  startsAt: z.iso.datetime({ offset: true }).optional().describe('default: now'),
+  endsAt: z.iso.datetime({ offset: true }),
+  reason: z.string().max(500).optional(),
+};
 export const maintenanceBody = z
-  .object({
-    startsAt: z.iso.datetime({ offset: true }).optional().describe('default: now'),
-    endsAt: z.iso.datetime({ offset: true }),
-    reason: z.string().max(500).optional(),
-  })
+  .object(maintenanceFields)
   .strict()
   .refine((b) => Date.parse(b.endsAt) > (b.startsAt ? Date.parse(b.startsAt) : Date.now()), {
     message: 'must be after startsAt (and in the future)',
     path: ['endsAt'],
+    ...whenValid(maintenanceFields, 'startsAt', 'endsAt'),
   });
 
 export const auditQuery = z
   .object({
     targetType: z.string().max(32).optional(),
     targetId: z.string().max(64).optional(),
-    limit: z.coerce.number().int().min(1).max(500).default(100),
-    before: z.coerce.number().int().positive().optional().describe('entries with a smaller id (paging)'),
+    limit: pageLimit,
+    before: queryIntIn(1, SAFE_INT_MAX).optional().describe('entries with a smaller id (paging)'),
   })
   .strict();
 
@@ -177,20 +217,24 @@ export const createWorkspaceBody = z
     strategy: z.enum(['SPREAD', 'BEST_FIT', 'AFFINITY']).default('SPREAD'),
     image: z.string().regex(/^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$/, 'must be an image reference').max(255).optional(),
     previewPorts: z
-      .array(z.number().int().min(1).max(65535))
+      .array(port)
       .max(MAX_PREVIEW_PORTS)
       .default([])
-      .superRefine((ports, ctx) => {
-        const problem = previewPortsProblem(ports);
-        if (problem) ctx.addIssue({ code: 'custom', message: problem });
-      })
+      .superRefine(
+        (ports, ctx) => {
+          const problem = previewPortsProblem(ports);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        },
+        // Once each is a port: a port out of range is named by its own index already.
+        { when: (payload) => z.array(port).safeParse(payload.value).success },
+      )
       .describe(`container ports opened as {port}-ws-{id} (at most ${MAX_PREVIEW_PORTS}; published when the container is made, so only at creation)`),
     constraints: z
       .object({
         architecture: z.enum(['amd64', 'arm64']).optional(),
         region: z.string().min(1).max(50).optional(),
-        labels: z.record(z.string(), z.string()).optional(),
-        gpu: z.object({ type: z.string().max(50).optional(), count: z.number().int().min(1).max(16) }).strict().optional(),
+        labels: z.record(z.string().max(63), z.string().max(255)).optional(),
+        gpu: z.object({ type: z.string().max(50).optional(), count: intIn(1, 16) }).strict().optional(),
       })
       .strict()
       .optional(),
@@ -198,12 +242,12 @@ export const createWorkspaceBody = z
   .strict();
 
 export const openWorkspaceQuery = z
-  .object({ port: z.coerce.number().int().min(1).max(65535).optional().describe('a preview port (default: the IDE)') })
+  .object({ port: queryIntIn(1, 65535).optional().describe('a preview port (default: the IDE)') })
   .strict();
 export const shareWorkspaceBody = z
   .object({
-    port: z.number().int().min(1).max(65535).describe('the preview port the link opens'),
-    expiresInMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60),
+    port: port.describe('the preview port the link opens'),
+    expiresInMinutes: intIn(1, 7 * 24 * 60).default(60),
   })
   .strict();
 
@@ -212,8 +256,8 @@ export const listWorkspacesQuery = z
   .object({
     status: z.string().max(20).optional(),
     owner: z.string().max(255).optional().describe('admins only'),
-    limit: z.coerce.number().int().min(1).max(500).default(100),
-    offset: z.coerce.number().int().min(0).default(0),
+    limit: pageLimit,
+    offset: pageOffset,
   })
   .strict();
 export const migrateWorkspaceBody = z
@@ -254,7 +298,7 @@ export const startBackupBody = z
   .object({
     workspaceIds: z.array(z.uuid({ message: 'must be a workspace id' })).max(1000).optional().describe('only these workspaces (default: all with a volume)'),
     skipDatabase: z.boolean().optional(),
-    parallel: z.number().int().min(1).max(32).optional().describe('workspace volumes streamed at once'),
+    parallel: intIn(1, 32).optional().describe('workspace volumes streamed at once'),
   })
   .strict();
 export const waitQuery = z.object({ wait: z.enum(['true', 'false']).default('false') }).strict();
@@ -262,26 +306,30 @@ export const listBackupsQuery = z
   .object({
     kind: z.enum(['database', 'workspace']).optional(),
     workspaceId: z.uuid({ message: 'must be a workspace id' }).optional(),
-    runs: z.coerce.number().int().min(0).max(100).default(20).describe('how many recent runs to include'),
-    limit: z.coerce.number().int().min(1).max(500).default(100).describe('snapshots per page, newest first'),
+    runs: queryIntIn(0, 100).default(20).describe('how many recent runs to include'),
+    limit: pageLimit.describe('snapshots per page, newest first'),
     before: z.string().max(200).optional().describe('the nextCursor of the previous page'),
   })
   .strict();
+const restoreFields = {
+  snapshotId,
+  workspaceId: z.uuid({ message: 'must be a workspace id' }).optional().describe('restore this workspace volume (its own snapshot)'),
+  mode: z.enum(['in-place', 'new-volume']).default('in-place').describe('in-place stops the workspace, replaces its data and starts it again'),
+  targetDatabase: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case database name (letters, digits, _)')
+    .optional()
+    .describe('restore a database snapshot into this new database'),
+};
 export const restoreBody = z
-  .object({
-    snapshotId,
-    workspaceId: z.uuid({ message: 'must be a workspace id' }).optional().describe('restore this workspace volume (its own snapshot)'),
-    mode: z.enum(['in-place', 'new-volume']).default('in-place').describe('in-place stops the workspace, replaces its data and starts it again'),
-    targetDatabase: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case database name (letters, digits, _)')
-      .optional()
-      .describe('restore a database snapshot into this new database'),
-  })
+  .object(restoreFields)
   .strict()
-  .superRefine((b, ctx) => {
-    if (!b.workspaceId === !b.targetDatabase) ctx.addIssue({ code: 'custom', path: ['workspaceId'], message: 'give exactly one of workspaceId and targetDatabase' });
-  });
+  .superRefine(
+    (b, ctx) => {
+      if (!b.workspaceId === !b.targetDatabase) ctx.addIssue({ code: 'custom', path: ['workspaceId'], message: 'give exactly one of workspaceId and targetDatabase' });
+    },
+    whenValid(restoreFields, 'workspaceId', 'targetDatabase'),
+  );
 export const snapshotView = z.object({
   id: z.string(),
   time: z.string(),
@@ -308,45 +356,59 @@ const recordName = z
   .string()
   .max(253)
   .regex(/^(@|\*|(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*)$/i, 'must be @, *, *.sub or a name relative to the zone (a wildcard is a whole leftmost label, as Cloudflare requires)');
+const recordFields = {
+  name: recordName,
+  type: z.enum(['A', 'AAAA', 'CNAME'], { message: 'must be A, AAAA or CNAME' }),
+  content: z.string().min(1).max(255),
+  proxied: z.boolean().default(true),
+  ttl: intIn(1, 86400)
+    .refine((t) => t === 1 || t >= 30, 'must be 1 (automatic) or 30–86400 seconds')
+    .default(1),
+};
 export const cutoverRecord = z
-  .object({
-    name: recordName,
-    type: z.enum(['A', 'AAAA', 'CNAME'], { message: 'must be A, AAAA or CNAME' }),
-    content: z.string().min(1).max(255),
-    proxied: z.boolean().default(true),
-    ttl: z.number().int().refine((t) => t === 1 || (t >= 30 && t <= 86400), 'must be 1 (automatic) or 30–86400 seconds').default(1),
-  })
+  .object(recordFields)
   .strict()
-  .superRefine((r, ctx) => {
-    const bad =
-      (r.type === 'A' && isIP(r.content) !== 4 && 'must be an IPv4 address for an A record') ||
-      (r.type === 'AAAA' && isIP(r.content) !== 6 && 'must be an IPv6 address for an AAAA record') ||
-      (r.type === 'CNAME' && r.content !== '@' && !HOST_NAME.test(r.content) && 'must be a host name for a CNAME record');
-    if (bad) ctx.addIssue({ code: 'custom', path: ['content'], message: bad });
-  });
+  .superRefine(
+    (r, ctx) => {
+      const bad =
+        (r.type === 'A' && isIP(r.content) !== 4 && 'must be an IPv4 address for an A record') ||
+        (r.type === 'AAAA' && isIP(r.content) !== 6 && 'must be an IPv6 address for an AAAA record') ||
+        (r.type === 'CNAME' && r.content !== '@' && !HOST_NAME.test(r.content) && 'must be a host name for a CNAME record');
+      if (bad) ctx.addIssue({ code: 'custom', path: ['content'], message: bad });
+    },
+    whenValid(recordFields, 'type', 'content'),
+  );
+const cutoverFields = {
+  zoneId: z.string().regex(/^[0-9a-f]{32}$/, 'must be a Cloudflare zone id (32 hex characters)'),
+  targetIp: ipAddress.describe('the new platform server’s public address'),
+  records: z.array(cutoverRecord).min(1).max(100).optional().describe('default: the Phase 8 table (@, www, app, api, *, coolify) for targetIp'),
+  healthUrls: z.array(z.url({ message: 'must be a URL' }).max(2048)).min(1).max(20).describe('the new platform’s health URLs'),
+  preflight: z
+    .object({ backupMaxAgeHours: durationIn('hours', 720).default(24), serverLabels: z.record(z.string().max(63), z.string().max(255)).optional() })
+    .strict()
+    .optional(),
+  autoApprove: z.boolean().default(false),
+  approvalTimeoutHours: durationIn('hours', 720).default(72),
+  lowerTtlTo: intIn(30, 3600).default(60),
+  maxTtlWaitSeconds: intIn(0, 86400).default(3600),
+  watch: z
+    .object({ hours: durationIn('hours', 720).default(48), probeEveryMinutes: durationIn('minutes', 1440).default(5), failuresToRollback: intIn(1, 100).default(3) })
+    .strict()
+    .optional(),
+  rollbackWindowDays: durationIn('days', 90).default(14),
+  restoreDatabaseTo: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case database name').optional(),
+  decommission: z.array(z.string().min(1).max(500)).max(100).optional(),
+};
 export const cutoverBody = z
-  .object({
-    zoneId: z.string().regex(/^[0-9a-f]{32}$/, 'must be a Cloudflare zone id (32 hex characters)'),
-    targetIp: ipAddress.describe('the new platform server’s public address'),
-    records: z.array(cutoverRecord).min(1).max(100).optional().describe('default: the Phase 8 table (@, www, app, api, *, coolify) for targetIp'),
-    healthUrls: z.array(z.url({ message: 'must be a URL' })).min(1).max(20).describe('the new platform’s health URLs'),
-    preflight: z
-      .object({ backupMaxAgeHours: z.number().positive().max(720).default(24), serverLabels: z.record(z.string(), z.string()).optional() })
-      .strict()
-      .optional(),
-    autoApprove: z.boolean().default(false),
-    approvalTimeoutHours: z.number().positive().max(720).default(72),
-    lowerTtlTo: z.number().int().min(30).max(3600).default(60),
-    maxTtlWaitSeconds: z.number().int().min(0).max(86400).default(3600),
-    watch: z
-      .object({ hours: z.number().positive().max(720).default(48), probeEveryMinutes: z.number().positive().max(1440).default(5), failuresToRollback: z.number().int().min(1).max(100).default(3) })
-      .strict()
-      .optional(),
-    rollbackWindowDays: z.number().positive().max(90).default(14),
-    restoreDatabaseTo: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case database name').optional(),
-    decommission: z.array(z.string().min(1).max(500)).max(100).optional(),
-  })
-  .strict();
+  .object(cutoverFields)
+  .strict()
+  .superRefine(
+    (plan, ctx) => {
+      // Relative names only, so the zone's own name is not needed to find contradictions.
+      for (const p of planProblems(plan.records ?? [], 'zone.invalid')) ctx.addIssue({ code: 'custom', path: p.field.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k)), message: p.message });
+    },
+    whenValid(cutoverFields, 'records'),
+  );
 export const cutoverIdParam = z.object({ id: z.string().regex(/^cutover-[0-9a-f]{32}$/, 'must be a cutover id (cutover-<zone id>)') });
 export const rollbackBody = z.object({ reason: z.string().max(500).optional() }).strict();
 
@@ -365,17 +427,13 @@ export const execBody = z
       .refine((c) => c.length === 0 || c[0].length > 0, { message: 'the program (first item) must not be empty', path: [0] })
       .describe('the program and its arguments (no shell unless you run one)'),
     env: z
-      .record(z.string(), z.string().max(32_768).refine(noNul, 'must not contain NUL'))
-      .superRefine((e, ctx) => {
-        const names = Object.keys(e);
-        if (names.length > 64) ctx.addIssue({ code: 'custom', message: 'at most 64 variables' });
-        for (const n of names.filter((k) => !ENV_NAME.test(k))) ctx.addIssue({ code: 'custom', path: [n], message: 'a name is letters, digits and _, not starting with a digit' });
-      })
+      .record(z.string().regex(ENV_NAME, 'a name is letters, digits and _, not starting with a digit'), z.string().max(32_768).refine(noNul, 'must not contain NUL'))
+      .refine((e) => Object.keys(e).length <= 64, 'at most 64 variables')
       .optional()
       .describe('added to the container’s environment (never logged or audited, names only)'),
     workdir: z.string().max(4096).regex(/^\//, 'must be an absolute path').refine(noNul, 'must not contain NUL').optional(),
-    timeoutSeconds: z.number().int().min(1).max(3600).default(60).describe('then every process of the command is killed'),
-    maxOutputBytes: z.number().int().min(0).max(16 * 1024 * 1024).default(1024 * 1024).describe('stdout and stderr together; the rest is dropped (truncated: true)'),
+    timeoutSeconds: intIn(1, 3600).default(60).describe('then every process of the command is killed'),
+    maxOutputBytes: intIn(0, 16 * 1024 * 1024).default(1024 * 1024).describe('stdout and stderr together; the rest is dropped (truncated: true)'),
   })
   .strict();
 export const execResultView = z.object({
@@ -392,17 +450,17 @@ export const terminalQuery = z
       .union([execArg.refine((a) => a.length > 0, 'must not be empty'), z.array(execArg).min(1).max(256).refine((c) => c[0] !== '', { message: 'the program (first item) must not be empty', path: [0] })])
       .optional()
       .describe('the program (repeat cmd= for its arguments); default /bin/sh'),
-    cols: z.coerce.number().int().min(1).max(1000).optional(),
-    rows: z.coerce.number().int().min(1).max(1000).optional(),
+    cols: queryIntIn(1, 1000).optional(),
+    rows: queryIntIn(1, 1000).optional(),
   })
   .strict();
 
 const limitValues = {
-  maxWorkspaces: z.number().int().min(0).max(10_000),
-  maxCpu: z.number().min(0).max(100_000),
-  maxMemoryMb: z.number().int().min(0),
-  maxDiskGb: z.number().int().min(0),
-  maxGpus: z.number().int().min(0).max(1024),
+  maxWorkspaces: intIn(0, 10_000),
+  maxCpu: numberIn(0, 100_000),
+  maxMemoryMb: intIn(0, INT32_MAX),
+  maxDiskGb: intIn(0, INT32_MAX),
+  maxGpus: intIn(0, 1024),
   tiers: z.array(z.enum(TIER_NAMES as [string, ...string[]])).max(TIER_NAMES.length),
   serverChoice: z.boolean().describe('may pin a workspace to a server'),
 };

@@ -24,6 +24,9 @@ export function payloadKeysProblem(v: string): string | null {
 import { parseAllowEntry } from './outbound';
 import { PLAN_NAMES } from './quotas';
 
+/** The most capacity placement may promise per unit a server has (the API bounds server totals by it). */
+export const MAX_OVERCOMMIT_RATIO = 10;
+
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const optionalString = z
@@ -122,7 +125,7 @@ export const envSchema = z
     RATE_LIMIT_INTERNAL_PER_MINUTE: positiveInt.default(6000),
     /** Open workspace event streams (SSE) one user may hold on one API process. */
     SSE_MAX_PER_USER: positiveInt.default(10),
-    OVERCOMMIT_RATIO: z.coerce.number().min(0.1).max(10).default(1),
+    OVERCOMMIT_RATIO: z.coerce.number().min(0.1).max(MAX_OVERCOMMIT_RATIO).default(1),
     /** The plan (domain/quotas.ts) of a user an admin has not given one through PUT /users/:id/limits. */
     DEFAULT_USER_PLAN: z.enum(PLAN_NAMES).default('free'),
     /** Migrations in flight across the whole fleet when a request does not say (drains give their own). */

@@ -10,6 +10,12 @@ import type { PrismaClient } from './prisma';
 /** A second use of an Idempotency-Key with a different request. */
 export class IdempotencyKeyReused extends Error {}
 
+/** The most a balance holds: llm_credits.balance_usd is numeric(20, 12), eight digits before the point. */
+export const MAX_BALANCE_USD = '99999999.999999999999';
+
+/** A top-up that would take the balance past MAX_BALANCE_USD (the column would overflow). */
+export class BalanceLimitExceeded extends Error {}
+
 export interface UsageRecord {
   promptTokens: number;
   completionTokens: number;
@@ -117,9 +123,13 @@ export class CreditLedger {
       const [row] = await tx.$queryRaw<{ balance: string }[]>`
         INSERT INTO llm_credits (user_id, balance_usd, updated_at) VALUES (${userId}, ${addUsd}::numeric, now())
         ON CONFLICT (user_id) DO UPDATE SET balance_usd = llm_credits.balance_usd + ${addUsd}::numeric, updated_at = now()
+        WHERE llm_credits.balance_usd + ${addUsd}::numeric <= ${MAX_BALANCE_USD}::numeric
         RETURNING balance_usd::text AS balance`;
+      // Thrown inside the transaction, so the top-up's key is not kept either.
+      if (!row) throw new BalanceLimitExceeded(`the balance would exceed ${MAX_BALANCE_USD} USD`);
       await tx.$executeRaw`UPDATE llm_topups SET balance_usd = ${row.balance}::numeric WHERE idempotency_key = ${key}`;
-      await tx.auditLog.create({ data: { actor, action: 'credits.add', targetType: 'user', targetId: userId, after: { addUsd, idempotencyKey: key } } });
+      // audit_log.target_id is 64 characters; a user id may have 255 (as user-limits records it).
+      await tx.auditLog.create({ data: { actor, action: 'credits.add', targetType: 'user', targetId: userId.slice(0, 64), after: { addUsd, userId, idempotencyKey: key } } });
       return { applied: true, balanceUsd: showUsd(row.balance) };
     }, TX);
   }

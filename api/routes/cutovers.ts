@@ -1,12 +1,11 @@
 import { Router } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { planProblems } from '../../domain/cutover';
 import { PHASE } from '../../lib/constants';
 import { cutoverWorkflow } from '../../workflows';
 import { approveSignal, cutoverStateQuery, rollbackSignal } from '../../workflows/cutover';
 import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
-import { badRequest, conflict, notFound, parse, route } from '../errors';
+import { conflict, notFound, parse, route } from '../errors';
 import { cutoverBody, cutoverIdParam, rollbackBody } from '../schemas';
 
 /** The GCP → self-hosted cutover (admin only): start, follow, approve, roll back. */
@@ -19,10 +18,8 @@ export function cutoversRouter(deps: ApiDeps): Router {
   r.post(
     '/cutovers',
     route(async (req, res) => {
+      // The schema also checks the records against each other (domain/cutover planProblems).
       const plan = parse(cutoverBody, req.body);
-      // Relative names only, so the zone's own name is not needed to find contradictions.
-      const problems = planProblems(plan.records ?? [], 'zone.invalid');
-      if (problems.length) throw badRequest(`invalid body: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, { fields: problems });
       const workflowId = `cutover-${plan.zoneId}`;
       await temporal.workflow
         .start(cutoverWorkflow, { taskQueue: settings.taskQueue, workflowId, args: [plan], typedSearchAttributes: [{ key: PHASE, value: 'preflight' }] })

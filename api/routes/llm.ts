@@ -4,11 +4,12 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { BYOK_PROVIDERS, MODELS } from '../../domain/llm';
 import { LlmError, type ChatRequest, type LlmRouter } from '../../lib/llm';
-import { IdempotencyKeyReused } from '../../lib/llm-ledger';
+import { BalanceLimitExceeded, IdempotencyKeyReused, MAX_BALANCE_USD } from '../../lib/llm-ledger';
 import { llmJobWorkflow } from '../../workflows';
 import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
-import { HttpError } from '../errors';
+import { check, HttpError, type Where } from '../errors';
+import { INT32_MAX, intIn, numberIn, SAFE_INT_MAX, userIdParam } from '../schemas';
 
 const message = z
   .object({
@@ -24,14 +25,15 @@ export const chatBody = z
     model: z.string().min(1).max(255),
     messages: z.array(message).min(1).max(1000),
     stream: z.boolean().optional(),
-    temperature: z.number().min(0).max(2).optional(),
-    top_p: z.number().min(0).max(1).optional(),
-    max_tokens: z.number().int().positive().optional(),
-    max_completion_tokens: z.number().int().positive().optional(),
+    temperature: numberIn(0, 2).optional(),
+    top_p: numberIn(0, 1).optional(),
+    // Token counts are Int columns (llm_usage, llm_model_prices).
+    max_tokens: intIn(1, INT32_MAX).optional(),
+    max_completion_tokens: intIn(1, INT32_MAX).optional(),
     stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
-    presence_penalty: z.number().min(-2).max(2).optional(),
-    frequency_penalty: z.number().min(-2).max(2).optional(),
-    seed: z.number().int().optional(),
+    presence_penalty: numberIn(-2, 2).optional(),
+    frequency_penalty: numberIn(-2, 2).optional(),
+    seed: intIn(-SAFE_INT_MAX, SAFE_INT_MAX).optional(),
     user: z.string().max(255).optional(),
     n: z.literal(1).optional(),
     tools: z.array(z.record(z.string(), z.unknown())).optional(),
@@ -44,7 +46,7 @@ const providerParam = z.object({ provider: z.enum(BYOK_PROVIDERS, { message: `mu
 const credentialBody = z
   .object({
     apiKey: z.string().min(8).max(512).optional(),
-    baseUrl: z.url({ message: 'must be a URL' }).optional(),
+    baseUrl: z.url({ message: 'must be a URL' }).max(2048).optional(),
   })
   .strict();
 export const topUpBody = z.object({ addUsd: z.string().regex(/^\d{1,6}(\.\d{1,6})?$/, 'must be a positive decimal amount such as "10.00"') }).strict();
@@ -52,17 +54,24 @@ const topUpHeaders = z.object({
   'Idempotency-Key': z.string({ message: 'header is required: a unique value per top-up, such as a UUID' }).regex(/^[\x21-\x7e]{8,255}$/, 'must be 8 to 255 printable characters'),
 });
 
-/** OpenAI's error shape, so OpenAI clients show our errors as they show theirs. */
+const topUpParams = z.object({ userId: userIdParam.shape.id });
+const jobIdParam = z.object({ id: z.string().regex(/^llm-job-[0-9a-f-]{36}$/, 'must be a job id (llm-job-<uuid>)') });
+
+/** OpenAI's error shape, so OpenAI clients show our errors as they show theirs (the API's error handler uses it under /v1 too). */
+export const openAiErrorBody = (type: string, message: string, param?: string) => ({ error: { message, type, param: param ?? null, code: type } });
+
 function openAiError(res: Response, status: number, type: string, msg: string, param?: string) {
-  res.status(status).json({ error: { message: msg, type, param: param ?? null, code: type } });
+  res.status(status).json(openAiErrorBody(type, msg, param));
 }
 
-function parseOr400<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  const r = schema.safeParse(input);
-  if (r.success) return r.data;
-  const first = r.error.issues[0];
-  const field = first.path.join('.') || (first.code === 'unrecognized_keys' ? (first as { keys: string[] }).keys.join(', ') : 'body');
-  throw new LlmError(400, 'invalid_request_error', `${field}: ${first.code === 'unrecognized_keys' ? 'unknown field' : first.message}`, field);
+/**
+ * Parses `input` or throws a 400 naming every problem; `param` is the first field, as OpenAI's
+ * shape has room for one. A chat may hold NUL (it goes to the provider, never to PostgreSQL).
+ */
+function parseOr400<S extends z.ZodType>(schema: S, input: unknown, where: Where = 'body', allowNul = false): z.output<S> {
+  const r = check(schema, input, where, allowNul);
+  if ('data' in r) return r.data;
+  throw new LlmError(400, 'invalid_request_error', r.problems.map((p) => `${p.field}: ${p.message}`).join('; '), r.problems[0].field);
 }
 
 const handle =
@@ -91,7 +100,7 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
   r.post(
     '/v1/chat/completions',
     handle(async (req, res) => {
-      const body = parseOr400(chatBody, req.body) as ChatRequest;
+      const body = parseOr400(chatBody, req.body, 'body', true) as ChatRequest;
       const userId = principal(res).id;
       if (!body.stream) {
         const { completion } = await llm.complete(userId, body);
@@ -134,7 +143,7 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
   r.put(
     '/v1/providers/:provider',
     handle(async (req, res) => {
-      const { provider } = parseOr400(providerParam, req.params);
+      const { provider } = parseOr400(providerParam, req.params, 'params');
       const body = parseOr400(credentialBody, req.body);
       if (provider === 'ollama' ? !body.baseUrl : !body.apiKey) {
         throw new LlmError(400, 'invalid_request_error', provider === 'ollama' ? 'baseUrl: is required for ollama' : 'apiKey: is required', provider === 'ollama' ? 'baseUrl' : 'apiKey');
@@ -146,8 +155,9 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
   r.delete(
     '/v1/providers/:provider',
     handle(async (req, res) => {
-      const { provider } = parseOr400(providerParam, req.params);
-      res.status((await llm.removeCredential(principal(res).id, provider)) ? 204 : 404).end();
+      const { provider } = parseOr400(providerParam, req.params, 'params');
+      if (!(await llm.removeCredential(principal(res).id, provider))) throw new LlmError(404, 'not_found', `no ${provider} credential stored`, 'provider');
+      res.status(204).end();
     }),
   );
 
@@ -161,15 +171,16 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
     '/credits/:userId',
     requireAdmin,
     handle(async (req, res) => {
+      const { userId } = parseOr400(topUpParams, req.params, 'params');
       const { addUsd } = parseOr400(topUpBody, req.body);
       // A retried top-up (a timeout, a double click) must not add the credit twice.
-      const key = parseOr400(topUpHeaders, { 'Idempotency-Key': req.get('idempotency-key') })['Idempotency-Key'];
-      const userId = String(req.params.userId);
+      const key = parseOr400(topUpHeaders, { 'Idempotency-Key': req.get('idempotency-key') }, 'headers')['Idempotency-Key'];
       try {
         const { applied, balanceUsd } = await llm.ledger.topUp(userId, addUsd, key, principal(res).id);
         if (!applied) res.set('idempotent-replayed', 'true');
         res.json({ userId, balanceUsd });
       } catch (err) {
+        if (err instanceof BalanceLimitExceeded) throw new LlmError(422, 'balance_limit_exceeded', `addUsd: the balance would exceed ${MAX_BALANCE_USD} USD`, 'addUsd');
         if (!(err instanceof IdempotencyKeyReused)) throw err;
         throw new LlmError(422, 'idempotency_key_reused', 'Idempotency-Key: was already used for a top-up of another user or amount', 'Idempotency-Key');
       }
@@ -180,7 +191,7 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
   r.post(
     '/v1/jobs',
     handle(async (req, res) => {
-      const body = parseOr400(chatBody, req.body) as ChatRequest;
+      const body = parseOr400(chatBody, req.body, 'body', true) as ChatRequest;
       if (body.stream) throw new LlmError(400, 'invalid_request_error', 'stream: a job is not streamed; poll GET /v1/jobs/{id}', 'stream');
       const userId = principal(res).id;
       // Checked now so a bad request fails here, not in the workflow.
@@ -194,7 +205,7 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
   r.get(
     '/v1/jobs/:id',
     handle(async (req, res) => {
-      const id = String(req.params.id);
+      const { id } = parseOr400(jobIdParam, req.params, 'params');
       const job = await prisma.llmJob.findUnique({ where: { id } });
       const p = principal(res);
       if (!job || (p.role !== 'admin' && job.userId !== p.id)) throw new LlmError(404, 'not_found', 'no such job');

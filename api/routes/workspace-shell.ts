@@ -4,7 +4,7 @@
  * Every use is audited (the command, the variables' names, the outcome); output and
  * variable values never reach the audit log or the logs.
  */
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Router } from 'express';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -14,7 +14,7 @@ import { openTerminal, streamExec } from '../../lib/docker-exec';
 import { serverEndpoint } from '../../lib/docker-fleet';
 import type { ApiDeps, UpgradeRoute } from '../app';
 import { bearerVerifier, principal, type Principal } from '../auth';
-import { conflict, HttpError, notFound, parse, route } from '../errors';
+import { conflict, HttpError, notFound, parse, rawErrorAnswer, route } from '../errors';
 import { execBody, terminalQuery, uuidParam } from '../schemas';
 
 const TERMINAL_PATH = /^\/workspaces\/([^/]+)\/terminal$/;
@@ -119,9 +119,7 @@ export function workspaceShell(deps: ApiDeps): { router: Router; upgrade: Upgrad
   });
 
   function refuse(socket: Duplex, status: number, error: string, message: string): void {
-    const body = JSON.stringify({ error, message });
-    const extra = status === 401 ? 'www-authenticate: Bearer realm="podex"\r\n' : '';
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n${extra}connection: close\r\n\r\n${body}`);
+    socket.end(rawErrorAnswer(status, error, message, status === 401 ? { 'www-authenticate': 'Bearer realm="podex"' } : {}));
   }
 
   /** Checks everything a plain HTTP answer can still refuse, then upgrades and bridges the socket to a TTY exec. */
