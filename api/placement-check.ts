@@ -1,4 +1,3 @@
-import type { Response } from 'express';
 import { loadCandidates } from '../activities/reservations';
 import { place, refusalKind, withDetail, type Placement, type Strategy } from '../domain/placement';
 import { NO_CAPACITY } from '../domain/status-reasons';
@@ -52,23 +51,20 @@ export async function checkPlacement(db: PrismaClient | Prisma.TransactionClient
 }
 
 /** Says when to ask again: every answer that means "no server can take it now" carries it. */
-function retryLater(res: Response): void {
-  res.setHeader('Retry-After', String(PLACEMENT_RETRY_AFTER_SECONDS));
-}
+const retryLater = { 'Retry-After': String(PLACEMENT_RETRY_AFTER_SECONDS) };
 
 /**
  * A refused placement as the API answers it. No server could ever take it: 422 naming each field
  * (`serverField` is what the request calls the pinned server). None can take it now: 503 with
  * Retry-After. Users get fields and short reasons only; admins also which server was excluded why.
  */
-export function placementError(res: Response, p: Refusal, opts: { admin: boolean; serverField?: string }): HttpError {
+export function placementError(p: Refusal, opts: { admin: boolean; serverField?: string }): HttpError {
   const detail = opts.admin ? { detail: withDetail(p) } : {};
   if (p.kind === 'impossible') {
     const fields = p.fields.map((f) => (f.field === 'server' ? { ...f, field: opts.serverField ?? 'server' } : f));
     return new HttpError(422, 'unsatisfiable', fields.map((f) => `${f.field}: ${f.message}`).join('; '), { fields, ...detail });
   }
-  retryLater(res);
-  return new HttpError(503, 'no_capacity', NO_CAPACITY, opts.admin ? detail : undefined);
+  return new HttpError(503, 'no_capacity', NO_CAPACITY, opts.admin ? detail : undefined, retryLater);
 }
 
 /**
@@ -76,10 +72,9 @@ export function placementError(res: Response, p: Refusal, opts: { admin: boolean
  * the API's check): its stored reason says which kind it was. Null when the reason is not a placement
  * refusal. `message` is what the caller may read of the reason.
  */
-export function storedRefusalError(res: Response, reason: string | null | undefined, message: string, details: unknown): HttpError | null {
+export function storedRefusalError(reason: string | null | undefined, message: string, details: unknown): HttpError | null {
   const kind = refusalKind(reason);
   if (kind === 'impossible') return new HttpError(422, 'unsatisfiable', message, details);
-  if (kind !== 'not_now') return null;
-  retryLater(res);
-  return new HttpError(503, 'no_capacity', message, details);
+  if (kind === 'not_now') return new HttpError(503, 'no_capacity', message, details, retryLater);
+  return null;
 }

@@ -133,7 +133,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         }
         // What no server could ever take, or none can take now, is refused here, before a row exists.
         const unplaceable = await checkPlacement(tx, { ...body, serverId: body.server !== 'auto' ? body.server : undefined }, settings.overcommit);
-        if (unplaceable) throw placementError(res, unplaceable, { admin: isAdmin });
+        if (unplaceable) throw placementError(unplaceable, { admin: isAdmin });
         return tx.workspace.create({
           data: { ...(id ? { id } : {}), ownerId: owner, name: body.name, tier: body.tier, strategy: body.strategy, image: body.image, previewPorts: body.previewPorts, constraints, status: 'pending' },
         });
@@ -160,7 +160,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
             const shown = view(ws, res);
             const message = shown.statusReason ?? 'provisioning failed';
             // A placement the fleet no longer allowed once the workflow ran is answered as the check above would.
-            throw storedRefusalError(res, ws.statusReason, message, { workspace: shown }) ?? new HttpError(502, 'provisioning_failed', message, { workspace: shown });
+            throw storedRefusalError(ws.statusReason, message, { workspace: shown }) ?? new HttpError(502, 'provisioning_failed', message, { workspace: shown });
           }
           res.status(ws.status === 'running' ? 201 : 202).json({ workspace: view(ws, res), workflowId });
           return;
@@ -254,7 +254,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       if (body.targetServer && body.targetServer === w.serverId) throw new HttpError(400, 'bad_request', 'targetServer: the workspace is on that server already', { field: 'targetServer' });
       const wanted = { tier: w.tier, strategy: body.strategy ?? w.strategy, serverId: body.targetServer, constraints: w.constraints as Wanted['constraints'], avoid: w.serverId ? [w.serverId] : [] };
       const unplaceable = await checkPlacement(prisma, wanted, settings.overcommit);
-      if (unplaceable) throw placementError(res, unplaceable, { admin: true, serverField: 'targetServer' });
+      if (unplaceable) throw placementError(unplaceable, { admin: true, serverField: 'targetServer' });
       const workflowId = WORKFLOW_ID.migrateWorkspace(id);
       const handle = await temporal.workflow.start(migrateWorkspaceWorkflow, {
         taskQueue: settings.taskQueue,
@@ -273,7 +273,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         const result = await handle.result();
         const details = { migration: result, workflowId, workspace: view(await visible(res, id), res) };
         if (result.outcome !== 'moved') {
-          const refused = storedRefusalError(res, result.error, result.error ?? 'no target', details);
+          const refused = storedRefusalError(result.error, result.error ?? '', details);
           if (refused) throw refused;
         }
         res.status(result.outcome === 'moved' ? 200 : 409).json(details);
