@@ -48,10 +48,13 @@ const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss
 
 export const envSchema = z
   .object({
+    /** `production` makes the daemon audit strict by default, requires TEMPORAL_PAYLOAD_KEYS and refuses `*` in CORS_ORIGINS. */
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    /** The lowest level written to the log. */
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** JSON lines, pretty lines, or `auto`: pretty when stdout is a terminal (npm start's supervisor decides for its children). */
     LOG_FORMAT: z.enum(LOG_FORMATS).default('auto'),
+    /** The API's HTTP port. */
     PORT: port.default(8080),
     /** The address the API listens on: loopback by default, so workspaces on this host cannot reach it (a container sets 0.0.0.0). */
     API_HOST: z.string().regex(/^[0-9a-fA-F.:]+$/, 'must be an IP address such as 127.0.0.1 or 0.0.0.0').default('127.0.0.1'),
@@ -62,15 +65,22 @@ export const envSchema = z
       .optional()
       .or(z.literal('').transform(() => undefined)),
 
+    /** The PostgreSQL registry, `postgresql://user:password@host:port/database`. @secret */
     DATABASE_URL: postgresUrl,
+    /** Redis for rate limits, caches, locks and events, `redis://` or `rediss://` (the database index in the path). @secret */
     REDIS_URL: redisUrl,
+    /** Signs and verifies the API's JWTs (HS256), at least 32 characters. @secret */
     JWT_SECRET_KEY: z.string().min(32, 'must be at least 32 characters'),
+    /** The `X-Internal-API-Key` other Podex services call the API with (admin rights, its own rate limit), at least 16 characters. @secret */
     INTERNAL_API_KEY: z.string().min(16, 'must be at least 16 characters'),
     /** Browser origins allowed to call the API (CORS), comma-separated; others get no CORS headers. */
     CORS_ORIGINS: list,
 
+    /** The Temporal frontend, host:port. */
     TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
+    /** The Temporal namespace of every workflow and schedule. */
     TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    /** The task queue the worker polls and the API starts workflows on. */
     TEMPORAL_TASK_QUEUE: z.string().min(1).default('podex-orchestrator'),
     /** Workflow tasks one worker runs at once (the SDK's default is 40; a burst of creates needs more). */
     WORKER_MAX_WORKFLOW_TASKS: positiveInt.default(200),
@@ -82,25 +92,38 @@ export const envSchema = z
       .regex(/^[^\s:]+:\d+$/, 'must be host:port')
       .optional()
       .or(z.literal('').transform(() => undefined)),
+    /** The Temporal Web UI: the console links into it, and its origin may call the codec endpoint (CORS). */
     TEMPORAL_UI_URL: z.string().url().default('http://127.0.0.1:8233'),
+    /** Client certificate for mutual TLS to Temporal; set together with TEMPORAL_TLS_KEY_FILE. */
     TEMPORAL_TLS_CERT_FILE: optionalString,
+    /** The key of TEMPORAL_TLS_CERT_FILE. */
     TEMPORAL_TLS_KEY_FILE: optionalString,
+    /** CA that verifies Temporal's server certificate; setting it turns TLS on. */
     TEMPORAL_TLS_CA_FILE: optionalString,
+    /** The name Temporal's server certificate must carry, when not TEMPORAL_ADDRESS's host. */
     TEMPORAL_TLS_SERVER_NAME: optionalString,
+    /** API key for Temporal Cloud; setting it turns TLS on. @secret */
     TEMPORAL_API_KEY: optionalString,
-    /** Keys that encrypt every Temporal payload: `id:key[,id:key…]` (32 bytes, base64 or hex); the first encodes, all decode (rotation). */
+    /** Keys that encrypt every Temporal payload: `id:key[,id:key…]` (32 bytes, base64 or hex); the first encodes, all decode (rotation). Required in production. @secret */
     TEMPORAL_PAYLOAD_KEYS: optionalString.refine((v) => v === undefined || payloadKeysProblem(v) === null, { message: 'must be id:key[,id:key…] with 32-byte keys (base64 or hex) and unique ids' }),
 
+    /** CA that signed every workspace server's Docker certificate (mutual TLS). */
     DOCKER_TLS_CA_FILE: z.string().min(1),
+    /** This process's client certificate for the Docker engines. */
     DOCKER_TLS_CERT_FILE: z.string().min(1),
+    /** The key of DOCKER_TLS_CERT_FILE. */
     DOCKER_TLS_KEY_FILE: z.string().min(1),
+    /** How long one Docker API call may take before it fails. */
     DOCKER_TIMEOUT_MS: positiveInt.default(30_000),
+    /** The image workspaces run (admins may name another per workspace). */
     WORKSPACE_IMAGE: z.string().min(1).default('podex/workspace:latest'),
+    /** Root filesystem archive of the workspace image, imported into an engine that lacks it. */
     WORKSPACE_IMAGE_ARCHIVE: optionalString,
     /** The platform's tools image every helper container on a workspace server runs from (volume checks, restores, probes); never a workspace image. */
     TOOLS_IMAGE: z.string().min(1).default('podex/tools:latest'),
     /** Root filesystem archive of the tools image, imported into an engine that lacks it. */
     TOOLS_IMAGE_ARCHIVE: optionalString,
+    /** Read by no process today: workspace volumes live in each engine's Docker data root. */
     COMPUTE_WORKSPACE_VOLUME_BASE: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/podex/workspaces'),
 
     /**
@@ -125,6 +148,7 @@ export const envSchema = z
     RATE_LIMIT_INTERNAL_PER_MINUTE: positiveInt.default(6000),
     /** Open workspace event streams (SSE) one user may hold on one API process. */
     SSE_MAX_PER_USER: positiveInt.default(10),
+    /** Capacity placement may promise per unit a server has (1: none overcommitted). */
     OVERCOMMIT_RATIO: z.coerce.number().min(0.1).max(MAX_OVERCOMMIT_RATIO).default(1),
     /** The plan (domain/quotas.ts) of a user an admin has not given one through PUT /users/:id/limits. */
     DEFAULT_USER_PLAN: z.enum(PLAN_NAMES).default('free'),
@@ -135,19 +159,26 @@ export const envSchema = z
     /** Any failed hardening check keeps a new server out of service; default true when NODE_ENV=production, else only required checks do (the rest are reported as waived). */
     STRICT_DAEMON_AUDIT: z.enum(['true', 'false']).optional(),
 
+    /** `true`: the worker creates or updates its Temporal Schedules (heartbeat, backup, LLM prices) at start. */
     ENSURE_SCHEDULES: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+    /** How often the heartbeat schedule reads every server's usage. */
     HEARTBEAT_INTERVAL_SECONDS: positiveInt.default(30),
+    /** Missed heartbeats in a row that make a server `unreachable`. */
     HEARTBEAT_MISSED_THRESHOLD: positiveInt.default(3),
 
     /** Where the orchestrator keeps its own files on the platform server (the default restic repository lives here). */
     DATA_DIR: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/podex'),
     /** Any restic repository string (a path, s3:…, b2:…, rest:…); default DATA_DIR/restic. Credentials for S3/B2 come from their own env. */
     RESTIC_REPOSITORY: optionalString,
+    /** File holding the backup repository's password (the password itself never goes in the environment); required with RESTIC_REPOSITORY. */
     RESTIC_PASSWORD_FILE: optionalString,
+    /** restic's cache folder (restic's own default when unset). */
     RESTIC_CACHE_DIR: optionalString,
     /** The pg_dump binary the database backup runs (a path, or a name on PATH). */
     PG_DUMP_PATH: z.string().min(1).default('pg_dump'),
+    /** Temporal Schedule id of the fleet heartbeat. */
     HEARTBEAT_SCHEDULE_ID: z.string().min(1).default('fleet-heartbeat'),
+    /** Temporal Schedule id of the daily backup. */
     BACKUP_SCHEDULE_ID: z.string().min(1).default('backup-daily'),
     /** Five-field cron, UTC. */
     BACKUP_CRON: z
@@ -158,32 +189,46 @@ export const envSchema = z
     BACKUP_CATCHUP_WINDOW_MINUTES: positiveInt.default(360),
     /** Workspace volumes streamed into restic at once. */
     BACKUP_PARALLEL: positiveInt.max(32).default(2),
+    /** How much of the repository `restic check --read-data-subset` reads after each backup. */
     BACKUP_CHECK_SUBSET: z.string().regex(CHECK_SUBSET, 'must be n/t, a percentage or a size, as restic check --read-data-subset takes').default('10%'),
+    /** Daily snapshots `restic forget` keeps. */
     BACKUP_KEEP_DAILY: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.daily),
+    /** Weekly snapshots `restic forget` keeps. */
     BACKUP_KEEP_WEEKLY: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.weekly),
+    /** Monthly snapshots `restic forget` keeps. */
     BACKUP_KEEP_MONTHLY: z.coerce.number().int().min(0).default(DEFAULT_RETENTION.monthly),
 
-    /** A Cloudflare API token with DNS edit on the zones a cutover switches. */
+    /** A Cloudflare API token with DNS edit on the zones a cutover switches. @secret */
     CLOUDFLARE_API_TOKEN: optionalString,
+    /** Cloudflare's API. */
     CLOUDFLARE_BASE_URL: z.string().url().default('https://api.cloudflare.com/client/v4'),
+    /** Podex's OpenRouter key: calls paid with Podex credits go through it. @secret */
     OPENROUTER_API_KEY: optionalString,
+    /** OpenRouter's API. */
     OPENROUTER_BASE_URL: z.string().url().default('https://openrouter.ai/api/v1'),
+    /** The `HTTP-Referer` OpenRouter attributes Podex's calls to. */
     OPENROUTER_REFERER: z.string().url().default('https://podex.dev'),
+    /** The `X-Title` OpenRouter shows for Podex's calls. */
     OPENROUTER_TITLE: z.string().min(1).default('Podex'),
+    /** OpenAI's API, for users' own OpenAI keys. */
     OPENAI_BASE_URL: z.string().url().default('https://api.openai.com/v1'),
+    /** Anthropic's OpenAI-compatible API, for users' own Anthropic keys. */
     ANTHROPIC_BASE_URL: z.string().url().default('https://api.anthropic.com/v1/'),
     /** Podex's markup on OpenRouter's price (seed Task 9.5). */
     LLM_MARKUP: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal number such as 1.2').default('1.2'),
     /** Models tried, in order, when the requested one fails upstream (aliases). */
     LLM_FALLBACK_MODELS: list,
-    /** 32 bytes, hex or base64: encrypts users' provider keys at rest. */
+    /** 32 bytes, hex or base64: encrypts users' provider keys at rest. @secret */
     LLM_KEYS_ENCRYPTION_KEY: optionalString,
+    /** Retries of a provider's 429 or 5xx answer before the next provider is tried. */
     LLM_UPSTREAM_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+    /** The longest one call to a provider may take, a stream included. */
     LLM_UPSTREAM_TIMEOUT_MS: positiveInt.default(600_000),
     /** Output tokens a Podex-paid call holds credit for (and is capped at) when neither the request nor OpenRouter's catalog gives a maximum. */
     LLM_DEFAULT_MAX_OUTPUT_TOKENS: positiveInt.default(4096),
     /** How long a credit hold counts against the balance if its process dies before settling it; longer than any call lasts. */
     LLM_HOLD_TTL_SECONDS: positiveInt.default(3600),
+    /** Temporal Schedule id of the daily OpenRouter price sync. */
     LLM_PRICE_SCHEDULE_ID: z.string().min(1).default('llm-prices-daily'),
     /** Hosts, addresses and CIDRs a user's provider URL (Ollama) may reach though not public, and the only ones over plain http; empty: public https only. */
     LLM_PROVIDER_ALLOW: list.refine((l) => l.every((e) => parseAllowEntry(e)), { message: 'must list host names, addresses or CIDR networks, comma-separated' }),
