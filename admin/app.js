@@ -4,24 +4,157 @@
 const main = document.getElementById('main');
 const TOKEN_KEY = 'podex.token';
 let timer;
+// The page a poll belongs to: a poll of a page left behind stops at its next step.
+let pageId = 0;
+let clock;
 
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const token = () => sessionStorage.getItem(TOKEN_KEY);
 
+/** One API call. Never throws: no answer is `status: 0` with the reason in `data.message`. */
 async function api(method, path, body, extraHeaders = {}) {
   const t = token();
   const headers = { ...extraHeaders, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
   if (t && t.split('.').length === 3) headers.authorization = `Bearer ${t}`;
   else if (t) headers['x-internal-api-key'] = t;
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  const data = text ? JSON.parse(text) : undefined;
+  let res;
+  let text;
+  // Counted down as it is sent: answers to requests sent together come back later, and in any order.
+  if (rateLimit.remaining !== null && rateLimit.resetAt > Date.now()) rateLimit.remaining--;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    text = await res.text();
+  } catch (err) {
+    return { ok: false, status: 0, data: { message: `the API did not answer (${err.message})` }, headers: new Headers() };
+  }
+  noteRateLimit(res.headers);
+  let data;
+  try {
+    data = text ? JSON.parse(text) : undefined;
+  } catch {
+    // A proxy's error page, say: not the API's own answer.
+    data = { message: `HTTP ${res.status} without a JSON body` };
+  }
   if (res.status === 401) {
     sessionStorage.removeItem(TOKEN_KEY);
     location.hash = '#/signin';
   }
-  return { ok: res.ok, status: res.status, data };
+  return { ok: res.ok, status: res.status, data, headers: res.headers };
 }
+
+// --- polling within the API's rate limit ---------------------------------------------
+// The API allows RATE_LIMIT_PER_MINUTE requests per address and as many per user (README), shared
+// by every tab and click of the operator. Every answer states the tightest budget it was counted
+// against (RateLimit-Policy "limit;w=seconds", -Remaining, -Reset), so a page that polls paces
+// itself from those: on its own it spends at most POLL_SHARE of the budget, and when the window
+// runs low (another tab, a burst of clicks) it waits for the next one. A refusal waits out
+// Retry-After; no answer backs off. Either way the page says it is not updating, and why.
+const POLL_SHARE = 0.5;
+const rateLimit = { limit: 100, windowMs: 60_000, remaining: null, resetAt: 0 };
+
+function noteRateLimit(headers) {
+  const policy = /^\s*(\d+)\s*;\s*w=(\d+)/.exec(headers.get('ratelimit-policy') ?? '');
+  if (policy) Object.assign(rateLimit, { limit: Number(policy[1]), windowMs: Number(policy[2]) * 1000 });
+  const remaining = headers.get('ratelimit-remaining');
+  const reset = headers.get('ratelimit-reset');
+  if (remaining === null || reset === null) return;
+  const resetAt = Date.now() + Number(reset) * 1000;
+  // Answers to one round arrive in any order: within a window the lowest count left is the true one.
+  const sameWindow = Math.abs(resetAt - rateLimit.resetAt) < 1000;
+  rateLimit.remaining = sameWindow && rateLimit.remaining !== null ? Math.min(rateLimit.remaining, Number(remaining)) : Number(remaining);
+  rateLimit.resetAt = sameWindow ? Math.max(resetAt, rateLimit.resetAt) : resetAt;
+}
+
+/** How long `perRound` more requests must wait for the next window (ms; 0: now), keeping a fifth of it for clicks. */
+function budgetWait(perRound) {
+  const reserve = Math.ceil(rateLimit.limit / 5);
+  const low = rateLimit.remaining !== null && rateLimit.remaining - perRound < reserve;
+  return low && rateLimit.resetAt > Date.now() ? rateLimit.resetAt - Date.now() + 100 : 0;
+}
+
+/** How long a page that makes `perRound` requests each round waits before the next (ms), at least `wantedMs`. */
+function pollDelay(perRound, wantedMs) {
+  const steady = (rateLimit.windowMs * perRound) / (rateLimit.limit * POLL_SHARE);
+  return Math.max(wantedMs, steady, budgetWait(perRound));
+}
+
+function whyNot(answer) {
+  if (answer.status === 429) {
+    return `the API's rate limit is used up (HTTP 429: ${rateLimit.limit} requests per ${rateLimit.windowMs / 1000} s per address and per user)`;
+  }
+  if (answer.status === 0) return answer.data.message;
+  return `the API answered HTTP ${answer.status}${answer.data?.message ? `: ${answer.data.message}` : ''}`;
+}
+
+/**
+ * Polls one page: `round()` makes the page's `perRound` requests and returns `{ answers, draw }`.
+ * When every answer is good the page is drawn; otherwise what it shows stays, marked stale in
+ * `#freshness` with the reason, and the round is tried again after Retry-After or a back-off.
+ * Returns `refresh()`, for an update right after an operator's action.
+ */
+function poll({ perRound, wantedMs, round }) {
+  const mine = pageId;
+  const el = main.querySelector('#freshness');
+  const state = el.querySelector('.state');
+  const when = el.querySelector('.when');
+  let lastOk = 0;
+  let problem = null;
+  let failures = 0;
+  let nextAt = 0;
+  let running = false;
+  let again = false;
+  const paint = () => {
+    const at = lastOk ? `${new Date(lastOk).toLocaleTimeString()} (${age(new Date(lastOk).toISOString())})` : 'never';
+    const next = Math.max(0, Math.ceil((nextAt - Date.now()) / 1000));
+    when.textContent = problem ? `Last updated ${at}; trying again in ${next} s.` : `Updated ${at}.`;
+  };
+  const say = (text) => {
+    // Only a change of state is announced (role=status); the clock beside it is not.
+    if (state.textContent !== text) state.textContent = text;
+    el.dataset.state = problem ? 'stale' : 'live';
+    // What the page shows is dimmed while it may be out of date.
+    main.classList.toggle('stale', Boolean(problem));
+  };
+  clearInterval(clock);
+  clock = setInterval(paint, 1000);
+
+  async function refresh() {
+    if (running) return void (again = true);
+    clearTimeout(timer);
+    // A page just opened (or a click's refresh) may find the window spent by what came before it.
+    const wait = budgetWait(perRound);
+    if (wait > 0) return void (timer = setTimeout(refresh, wait));
+    running = true;
+    const { answers, draw } = await round();
+    running = false;
+    if (mine !== pageId) return;
+    const bad = answers.find((a) => a.status === 429) ?? answers.find((a) => !a.ok);
+    let delay;
+    if (!bad) {
+      lastOk = Date.now();
+      problem = null;
+      failures = 0;
+      draw();
+      delay = pollDelay(perRound, wantedMs());
+    } else {
+      failures++;
+      problem = whyNot(bad);
+      const retryAfter = Number(bad.headers.get('retry-after'));
+      delay = bad.status === 429 && retryAfter > 0 ? retryAfter * 1000 + 100 : Math.min(60_000, pollDelay(perRound, wantedMs()) * 2 ** Math.min(failures, 6));
+    }
+    say(problem ? `Not updating: ${problem}.` : 'Live.');
+    nextAt = Date.now() + delay;
+    paint();
+    if (again) {
+      again = false;
+      return refresh();
+    }
+    timer = setTimeout(refresh, delay);
+  }
+  return refresh;
+}
+
+const freshness = '<p id="freshness" class="freshness" data-state="loading"><span class="state" role="status">Loading…</span> <span class="when"></span></p>';
 
 function toast(message) {
   const el = document.getElementById('toast');
@@ -75,9 +208,19 @@ function signin() {
 }
 
 async function servers() {
-  const res = await api('GET', '/servers');
-  if (!res.ok) return (main.innerHTML = `<p class="error" role="alert">${esc(fieldErrors(res))}</p>`);
-  const rows = res.data.servers
+  main.innerHTML = `<h1>Servers</h1>${freshness}<div id="list"></div>`;
+  await poll({
+    perRound: 1,
+    wantedMs: () => 5000,
+    round: async () => {
+      const res = await api('GET', '/servers');
+      return { answers: [res], draw: () => drawServers(res.data.servers) };
+    },
+  })();
+}
+
+function drawServers(list) {
+  const rows = list
     .map(
       (s) => `<tr data-server="${esc(s.id)}">
         <td><a href="#/servers/${esc(s.id)}">${esc(s.name)}</a><br><small>${esc(s.hostname)}</small></td>
@@ -90,11 +233,9 @@ async function servers() {
       </tr>`,
     )
     .join('');
-  main.innerHTML = `<h1>Servers</h1>
-    <p class="bar-label">Bars: used / reserved / total.</p>
+  main.querySelector('#list').innerHTML = `<p class="bar-label">Bars: used / reserved / total.</p>
     <table><thead><tr><th scope="col">Server</th><th scope="col">Status</th><th scope="col">CPU</th><th scope="col">Memory</th><th scope="col">Disk</th><th scope="col">Workspaces</th><th scope="col">Heartbeat</th></tr></thead>
     <tbody>${rows || '<tr><td colspan="7">No servers yet: <a href="#/servers/new">add one</a>.</td></tr>'}</tbody></table>`;
-  timer = setTimeout(servers, 5000);
 }
 
 function addServer() {
@@ -131,10 +272,17 @@ function addServer() {
 
 async function server(id) {
   const res = await api('GET', `/servers/${id}`);
-  if (!res.ok) return (main.innerHTML = `<p class="error" role="alert">${esc(fieldErrors(res))}</p>`);
+  if (!res.ok) {
+    // Refused or unanswered, the page is tried again rather than left as an error.
+    const retry = res.status === 429 || res.status === 0 || res.status >= 500;
+    const wait = res.status === 429 ? Number(res.headers.get('retry-after')) * 1000 + 100 || 5000 : 5000;
+    main.innerHTML = `<p class="error" role="alert">${esc(retry ? `Not loaded: ${whyNot(res)}; trying again in ${Math.ceil(wait / 1000)} s.` : fieldErrors(res))}</p>`;
+    if (retry) timer = setTimeout(() => server(id), wait);
+    return;
+  }
   const s = res.data;
   // The forms are drawn once; only the live parts are redrawn, so typing is never lost.
-  main.innerHTML = `<div id="live" aria-live="polite"></div>
+  main.innerHTML = `${freshness}<div id="live" aria-live="polite"></div>
     <h2>Edit</h2>
     <form id="edit" novalidate>
       <label>Total CPU (cores) <input name="totalCpu" type="number" value="${esc(s.total.cpu)}"></label>
@@ -190,21 +338,30 @@ async function server(id) {
     update();
   });
 
-  async function update() {
-    clearTimeout(timer);
-    const [now, all, drainRes] = await Promise.all([api('GET', `/servers/${id}`), api('GET', '/workspaces?limit=500'), api('GET', `/servers/${id}/drain`)]);
-    if (!now.ok || !document.getElementById('live')) return;
-    const v = now.data;
-    const wss = (all.data?.workspaces ?? []).filter((w) => w.serverId === id && w.status !== 'deleted');
-    const drain = drainRes.ok ? drainRes.data : null;
+  // Each round is three requests: the server, the workspaces (to find its own) and its drain.
+  let fast = true;
+  const update = poll({
+    perRound: 3,
+    wantedMs: () => (fast ? 1000 : 5000),
+    round: async () => {
+      const [now, all, drainRes] = await Promise.all([api('GET', `/servers/${id}`), api('GET', '/workspaces?limit=500'), api('GET', `/servers/${id}/drain`)]);
+      // No drain has run here: a 404 is an answer, not a failure.
+      const answers = [now, all, drainRes.status === 404 ? { ok: true } : drainRes];
+      return { answers, draw: () => draw(now.data, all.data, drainRes.ok ? drainRes.data : null) };
+    },
+  });
+
+  function draw(v, all, drain) {
+    const wss = (all?.workspaces ?? []).filter((w) => w.serverId === id && w.status !== 'deleted');
     const drainRunning = drain?.workflowStatus === 'RUNNING';
+    fast = drainRunning || v.status === 'pending';
     const ob = v.onboarding;
     fillEdit(v);
     main.querySelector('#live').innerHTML = `<h1>${esc(v.name)} ${status(v.status)}${v.cordoned ? ' <span class="status">cordoned</span>' : ''}</h1>
       <p>${esc(v.hostname)} · ${esc(v.ipAddress)}:${esc(v.dockerPort)} · heartbeat ${esc(age(v.lastHeartbeat))}${v.lastError ? ` · <span class="error">${esc(v.lastError)}</span>` : ''}
         ${ob ? ` · onboarding ${esc(ob.status)} (<a href="${esc(ob.temporalUi)}" target="_blank" rel="noopener">Temporal UI</a>)` : ''}</p>
       <div class="grid">
-        <div class="card"><h2>Capacity</h2>${bar('CPU', v.used.cpu.toFixed(1), v.reserved.cpu, v.total.cpu, 'cores')}${bar('Memory', v.used.memoryMb, v.reserved.memoryMb, v.total.memoryMb, 'MB')}${bar('Disk', v.used.diskGb, v.reserved.diskGb, v.total.diskGb, 'GB')}</div>
+        <div class="card"><h2>Capacity</h2>${v.hostCpus && v.hostCpus < v.total.cpu ? `<p class="bar-label">Declared ${esc(v.total.cpu)} cores; the engine has ${esc(v.hostCpus)}, the most one workspace gets.</p>` : ''}${bar('CPU', v.used.cpu.toFixed(1), v.reserved.cpu, v.total.cpu, 'cores')}${bar('Memory', v.used.memoryMb, v.reserved.memoryMb, v.total.memoryMb, 'MB')}${bar('Disk', v.used.diskGb, v.reserved.diskGb, v.total.diskGb, 'GB')}</div>
         <div class="card"><h2>Workspaces (${wss.length})</h2><ul>${wss.map((w) => `<li>${esc(w.name)} ${status(w.status)} <a class="ws-url" href="${esc(w.url)}" data-open="${esc(w.id)}" target="_blank" rel="noopener">${esc(w.url)}</a></li>`).join('') || '<li>none</li>'}</ul></div>
       </div>
       <div class="actions">
@@ -240,7 +397,6 @@ async function server(id) {
         update();
       });
     }
-    timer = setTimeout(update, drainRunning || v.status === 'pending' ? 1000 : 5000);
   }
   await update();
 }
@@ -296,6 +452,9 @@ async function newWorkspace() {
 
 function route() {
   clearTimeout(timer);
+  clearInterval(clock);
+  pageId++;
+  main.classList.remove('stale');
   document.getElementById('signout').hidden = !token();
   const hash = location.hash || '#/servers';
   if (!token() && hash !== '#/signin') return (location.hash = '#/signin');

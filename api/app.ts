@@ -88,6 +88,8 @@ export interface ApiSettings {
   rateLimitPerMinute: number;
   rateLimitPerPrincipal: number;
   rateLimitInternal: number;
+  /** The window the limits above are counted over, in seconds (default 60; tests shorten it to stand for a long run). */
+  rateLimitWindowSeconds?: number;
   /** Proxies whose forwarding headers name the client (TRUSTED_PROXIES). */
   trustedProxies: string[];
   corsOrigins: string[];
@@ -226,7 +228,7 @@ export function createApp(deps: ApiDeps): Express {
   app.locals.routes = routes;
 
   // Limits, then who is asking, then their limit, and only then is a body read.
-  const limits: RateLimits = { perIp: deps.settings.rateLimitPerMinute, perPrincipal: deps.settings.rateLimitPerPrincipal, internal: deps.settings.rateLimitInternal };
+  const limits: RateLimits = { perIp: deps.settings.rateLimitPerMinute, perPrincipal: deps.settings.rateLimitPerPrincipal, internal: deps.settings.rateLimitInternal, windowSeconds: deps.settings.rateLimitWindowSeconds };
   const limiterDown = (err: Error) => log.warn({ err: err.message }, 'rate limiter unavailable');
   app.use(addressLimiter(deps.redis, limits, deps.settings.internalApiKey, (req) => clientAddress(req, trusted), limiterDown));
   app.use(authenticator(deps.settings.jwtSecret, deps.settings.internalApiKey));

@@ -2,7 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 
 const ALLOW_METHODS = 'GET, POST, PUT, PATCH, DELETE';
 const ALLOW_HEADERS = 'Authorization, Content-Type, Idempotency-Key';
-const EXPOSE_HEADERS = 'RateLimit-Limit, RateLimit-Remaining, Retry-After';
+const EXPOSE_HEADERS = 'RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy, Retry-After';
 
 /**
  * CORS for the origins in CORS_ORIGINS (`*` outside production: any). An allowed origin gets

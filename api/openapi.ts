@@ -50,7 +50,12 @@ const creditBalance = { type: 'object', properties: { balanceUsd: { type: 'strin
 export function openApiDocument(): object {
   return {
     openapi: '3.1.0',
-    info: { title: 'Podex Orchestrator API', version: '0.1.0', description: 'Control plane for the Podex workspace-server fleet.' },
+    info: {
+      title: 'Podex Orchestrator API',
+      version: '0.1.0',
+      description:
+        'Control plane for the Podex workspace-server fleet. Each answer counted by the rate limits carries the tightest budget it fell under: RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset (seconds to the next window) and RateLimit-Policy ("limit;w=window seconds").',
+    },
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },

@@ -9,34 +9,44 @@ export interface RateLimits {
   perPrincipal: number;
   /** For the internal API key, per calling address, in place of the per-address budget users share. */
   internal: number;
+  /** The window each budget is counted over, in seconds (60: the limits are per minute; tests shorten it). */
+  windowSeconds?: number;
 }
 
 /** res.locals key: the request was counted against the internal key's budget. */
 const INTERNAL = 'rateLimitedAsInternal';
 
 /**
- * Fixed one-minute windows counted in Redis, so every API instance shares them. Over the
- * limit: 429 with Retry-After (seconds to the next window). If Redis does not answer the
- * request is let through: rate limiting must not take the API down.
+ * Fixed windows (one minute unless set otherwise) counted in Redis, so every API instance shares
+ * them. Every answer states the tightest budget it was counted against — RateLimit-Limit,
+ * -Remaining, -Reset (seconds to the next window) and -Policy (`limit;w=seconds`) — so a client
+ * that polls (the fleet console) can pace itself. Over the limit: 429 with Retry-After (seconds
+ * to the next window). If Redis does not answer the request is let through: rate limiting must
+ * not take the API down.
  */
-async function spend(redis: Redis, bucket: string, limit: number, res: Response, onError?: (err: Error) => void): Promise<boolean> {
+async function spend(redis: Redis, bucket: string, limit: number, windowSeconds: number, res: Response, onError?: (err: Error) => void): Promise<boolean> {
   const now = Date.now();
-  const window = Math.floor(now / 60_000);
-  const key = `podex:rl:${bucket}:${window}`;
+  const windowMs = windowSeconds * 1000;
+  const window = Math.floor(now / windowMs);
+  const key = `podex:rl:${bucket}:${windowSeconds === 60 ? '' : `${windowSeconds}s:`}${window}`;
+  const reset = Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000));
   try {
-    const [[, count]] = (await redis.multi().incr(key).expire(key, 61).exec()) as [[unknown, number], unknown];
+    const [[, count]] = (await redis.multi().incr(key).expire(key, windowSeconds + 1).exec()) as [[unknown, number], unknown];
     const remaining = Math.max(0, limit - count);
     const shown = Number(res.getHeader('RateLimit-Remaining') ?? Infinity);
     if (remaining <= shown) {
       res.setHeader('RateLimit-Limit', limit);
       res.setHeader('RateLimit-Remaining', remaining);
+      res.setHeader('RateLimit-Reset', reset);
+      res.setHeader('RateLimit-Policy', `${limit};w=${windowSeconds}`);
     }
     if (count <= limit) return true;
-    const retryAfter = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
+    const retryAfter = reset;
     res.setHeader('Retry-After', retryAfter);
     // The body, if any, is never read: closing the connection stops a client streaming it to us.
     if (res.req.headers['content-length'] || res.req.headers['transfer-encoding']) res.setHeader('Connection', 'close');
-    res.status(429).json({ error: 'rate_limited', message: `more than ${limit} requests per minute; retry in ${retryAfter}s` });
+    const per = windowSeconds === 60 ? 'minute' : `${windowSeconds} s`;
+    res.status(429).json({ error: 'rate_limited', message: `more than ${limit} requests per ${per}; retry in ${retryAfter}s` });
     return false;
   } catch (err) {
     onError?.(err as Error);
@@ -54,10 +64,10 @@ export function addressLimiter(redis: Redis, limits: RateLimits, internalApiKey:
     const key = req.get('x-internal-api-key');
     if (key !== undefined && sameSecret(key, internalApiKey)) {
       res.locals[INTERNAL] = true;
-      if (await spend(redis, `internal:${addressOf(req)}`, limits.internal, res, onError)) next();
+      if (await spend(redis, `internal:${addressOf(req)}`, limits.internal, limits.windowSeconds ?? 60, res, onError)) next();
       return;
     }
-    if (await spend(redis, `ip:${addressOf(req)}`, limits.perIp, res, onError)) next();
+    if (await spend(redis, `ip:${addressOf(req)}`, limits.perIp, limits.windowSeconds ?? 60, res, onError)) next();
   };
 }
 
@@ -66,6 +76,6 @@ export function principalLimiter(redis: Redis, limits: RateLimits, onError?: (er
   return async (_req: Request, res: Response, next: NextFunction): Promise<void> => {
     if (res.locals[INTERNAL]) return next();
     const p = res.locals.principal as Principal | undefined;
-    if (!p || (await spend(redis, `user:${p.id}`, limits.perPrincipal, res, onError))) next();
+    if (!p || (await spend(redis, `user:${p.id}`, limits.perPrincipal, limits.windowSeconds ?? 60, res, onError))) next();
   };
 }
