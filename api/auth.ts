@@ -16,6 +16,9 @@ const AUDIENCE = 'podex-orchestrator';
 /** A token without `exp` would be good forever: refused, as a leaked one must run out. */
 const VERIFY = { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], requiredClaims: ['exp'] };
 
+/** A principal's id goes into 255-character columns (owner_id, actor, user_id) and PostgreSQL text: longer, or with NUL, it would fail there (a 500). */
+const validSubject = (sub: string | undefined): sub is string => !!sub && sub.length <= 255 && !sub.includes('\0');
+
 /** Mints a token for `sub` with `role` (the token command and tests use this). */
 export async function mintToken(secret: string, sub: string, role: Role, ttl = '12h'): Promise<string> {
   return new SignJWT({ role })
@@ -41,7 +44,7 @@ export function bearerVerifier(jwtSecret: string): (token: string) => Promise<(P
   return async (token) => {
     try {
       const { payload } = await jwtVerify(token, key, VERIFY);
-      if (!payload.sub || (payload.role !== 'admin' && payload.role !== 'user')) return null;
+      if (!validSubject(payload.sub) || (payload.role !== 'admin' && payload.role !== 'user')) return null;
       return { id: payload.sub, role: payload.role, exp: payload.exp };
     } catch {
       return null;
@@ -74,6 +77,7 @@ export function authenticator(jwtSecret: string, internalApiKey: string) {
       if (!payload.sub || (payload.role !== 'admin' && payload.role !== 'user')) {
         throw new HttpError(401, 'unauthorized', 'token lacks a subject or role');
       }
+      if (!validSubject(payload.sub)) throw new HttpError(401, 'unauthorized', 'token subject must be at most 255 characters, without NUL');
       res.locals.principal = { id: payload.sub, role: payload.role } satisfies Principal;
       next();
     } catch (err) {

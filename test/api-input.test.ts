@@ -423,6 +423,16 @@ describe('API input (issue 18)', () => {
       expect([ok.status, ok.json.balanceUsd]).toEqual([200, expect.stringMatching(/^1\.0+$/)]);
     });
 
+    it('a token whose subject no owner or actor column holds is a 401 (a 500 when the subject was written there)', async () => {
+      for (const sub of ['u'.repeat(256), 'a\0b']) {
+        const user = { authorization: `Bearer ${await mintToken(c.JWT_SECRET_KEY, sub, 'user')}`, ...json };
+        const key = await send(url, '/v1/providers/openai', { method: 'PUT', headers: user, body: JSON.stringify({ apiKey: 'sk-test-0123456789' }) });
+        expectClientError(key, 401, /token subject must be at most 255 characters, without NUL/);
+        const op = { authorization: `Bearer ${await mintToken(c.JWT_SECRET_KEY, sub, 'admin')}`, ...json };
+        expectClientError(await send(url, `/servers/${serverId}`, { method: 'PATCH', headers: op, body: '{"name":"api-input"}' }), 401, /token subject/);
+      }
+    });
+
     it('headers over Node’s limit and requests Node cannot parse get a JSON answer', async () => {
       const big = await raw(url, `GET /healthz HTTP/1.1\r\nHost: x\r\nIdempotency-Key: ${'k'.repeat(20_000)}\r\n\r\n`);
       expect(big.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
