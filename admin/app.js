@@ -421,7 +421,7 @@ async function newWorkspace() {
   main.innerHTML = `<h1>New workspace</h1>
     <form id="new-workspace" novalidate>
       <label>Name <input name="name" required></label>
-      <label>Tier <select name="tier"><option>free</option><option>pro</option></select></label>
+      <label>Tier <select name="tier"><option>free</option><option>pro</option><option>power</option></select></label>
       <label>Server <select name="server" aria-describedby="server-help"><option value="auto">Auto (recommended)</option></select></label>
       <small id="server-help">Auto places it on the best server; or pick one with room.</small>
       <button>Create</button>
