@@ -119,7 +119,13 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
     if (!target) return reply(404, browser, 'not_found', 'no such workspace');
     const hostname = host.toLowerCase().replace(/:\d+$/, '');
     const uri = String(h['x-forwarded-uri'] ?? '/');
-    const url = new URL(uri.startsWith('/') ? uri : '/', `${base.protocol}//${host}`);
+    let url: URL;
+    try {
+      url = new URL(uri.startsWith('/') ? uri : '/', `${base.protocol}//${host}`);
+    } catch {
+      // The user's own URI (e.g. `//[`): their mistake, not an outage of ours.
+      return reply(400, browser, 'bad_request', 'the request URI is not valid');
+    }
     if (url.searchParams.has(TICKET_PARAM) || url.searchParams.has(SHARE_PARAM)) return exchange(url, hostname, browser);
 
     let who: { sub: string; role: string } | null = null;

@@ -433,6 +433,14 @@ describe('API input (issue 18)', () => {
       }
     });
 
+    it('the Workspace Proxy’s question about a URI that does not parse is a 400, not a 503 logged as an outage', async () => {
+      const host = `ws-${randomUUID()}.${new URL(apiSettings(c).workspaceBaseUrl).host}`;
+      const before = logs.length;
+      const a = await send(url, '/proxy/auth', { headers: { host, 'x-forwarded-uri': '//[' } });
+      expectClientError(a, 400, /request URI is not valid/);
+      expect(logs.slice(before).filter((l) => l.level >= 40)).toEqual([]);
+    });
+
     it('headers over Node’s limit and requests Node cannot parse get a JSON answer', async () => {
       const big = await raw(url, `GET /healthz HTTP/1.1\r\nHost: x\r\nIdempotency-Key: ${'k'.repeat(20_000)}\r\n\r\n`);
       expect(big.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
