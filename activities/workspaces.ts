@@ -66,10 +66,13 @@ export function createWorkspaceActivities({ prisma, redis, logger }: WorkspaceAc
      * route was held for: a workspace that is not running has no ports to route to.
      */
     async setWorkspaceStatus(workspaceId: string, status: string, reason?: string | null): Promise<void> {
-      await prisma.$executeRaw`UPDATE workspaces SET status = ${status}, status_reason = ${reason ?? null}, route_hold = NULL,
+      const updated = await prisma.$executeRaw`UPDATE workspaces SET status = ${status}, status_reason = ${reason ?? null}, route_hold = NULL,
                http_port = CASE WHEN ${status} = 'running' THEN http_port END, ssh_port = CASE WHEN ${status} = 'running' THEN ssh_port END,
                published_ports = CASE WHEN ${status} = 'running' THEN published_ports END, updated_at = now()
          WHERE id = ${workspaceId}::uuid`;
+      // The API removes a row whose workflow it could not start; a start that went through after all
+      // (its answer lost) finds no row here, before provisioning anything, and ends.
+      if (updated === 0 && status === 'provisioning') throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist`, 'WorkspaceNotFound');
       await publish(workspaceId, status, reason);
     },
 

@@ -19,6 +19,7 @@ import { clientAddress, TrustedProxies } from './client-ip';
 import { cors } from './cors';
 import { adminHeaders } from './admin-headers';
 import { cachedReadiness } from './readiness';
+import { unavailableErrors } from './unavailable';
 import { auditRouter } from './routes/audit';
 import { serversRouter } from './routes/servers';
 import { workspacesRouter } from './routes/workspaces';
@@ -265,6 +266,8 @@ export function createApp(deps: ApiDeps): Express {
     if (allow.length) return next(new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${req.path}: use ${allow.join(', ')}`, undefined, { Allow: allow.join(', ') }));
     next(new HttpError(404, 'not_found', `no such route: ${req.method} ${req.path}`));
   });
+  // A dependency out of reach is a 503 the client may retry, not our fault.
+  app.use(unavailableErrors(log));
   // Express 5 routes rejected promises here; never leak internals to the caller.
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);

@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import { z } from 'zod';
-import { check, clientErrorOf, HttpError, NUL_MESSAGE, nulPaths, parse, rawErrorAnswer } from './errors';
+import { check, clientErrorOf, HttpError, MAX_PROBLEMS_SHOWN, NUL_MESSAGE, nulPaths, parse, rawErrorAnswer } from './errors';
 import { createWorkspaceBody, cutoverBody, drainBody, listServersQuery, maintenanceBody, restoreBody, updateServerBody } from './schemas';
 
 const problemsOf = (schema: z.ZodType, input: unknown, where: 'body' | 'query' | 'params' = 'body') => {
@@ -68,6 +68,20 @@ describe('parse: every problem, each named by its full path', () => {
       { field: 'status', message: 'given more than once: give it once' },
       { field: 'limit', message: 'given more than once: give it once' },
     ]);
+  });
+
+  it('lists at most MAX_PROBLEMS_SHOWN problems, then how many more (a megabyte of unknown keys got megabytes back)', () => {
+    const body = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, 1]));
+    try {
+      parse(z.object({}).strict(), body);
+      throw new Error('not thrown');
+    } catch (err) {
+      const e = err as HttpError;
+      expect(e.message.split('; ')).toHaveLength(MAX_PROBLEMS_SHOWN + 1);
+      expect(e.message).toMatch(/; and 4900 more$/);
+      expect(e.details).toEqual({ fields: expect.any(Array), more: 4900 });
+      expect((e.details as { fields: unknown[] }).fields).toHaveLength(MAX_PROBLEMS_SHOWN);
+    }
   });
 
   it('says a body is required when none came', () => {

@@ -108,14 +108,22 @@ export function check<S extends z.ZodType>(schema: S, input: unknown, where: Whe
   return problems.length || !r.success ? { problems } : { data: r.data };
 }
 
-/** The message a 400 carries: every problem, `field: message; …`. */
-export const describeProblems = (where: Where, problems: FieldProblem[]) => `invalid ${where}: ${problems.map((f) => `${f.field}: ${f.message}`).join('; ')}`;
+/** Problems an answer lists: a body of a megabyte of unknown keys would otherwise get megabytes back. */
+export const MAX_PROBLEMS_SHOWN = 100;
+
+/** `field: message; …` for each problem (the first MAX_PROBLEMS_SHOWN, then how many more). */
+export function listProblems(problems: FieldProblem[]): string {
+  const listed = problems.slice(0, MAX_PROBLEMS_SHOWN).map((f) => `${f.field}: ${f.message}`);
+  if (problems.length > MAX_PROBLEMS_SHOWN) listed.push(`and ${problems.length - MAX_PROBLEMS_SHOWN} more`);
+  return listed.join('; ');
+}
 
 /** Parses `input` with `schema`; a failure is a 400 whose message names every bad field. */
 export function parse<S extends z.ZodType>(schema: S, input: unknown, where: Where = 'body'): z.output<S> {
   const r = check(schema, input, where);
   if ('data' in r) return r.data;
-  throw badRequest(describeProblems(where, r.problems), { fields: r.problems });
+  const more = r.problems.length - MAX_PROBLEMS_SHOWN;
+  throw badRequest(`invalid ${where}: ${listProblems(r.problems)}`, { fields: r.problems.slice(0, MAX_PROBLEMS_SHOWN), ...(more > 0 ? { more } : {}) });
 }
 
 function decodes(path: string): boolean {

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Redis } from '../lib/redis';
+import { RedisUnavailableError } from '../lib/unavailable';
 
 type Listener = (message: string) => void;
 
@@ -9,21 +10,38 @@ type Listener = (message: string) => void;
  */
 export class WorkspaceEvents {
   private sub?: Redis;
+  private subscribed?: Promise<void>;
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly streams = new Map<string, number>();
 
   constructor(private readonly redis: Redis) {}
 
-  private async ensure(): Promise<void> {
-    if (this.sub) return;
-    this.sub = this.redis.duplicate();
-    this.sub.on('pmessage', (_pattern: string, channel: string, message: string) => {
-      const id = channel.slice(channel.lastIndexOf(':') + 1);
-      for (const l of this.listeners.get(id) ?? []) l(message);
-    });
-    await this.sub.psubscribe('podex:events:workspace:*');
+  /**
+   * The process's pattern subscription, made on first use. ioredis subscribes again by itself
+   * after a reconnect, but only to what the server once confirmed: a first subscribe that fails
+   * (Redis down) is dropped with its connection, and the next caller tries afresh.
+   */
+  private ensure(): Promise<void> {
+    this.subscribed ??= (async () => {
+      const sub = (this.sub = this.redis.duplicate());
+      sub.on('error', () => undefined); // reconnects by itself; callers learn of an outage from subscribe()
+      sub.on('pmessage', (_pattern: string, channel: string, message: string) => {
+        const id = channel.slice(channel.lastIndexOf(':') + 1);
+        for (const l of this.listeners.get(id) ?? []) l(message);
+      });
+      try {
+        await sub.psubscribe('podex:events:workspace:*');
+      } catch (err) {
+        sub.disconnect();
+        if (this.sub === sub) this.sub = undefined;
+        this.subscribed = undefined;
+        throw new RedisUnavailableError(`workspace events: ${(err as Error).message}`);
+      }
+    })();
+    return this.subscribed;
   }
 
+  /** Adds a listener for one workspace's events; rejects with RedisUnavailableError when the subscription cannot be made. */
   async subscribe(workspaceId: string, listener: Listener): Promise<() => void> {
     await this.ensure();
     let set = this.listeners.get(workspaceId);

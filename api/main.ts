@@ -12,9 +12,17 @@ import { countWorkflowStarts, metricsServer } from './metrics';
 async function main(): Promise<void> {
   const cfg = config();
   const logger = createLogger(cfg.LOG_LEVEL, cfg.LOG_FORMAT).child({ component: 'api' });
-  const prisma = createPrisma(cfg.DATABASE_URL);
-  const redis = createRedis(cfg.REDIS_URL);
-  const temporal = await createTemporalClient(cfg, { workflow: [countWorkflowStarts] });
+  // Every dependency call of a request is bounded: an outage is a fast 503, never a hung request.
+  const prisma = createPrisma(cfg.DATABASE_URL, 10, { connectTimeoutMs: cfg.DATABASE_CONNECT_TIMEOUT_MS, queryTimeoutMs: cfg.DATABASE_QUERY_TIMEOUT_MS });
+  const redis = createRedis(cfg.REDIS_URL, { commandTimeoutMs: cfg.REDIS_COMMAND_TIMEOUT_MS });
+  let redisReportedAt = 0;
+  redis.on('error', (err: Error) => {
+    // ioredis reconnects by itself, every attempt an error: one line per 10 s says Redis is down.
+    if (Date.now() - redisReportedAt < 10_000) return;
+    redisReportedAt = Date.now();
+    logger.warn({ err: err.message }, 'redis unavailable; reconnecting');
+  });
+  const temporal = await createTemporalClient(cfg, { workflow: [countWorkflowStarts] }, { rpcTimeoutMs: cfg.TEMPORAL_RPC_TIMEOUT_MS });
   const fleet = new DockerFleet({ caFile: cfg.DOCKER_TLS_CA_FILE, certFile: cfg.DOCKER_TLS_CERT_FILE, keyFile: cfg.DOCKER_TLS_KEY_FILE }, cfg.DOCKER_TIMEOUT_MS);
   const app = createApp({ fleet, prisma, redis, temporal, logger, settings: apiSettings(cfg) });
   const server: Server = createApiServer(app).listen(cfg.PORT, cfg.API_HOST);

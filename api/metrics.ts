@@ -27,6 +27,14 @@ export const countWorkflowStarts: WorkflowClientInterceptor = {
   },
 };
 
+/** Requests a rate limit let through without counting them because Redis did not answer (api/rate-limit.ts fails open). */
+export const rateLimitFailOpen = new client.Counter({
+  name: 'podex_rate_limit_fail_open_total',
+  help: 'Requests a rate limit let through uncounted because Redis was unavailable, by limit (address, user, internal).',
+  labelNames: ['limit'],
+  registers: [registry],
+});
+
 const requestDuration = new client.Histogram({
   name: 'podex_http_request_duration_seconds',
   help: 'API request latency by method, route pattern and status.',

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Redis } from '../lib/redis';
 import { sameSecret, type Principal } from './auth';
+import { rateLimitFailOpen } from './metrics';
 
 export interface RateLimits {
   /** Per client address (as TRUSTED_PROXIES lets the API see it). */
@@ -16,22 +17,63 @@ export interface RateLimits {
 /** res.locals key: the request was counted against the internal key's budget. */
 const INTERNAL = 'rateLimitedAsInternal';
 
+/** After Redis fails once, how long the limiters let requests through without asking it (a hung server costs one timeout, not one per request). */
+const SKIP_AFTER_FAILURE_MS = 5_000;
+/** How often an outage is reported through onError (with how many requests went through uncounted meanwhile). */
+const REPORT_EVERY_MS = 10_000;
+
+interface Health {
+  skipUntil: number;
+  reportedAt: number;
+  letThrough: number;
+}
+/** Per Redis connection, shared by the address and user limiters of an app. */
+const health = new WeakMap<Redis, Health>();
+
+/**
+ * The limits fail open: without Redis a request goes through uncounted. They protect the API
+ * from floods (per address, per user); they are not billing or quotas (those are in PostgreSQL),
+ * so a Redis outage should cost that protection for a while, not the API itself. Each request let
+ * through is counted (podex_rate_limit_fail_open_total) and the outage reported when it begins,
+ * then at most every 10 s while it lasts.
+ */
+function failOpen(h: Health, limit: string, err: Error, onError?: (err: Error) => void): true {
+  rateLimitFailOpen.inc({ limit });
+  h.letThrough++;
+  const now = Date.now();
+  if (now - h.reportedAt >= REPORT_EVERY_MS) {
+    onError?.(new Error(`${err.message}; ${h.letThrough} request(s) let through uncounted since the last report`));
+    h.reportedAt = now;
+    h.letThrough = 0;
+  }
+  return true;
+}
+
 /**
  * Fixed windows (one minute unless set otherwise) counted in Redis, so every API instance shares
  * them. Every answer states the tightest budget it was counted against — RateLimit-Limit,
  * -Remaining, -Reset (seconds to the next window) and -Policy (`limit;w=seconds`) — so a client
  * that polls (the fleet console) can pace itself. Over the limit: 429 with Retry-After (seconds
- * to the next window). If Redis does not answer the request is let through: rate limiting must
- * not take the API down.
+ * to the next window). Without Redis: see failOpen. A connection that is not up is not asked at
+ * all, and after a failure (a command timeout: a hung server) Redis is left alone for a few
+ * seconds, so no request waits on it.
  */
 async function spend(redis: Redis, bucket: string, limit: number, windowSeconds: number, res: Response, onError?: (err: Error) => void): Promise<boolean> {
   const now = Date.now();
+  let h = health.get(redis);
+  if (!h) health.set(redis, (h = { skipUntil: 0, reportedAt: 0, letThrough: 0 }));
+  const kind = bucket.slice(0, bucket.indexOf(':'));
+  if (redis.status !== 'ready') return failOpen(h, kind, new Error(`redis connection ${redis.status}`), onError);
+  if (now < h.skipUntil) return failOpen(h, kind, new Error('redis failed within the last few seconds'), onError);
   const windowMs = windowSeconds * 1000;
   const window = Math.floor(now / windowMs);
   const key = `podex:rl:${bucket}:${windowSeconds === 60 ? '' : `${windowSeconds}s:`}${window}`;
   const reset = Math.max(1, Math.ceil(((window + 1) * windowMs - now) / 1000));
   try {
     const [[, count]] = (await redis.multi().incr(key).expire(key, windowSeconds + 1).exec()) as [[unknown, number], unknown];
+    // Redis answers: the next outage is reported as soon as it begins.
+    h.reportedAt = 0;
+    h.letThrough = 0;
     const remaining = Math.max(0, limit - count);
     const shown = Number(res.getHeader('RateLimit-Remaining') ?? Infinity);
     if (remaining <= shown) {
@@ -49,8 +91,8 @@ async function spend(redis: Redis, bucket: string, limit: number, windowSeconds:
     res.status(429).json({ error: 'rate_limited', message: `more than ${limit} requests per ${per}; retry in ${retryAfter}s` });
     return false;
   } catch (err) {
-    onError?.(err as Error);
-    return true;
+    h.skipUntil = Date.now() + SKIP_AFTER_FAILURE_MS;
+    return failOpen(h, kind, err as Error, onError);
   }
 }
 

@@ -67,8 +67,14 @@ export const envSchema = z
 
     /** The PostgreSQL registry, `postgresql://user:password@host:port/database`. @secret */
     DATABASE_URL: postgresUrl,
+    /** How long opening a database connection (or waiting for a free one in the pool) may take before the request fails: a 503 from the API. */
+    DATABASE_CONNECT_TIMEOUT_MS: positiveInt.default(2_000),
+    /** How long one query of the API may wait for its answer (a hung server, not a slow plan: keep it well above the slowest query). */
+    DATABASE_QUERY_TIMEOUT_MS: positiveInt.default(30_000),
     /** Redis for rate limits, caches, locks and events, `redis://` or `rediss://` (the database index in the path). @secret */
     REDIS_URL: redisUrl,
+    /** How long a Redis command may wait, also while the connection is being re-established; past it the caller degrades (the rate limiter lets the request through). */
+    REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(1_000),
     /** Signs and verifies the API's JWTs (HS256), at least 32 characters. @secret */
     JWT_SECRET_KEY: z.string().min(32, 'must be at least 32 characters'),
     /** The `X-Internal-API-Key` other Podex services call the API with (admin rights, its own rate limit), at least 16 characters. @secret */
@@ -104,6 +110,8 @@ export const envSchema = z
     TEMPORAL_TLS_SERVER_NAME: optionalString,
     /** API key for Temporal Cloud; setting it turns TLS on. @secret */
     TEMPORAL_API_KEY: optionalString,
+    /** Deadline of each call the API makes to Temporal (a start, a signal, a query; a long poll gets its own): an unreachable server is a 503, not a wait. */
+    TEMPORAL_RPC_TIMEOUT_MS: positiveInt.default(5_000),
     /** Keys that encrypt every Temporal payload: `id:key[,id:key…]` (32 bytes, base64 or hex); the first encodes, all decode (rotation). Required in production. @secret */
     TEMPORAL_PAYLOAD_KEYS: optionalString.refine((v) => v === undefined || payloadKeysProblem(v) === null, { message: 'must be id:key[,id:key…] with 32-byte keys (base64 or hex) and unique ids' }),
 

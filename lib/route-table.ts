@@ -49,6 +49,8 @@ export class RouteTable {
   /** The newest change seen, in microseconds since the epoch (the database's clock). */
   private newest = 0;
   private started?: Promise<void>;
+  private closed = false;
+  private followTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -57,19 +59,26 @@ export class RouteTable {
     private readonly opts: RouteTableOptions = { catchUpMs: 1_000, reloadMs: 5 * 60_000 },
   ) {}
 
-  /** Loads the table and starts following changes; calling it again waits for the first load. */
+  /**
+   * Loads the table and starts following changes; calling it again waits for the first load, or
+   * tries again after a failed one. Redis is not needed to load: without it announcements wait
+   * until the subscription holds, and the catch-up finds the changes meanwhile.
+   */
   start(): Promise<void> {
     this.started ??= (async () => {
-      this.sub = this.redis.duplicate();
-      this.sub.on('message', (_channel: string, message: string) => {
-        const { workspaceId, nonce } = parseAnnouncement(message);
-        this.refresh(workspaceId)
-          .then(async () => {
-            if (nonce) await acknowledgeAnnouncement(this.redis, nonce);
-          })
-          .catch((err: Error) => this.logger.warn({ workspaceId, err: err.message }, 'route refresh failed'));
-      });
-      await this.sub.subscribe(ROUTES_CHANNEL);
+      if (!this.sub) {
+        this.sub = this.redis.duplicate();
+        this.sub.on('error', () => undefined); // it reconnects by itself; the API's own connection reports the outage
+        this.sub.on('message', (_channel: string, message: string) => {
+          const { workspaceId, nonce } = parseAnnouncement(message);
+          this.refresh(workspaceId)
+            .then(async () => {
+              if (nonce) await acknowledgeAnnouncement(this.redis, nonce);
+            })
+            .catch((err: Error) => this.logger.warn({ workspaceId, err: err.message }, 'route refresh failed'));
+        });
+        this.follow();
+      }
       await this.reload();
       const every = (ms: number, fn: () => Promise<void>, what: string) => {
         const t = setInterval(() => fn().catch((err: Error) => this.logger.warn({ err: err.message }, `route table ${what} failed`)), ms);
@@ -78,8 +87,24 @@ export class RouteTable {
       };
       every(this.opts.catchUpMs, () => this.catchUp(), 'catch-up');
       every(this.opts.reloadMs, () => this.reload(), 'reload');
-    })();
+    })().catch((err: Error) => {
+      this.started = undefined;
+      throw err;
+    });
     return this.started;
+  }
+
+  /**
+   * Subscribes to announcements, again every few seconds until Redis confirms it (ioredis then
+   * subscribes again by itself after each reconnect).
+   */
+  private follow(): void {
+    this.sub!.subscribe(ROUTES_CHANNEL).catch((err: Error) => {
+      if (this.closed) return;
+      this.logger.warn({ err: err.message }, 'route announcements unavailable; following them again in 2 s (the catch-up covers the gap)');
+      this.followTimer = setTimeout(() => this.follow(), 2_000);
+      this.followTimer.unref();
+    });
   }
 
   get(workspaceId: string): RouteRow | undefined {
@@ -119,6 +144,8 @@ export class RouteTable {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.followTimer);
     for (const t of this.timers) clearInterval(t);
     await this.sub?.quit().catch(() => undefined);
   }

@@ -7,6 +7,7 @@ import { LlmError, type ChatRequest, type LlmRouter } from '../../lib/llm';
 import { BalanceLimitExceeded, IdempotencyKeyReused, MAX_BALANCE_USD } from '../../lib/llm-ledger';
 import { llmJobWorkflow } from '../../workflows';
 import type { ApiDeps } from '../app';
+import { startOrUndo } from '../workflow-start';
 import { principal, requireAdmin } from '../auth';
 import { check, HttpError, type Where } from '../errors';
 import { INT32_MAX, intIn, numberIn, SAFE_INT_MAX, userIdParam } from '../schemas';
@@ -198,7 +199,9 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
       await llm.route(userId, body.model);
       const id = `llm-job-${randomUUID()}`;
       await prisma.llmJob.create({ data: { id, userId } });
-      await temporal.workflow.start(llmJobWorkflow, { taskQueue: settings.taskQueue, workflowId: id, args: [{ jobId: id, userId, request: body }] });
+      // A job whose workflow did not start is removed, not left `running` for ever.
+      const undo = async () => (await prisma.llmJob.deleteMany({ where: { id, status: 'running', finishedAt: null } })).count > 0;
+      await startOrUndo({ kind: 'llm-job', id }, () => temporal.workflow.start(llmJobWorkflow, { taskQueue: settings.taskQueue, workflowId: id, args: [{ jobId: id, userId, request: body }] }), undo, deps.logger);
       res.status(202).location(`/v1/jobs/${id}`).json({ id, object: 'job', status: 'running' });
     }),
   );

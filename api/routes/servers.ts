@@ -12,6 +12,7 @@ import { conflict, notFound, parse, route } from '../errors';
 import { availableQuery, createServerBody, drainActionParams, drainBody, listServersQuery, maintenanceBody, updateServerBody, uuidParam, windowParams } from '../schemas';
 import { AvailableServers } from '../available';
 import { inMaintenanceNow, snapshot, toServerView } from '../server-views';
+import { startOrUndo } from '../workflow-start';
 
 /** The fleet admin API (seed Task 3.5) plus the user-facing list of servers to choose from. */
 export function serversRouter(deps: ApiDeps): Router {
@@ -108,8 +109,15 @@ export function serversRouter(deps: ApiDeps): Router {
         await tx.auditLog.create({ data: { actor, action: 'server.create', targetType: 'server', targetId: s.id, after: snapshot(s) ?? undefined } });
         return s;
       });
-      const onboarding = await startOnboarding(server.id, strict);
-      res.status(202).location(`/servers/${server.id}`).json({ server: await viewOf(server.id), onboarding });
+      let onboarding: Awaited<ReturnType<typeof startOnboarding>> | undefined;
+      const undo = () =>
+        prisma.$transaction(async (tx) => {
+          const { count } = await tx.workspaceServer.deleteMany({ where: { id: server.id, status: 'pending' } });
+          if (count) await tx.auditLog.create({ data: { actor, action: 'server.create.undone', targetType: 'server', targetId: server.id, after: { reason: 'onboarding did not start' } } });
+          return count > 0;
+        });
+      await startOrUndo({ kind: 'server', id: server.id }, async () => (onboarding = await startOnboarding(server.id, strict)), undo, deps.logger);
+      res.status(202).location(`/servers/${server.id}`).json({ server: await viewOf(server.id), onboarding: onboarding ?? (await startOnboarding(server.id, strict)) });
     }),
   );
 

@@ -10,6 +10,8 @@ import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
 import { HttpError, notFound, parse, route } from '../errors';
 import { whenGone, type WorkspaceEvents } from '../events';
+import { startOrUndo } from '../workflow-start';
+import { unavailableDependency } from '../../lib/unavailable';
 import { createWorkspaceBody, createWorkspaceQuery, deleteWorkspaceQuery, listWorkspacesQuery, migrateWorkspaceBody, uuidParam } from '../schemas';
 import { refusal } from '../../domain/quotas';
 import { TIERS, type TierName } from '../../domain/tiers';
@@ -88,9 +90,12 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
    */
   async function watchStatus(id: string) {
     let wake: () => void = () => undefined;
-    const unsubscribe = await events.subscribe(id, (message) => {
-      if (FINAL.includes((JSON.parse(message) as { status: string }).status)) wake();
-    });
+    // Without Redis the watch still ends: by the poll below, a second later at most.
+    const unsubscribe = await events
+      .subscribe(id, (message) => {
+        if (FINAL.includes((JSON.parse(message) as { status: string }).status)) wake();
+      })
+      .catch(() => () => undefined);
     return {
       async settled(ms: number): Promise<WorkspaceWithHost> {
         const deadline = Date.now() + ms;
@@ -120,6 +125,8 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       // Images are admins' until templates bring image entitlements.
       if (body.image !== undefined && !isAdmin) throw new HttpError(403, 'forbidden', 'image: only admins choose a workspace image', { field: 'image' });
       let ws = id ? await prisma.workspace.findUnique({ where: { id } }) : null;
+      // Whether this request wrote the row (not found it): only then is it this request's to undo.
+      let inserted = false;
       // One create at a time per user, so concurrent requests cannot all pass the same count.
       const createOne = () => prisma.$transaction(async (tx) => {
         if (!isAdmin) {
@@ -134,26 +141,34 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         // What no server could ever take, or none can take now, is refused here, before a row exists.
         const unplaceable = await checkPlacement(tx, { ...body, serverId: body.server !== 'auto' ? body.server : undefined }, settings.overcommit);
         if (unplaceable) throw placementError(unplaceable, { admin: isAdmin });
-        return tx.workspace.create({
+        const made = await tx.workspace.create({
           data: { ...(id ? { id } : {}), ownerId: owner, name: body.name, tier: body.tier, strategy: body.strategy, image: body.image, previewPorts: body.previewPorts, constraints, status: 'pending' },
         });
+        inserted = true;
+        return made;
       }, { maxWait: 10_000, timeout: 10_000 });
       ws ??= isAdmin ? await createOne() : await oneAtATime(`quota:${owner}`, createOne);
       const workflowId = WORKFLOW_ID.workspace(ws.id);
       // Subscribed before the start, so the final status cannot slip past between the two.
       const watch = q.wait === 'true' ? await watchStatus(ws.id) : undefined;
+      const wsId = ws.id;
       try {
-        await temporal.workflow.start(workspaceWorkflow, {
-          taskQueue: settings.taskQueue,
-          workflowId,
-          args: [{ workspaceId: ws.id, defaultImage: settings.workspaceImage }],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          typedSearchAttributes: [{ key: WORKSPACE_ID, value: ws.id }],
-        }).catch((err: Error) => {
-          // A finished workflow under this id is the same workspace asked for again.
-          if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
-        });
+        const start = () =>
+          temporal.workflow.start(workspaceWorkflow, {
+            taskQueue: settings.taskQueue,
+            workflowId,
+            args: [{ workspaceId: wsId, defaultImage: settings.workspaceImage }],
+            workflowIdConflictPolicy: 'USE_EXISTING',
+            // A row just written can have had only an earlier attempt's workflow, one whose row was undone
+            // (below) and which then failed on finding none: start afresh over it.
+            workflowIdReusePolicy: inserted ? 'ALLOW_DUPLICATE_FAILED_ONLY' : 'REJECT_DUPLICATE',
+            typedSearchAttributes: [{ key: WORKSPACE_ID, value: wsId }],
+          }).catch((err: Error) => {
+            // A finished workflow under this id is the same workspace asked for again.
+            if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+          });
+        const undo = async () => inserted && (await prisma.workspace.deleteMany({ where: { id: wsId, status: 'pending' } })).count > 0;
+        await startOrUndo({ kind: 'workspace', id: wsId }, start, undo, deps.logger);
         if (watch) {
           ws = await watch.settled(120_000);
           if (ws.status === 'failed') {
@@ -294,11 +309,12 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       const release = events.claimStream(principal(res).id, settings.sseMaxPerUser);
       if (!release) throw new HttpError(429, 'too_many_streams', `at most ${settings.sseMaxPerUser} open event streams per user; close one first`);
       client.hold(release);
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       const admin = principal(res).role === 'admin';
       const send = (data: string) => res.write(`event: status\ndata: ${admin ? data : forUser(data)}\n\n`);
+      // Subscribed before the 200, so a stream Redis cannot carry is a 503 (RedisUnavailableError), not an empty stream.
       client.hold(await events.subscribe(id, send));
       if (client.gone()) return;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       send(JSON.stringify({ workspaceId: id, status: w.status, reason: w.statusReason, at: w.updatedAt.toISOString() }));
       const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
       client.hold(() => clearInterval(keepAlive));
@@ -314,7 +330,8 @@ async function runUpdate(fn: () => Promise<unknown>): Promise<void> {
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new HttpError(409, 'conflict', 'the workspace has no running lifecycle workflow');
     if (err instanceof WorkflowUpdateFailedError) throw new HttpError(409, 'conflict', (err.cause as Error | undefined)?.message ?? err.message);
-    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new HttpError(504, 'timeout', 'the workspace did not answer in time');
+    // Our own deadline on a server that does not answer: Temporal is unavailable (a 503), the workflow did not time out.
+    if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError && !unavailableDependency(err)) throw new HttpError(504, 'timeout', 'the workspace did not answer in time');
     throw err;
   }
 }
