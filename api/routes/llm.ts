@@ -9,7 +9,7 @@ import { llmJobWorkflow } from '../../workflows';
 import type { ApiDeps } from '../app';
 import { startOrUndo } from '../workflow-start';
 import { principal, requireAdmin } from '../auth';
-import { check, HttpError, type Where } from '../errors';
+import { check, HttpError, listProblems, type Where } from '../errors';
 import { INT32_MAX, intIn, numberIn, SAFE_INT_MAX, userIdParam } from '../schemas';
 
 const message = z
@@ -72,7 +72,7 @@ function openAiError(res: Response, status: number, type: string, msg: string, p
 function parseOr400<S extends z.ZodType>(schema: S, input: unknown, where: Where = 'body', allowNul = false): z.output<S> {
   const r = check(schema, input, where, allowNul);
   if ('data' in r) return r.data;
-  throw new LlmError(400, 'invalid_request_error', r.problems.map((p) => `${p.field}: ${p.message}`).join('; '), r.problems[0].field);
+  throw new LlmError(400, 'invalid_request_error', listProblems(r.problems), r.problems[0].field);
 }
 
 const handle =
