@@ -34,6 +34,8 @@ describe('what a JSON body may come as', () => {
     [{ 'content-encoding': 'zstd' }, 'unsupported_encoding'],
     [{ 'content-encoding': 'gzip, gzip' }, 'unsupported_encoding'],
     [{ 'content-type': 'application/json; charset=latin1' }, 'unsupported_charset'],
+    // body-parser itself takes only utf-*: the spelling without the dash would be refused there, with a less clear message.
+    [{ 'content-type': 'application/json; charset=utf8' }, 'unsupported_charset'],
     [{ 'content-type': 'application/json; charset=utf-16' }, 'unsupported_charset'],
     [{ 'content-type': 'application/json; charset=bogus' }, 'unsupported_charset'],
   ])('%j → %s', (headers, code) => {

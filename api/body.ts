@@ -59,8 +59,8 @@ export function unreadableBody(headers: { 'content-type'?: string; 'content-enco
     return new HttpError(415, 'unsupported_encoding', `Content-Encoding ${JSON.stringify(coding)} is not supported: send gzip, deflate or identity`, undefined, { 'Accept-Encoding': 'gzip, deflate' });
   }
   const charset = charsetOf(headers['content-type']);
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-    return new HttpError(415, 'unsupported_charset', `charset ${JSON.stringify(charset)} is not supported: send JSON as UTF-8`);
+  if (charset !== undefined && charset !== 'utf-8') {
+    return new HttpError(415, 'unsupported_charset', `charset ${JSON.stringify(charset)} is not supported: send JSON as UTF-8 (charset=utf-8, or none)`);
   }
   return undefined;
 }

@@ -153,7 +153,7 @@ export function clientErrorOf(err: unknown, req?: Pick<Request, 'headers' | 'pat
     case 'entity.too.large':
       return new HttpError(413, 'payload_too_large', `request body is larger than ${e.limit ? `${e.limit / 1024 / 1024} MiB` : 'the limit'}`);
     case 'charset.unsupported':
-      return new HttpError(415, 'unsupported_charset', `charset ${JSON.stringify(e.charset ?? '')} is not supported: send JSON as UTF-8`);
+      return new HttpError(415, 'unsupported_charset', `charset ${JSON.stringify(e.charset ?? '')} is not supported: send JSON as UTF-8 (charset=utf-8, or none)`);
     case 'encoding.unsupported':
       return new HttpError(415, 'unsupported_encoding', `Content-Encoding ${JSON.stringify(e.encoding ?? encoding)} is not supported: send gzip, deflate or identity`, undefined, {
         'Accept-Encoding': 'gzip, deflate',
