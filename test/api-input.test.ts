@@ -335,6 +335,15 @@ describe('API input (issue 18)', () => {
       for (const f of ['model', 'messages', 'temperature', 'colour']) expect(a.json.error.message).toMatch(new RegExp(`(^|; )${f}: `));
       expect(a.json.error.param).toBe('model');
     });
+
+    it('under /v1 a provider’s missing credential and a job’s stream are reported with the body’s other problems', async () => {
+      const key = await send(url, '/v1/providers/openai', { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ baseUrl: 'not a url', colour: 1 }) });
+      expectClientError(key, 400);
+      for (const f of ['baseUrl', 'colour', 'apiKey']) expect(key.json.error.message).toMatch(new RegExp(`(^|; )${f}: `));
+      const job = await send(url, '/v1/jobs', { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ model: '', messages: [{ role: 'user', content: 'hi' }], stream: true }) });
+      expectClientError(job, 400);
+      for (const f of ['model', 'stream']) expect(job.json.error.message).toMatch(new RegExp(`(^|; )${f}: `));
+    });
   });
 
   describe('every 404 and 405 has a body', () => {

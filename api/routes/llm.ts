@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
-import { BYOK_PROVIDERS, MODELS } from '../../domain/llm';
+import { BYOK_PROVIDERS, MODELS, type ByokProvider } from '../../domain/llm';
 import { LlmError, type ChatRequest, type LlmRouter } from '../../lib/llm';
 import { BalanceLimitExceeded, IdempotencyKeyReused, MAX_BALANCE_USD } from '../../lib/llm-ledger';
 import { llmJobWorkflow } from '../../workflows';
@@ -55,6 +55,23 @@ const topUpHeaders = z.object({
   'Idempotency-Key': z.string({ message: 'header is required: a unique value per top-up, such as a UUID' }).regex(/^[\x21-\x7e]{8,255}$/, 'must be 8 to 255 printable characters'),
 });
 
+/** Checked with the body's other problems, not after them: the same object, whatever else is wrong with it. */
+const isObject = (payload: { value: unknown }) => typeof payload.value === 'object' && payload.value !== null && !Array.isArray(payload.value);
+/** What a provider needs stored: Ollama its baseUrl, the others an apiKey. */
+const credentialFor = (provider: ByokProvider) =>
+  credentialBody.superRefine(
+    (b, ctx) => {
+      if (provider === 'ollama' ? !b.baseUrl : !b.apiKey) ctx.addIssue({ code: 'custom', path: [provider === 'ollama' ? 'baseUrl' : 'apiKey'], message: provider === 'ollama' ? 'is required for ollama' : 'is required' });
+    },
+    { when: isObject },
+  );
+/** A job is polled, never streamed. */
+const jobBody = chatBody.superRefine(
+  (b, ctx) => {
+    if (b.stream) ctx.addIssue({ code: 'custom', path: ['stream'], message: 'a job is not streamed; poll GET /v1/jobs/{id}' });
+  },
+  { when: isObject },
+);
 const topUpParams = z.object({ userId: userIdParam.shape.id });
 const jobIdParam = z.object({ id: z.string().regex(/^llm-job-[0-9a-f-]{36}$/, 'must be a job id (llm-job-<uuid>)') });
 
@@ -145,10 +162,7 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
     '/v1/providers/:provider',
     handle(async (req, res) => {
       const { provider } = parseOr400(providerParam, req.params, 'params');
-      const body = parseOr400(credentialBody, req.body);
-      if (provider === 'ollama' ? !body.baseUrl : !body.apiKey) {
-        throw new LlmError(400, 'invalid_request_error', provider === 'ollama' ? 'baseUrl: is required for ollama' : 'apiKey: is required', provider === 'ollama' ? 'baseUrl' : 'apiKey');
-      }
+      const body = parseOr400(credentialFor(provider), req.body);
       await llm.setCredential(principal(res).id, provider, body);
       res.status(204).end();
     }),
@@ -192,8 +206,7 @@ export function llmRouter(deps: ApiDeps & { llm: LlmRouter }): Router {
   r.post(
     '/v1/jobs',
     handle(async (req, res) => {
-      const body = parseOr400(chatBody, req.body, 'body', true) as ChatRequest;
-      if (body.stream) throw new LlmError(400, 'invalid_request_error', 'stream: a job is not streamed; poll GET /v1/jobs/{id}', 'stream');
+      const body = parseOr400(jobBody, req.body, 'body', true) as ChatRequest;
       const userId = principal(res).id;
       // Checked now so a bad request fails here, not in the workflow.
       await llm.route(userId, body.model);
