@@ -27,6 +27,8 @@ interface Health {
   reportedAt: number;
   letThrough: number;
 }
+/** Connection states that mean Redis was lost (a first connect, still `connecting`, is waited for: its commands queue). */
+const DOWN = new Set(['reconnecting', 'close', 'end']);
 /** Per Redis connection, shared by the address and user limiters of an app. */
 const health = new WeakMap<Redis, Health>();
 
@@ -54,7 +56,7 @@ function failOpen(h: Health, limit: string, err: Error, onError?: (err: Error) =
  * them. Every answer states the tightest budget it was counted against — RateLimit-Limit,
  * -Remaining, -Reset (seconds to the next window) and -Policy (`limit;w=seconds`) — so a client
  * that polls (the fleet console) can pace itself. Over the limit: 429 with Retry-After (seconds
- * to the next window). Without Redis: see failOpen. A connection that is not up is not asked at
+ * to the next window). Without Redis: see failOpen. A connection known lost is not asked at
  * all, and after a failure (a command timeout: a hung server) Redis is left alone for a few
  * seconds, so no request waits on it.
  */
@@ -63,7 +65,7 @@ async function spend(redis: Redis, bucket: string, limit: number, windowSeconds:
   let h = health.get(redis);
   if (!h) health.set(redis, (h = { skipUntil: 0, reportedAt: 0, letThrough: 0 }));
   const kind = bucket.slice(0, bucket.indexOf(':'));
-  if (redis.status !== 'ready') return failOpen(h, kind, new Error(`redis connection ${redis.status}`), onError);
+  if (DOWN.has(redis.status)) return failOpen(h, kind, new Error(`redis connection ${redis.status}`), onError);
   if (now < h.skipUntil) return failOpen(h, kind, new Error('redis failed within the last few seconds'), onError);
   const windowMs = windowSeconds * 1000;
   const window = Math.floor(now / windowMs);
