@@ -8,6 +8,8 @@ const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => {
 };
 const content = (schema: z.ZodType, io: 'input' | 'output' = 'output') => ({ 'application/json': { schema: json(schema, io) } });
 const err = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+/** On a 503 that means no server can take the workspace now (api/placement-check.ts). */
+const placementRetryAfter = { 'Retry-After': { schema: { type: 'integer', minimum: 1 }, description: 'seconds after which asking again may find a server with room' } };
 const errors = {
   '400': err('invalid input; the message names each bad field'),
   '401': err('missing or invalid credentials'),
@@ -125,7 +127,8 @@ export function openApiDocument(): object {
             '202': ok('provisioning started'),
             '403': err('not entitled (details.field: image and server are for admins; tier or constraints.gpu beyond the plan) or over a limit (quota_exceeded; details.limit names it)'),
             '502': err('provisioning failed; compensated'),
-            '503': err('no capacity (users get the short reason; admins also which constraint excluded which server)'),
+            '422': err('no server could ever take it: a label, GPU, architecture or region no server has, a tier larger than every server, or a server id that is not registered (unsatisfiable; details.fields names each field, admins also get details.detail); no row is kept. With ?wait=true also when the workflow found so after that check (details.workspace)'),
+            '503': { ...err('no server can take it now: full, cordoned, unreachable or in maintenance (no_capacity, with Retry-After); no row is kept. With ?wait=true also when the workflow found no room after that check (details.workspace). Users get the short reason; admins also details.detail'), headers: placementRetryAfter },
           },
         }),
       },
@@ -250,7 +253,14 @@ export function openApiDocument(): object {
         post: op('move the workspace and its data to another server (?wait=true for the outcome)', {
           body: s.migrateWorkspaceBody,
           parameters: queryParams(s.waitQuery),
-          responses: { '202': ok('started'), '200': ok('moved'), '404': err('no such workspace'), '409': err('rolled back, or not possible in its state') },
+          responses: {
+            '202': ok('started'),
+            '200': ok('moved'),
+            '404': err('no such workspace'),
+            '409': err('rolled back, or not possible in its state'),
+            '422': err('no server but its own could ever take the workspace (its tier or constraints), or targetServer is not registered (unsatisfiable; details.fields names it)'),
+            '503': { ...err('no other server can take it now (no_capacity, with Retry-After; details.detail says why each was excluded); with ?wait=true also when the migration found none and rolled back'), headers: placementRetryAfter },
+          },
         }),
       },
       '/servers/{id}/drain': {
