@@ -7,6 +7,7 @@ import type { ApiDeps } from '../app';
 import { principal, requireAdmin } from '../auth';
 import { conflict, notFound, parse, route } from '../errors';
 import { cutoverBody, cutoverIdParam, rollbackBody } from '../schemas';
+import { queryWorkflow } from '../workflow-queries';
 
 /** The GCP → self-hosted cutover (admin only): start, follow, approve, roll back. */
 export function cutoversRouter(deps: ApiDeps): Router {
@@ -39,7 +40,8 @@ export function cutoversRouter(deps: ApiDeps): Router {
       const handle = temporal.workflow.getHandle(id);
       try {
         const d = await handle.describe();
-        const state = await handle.query(cutoverStateQuery).catch(() => null);
+        // Null when no worker is running it now (at once), or it does not answer in time.
+        const state = await queryWorkflow(temporal, handle, cutoverStateQuery, d).catch(() => null);
         res.json({ id, workflowStatus: d.status.name, startedAt: d.startTime.toISOString(), closedAt: d.closeTime?.toISOString() ?? null, state, temporalUi: ui(id) });
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) throw notFound('cutover');

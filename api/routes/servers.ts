@@ -13,6 +13,7 @@ import { availableQuery, createServerBody, drainActionParams, drainBody, listSer
 import { AvailableServers } from '../available';
 import { inMaintenanceNow, snapshot, toServerView } from '../server-views';
 import { startOrUndo } from '../workflow-start';
+import { askWorkflow, queryWorkflow, unanswered } from '../workflow-queries';
 
 /** The fleet admin API (seed Task 3.5) plus the user-facing list of servers to choose from. */
 export function serversRouter(deps: ApiDeps): Router {
@@ -268,16 +269,18 @@ export function serversRouter(deps: ApiDeps): Router {
       let drain: DrainState;
       let status: string;
       try {
-        [drain, status] = await Promise.all([handle.query(drainStateQuery), handle.describe().then((d) => d.status.name)]);
+        const d = await handle.describe();
+        status = d.status.name;
+        drain = await queryWorkflow(temporal, handle, drainStateQuery, d);
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) throw notFound('drain');
-        throw err;
+        throw unanswered(err, 'drain');
       }
       const workspaces = await Promise.all(
         drain.workspaces.map(async (w) => {
           if (w.phase !== 'migrating') return w;
           const child = temporal.workflow.getHandle(`${WORKFLOW_ID.migrateWorkspace(w.workspaceId)}-drain-${w.attempts - 1}`);
-          const m = await child.query(migrationStateQuery).catch(() => undefined);
+          const m = await askWorkflow(temporal, () => child.query(migrationStateQuery)).catch(() => undefined);
           if (!m) return w;
           const view = { ...w, migrationPhase: m.phase, bytesCopied: m.bytesCopied, resumedBytes: m.resumedBytes, targetServerId: m.targetServerId, blocked: m.blocked };
           return m.phase === 'copying' ? { ...view, ...(await liveCopy(child, m)) } : view;

@@ -18,6 +18,7 @@ import { TIERS, type TierName } from '../../domain/tiers';
 import { cpuLimit } from '../../domain/container-spec';
 import { limitsOf, oneAtATime } from './user-limits';
 import { reasonForUser } from '../../domain/status-reasons';
+import { queryWorkflow } from '../workflow-queries';
 import { checkPlacement, placementError, storedRefusalError, type Wanted } from '../placement-check';
 
 /** A status event as its owner sees it: the reason in short form. */
@@ -211,7 +212,7 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       const w = await visible(res, id);
       let progress = null;
       try {
-        progress = await temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).query(workspaceStateQuery);
+        progress = await queryWorkflow(temporal, temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)), workspaceStateQuery);
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) progress = { unavailable: (err as Error).message };
       }
@@ -229,7 +230,9 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       `/workspaces/:id/${action}`,
       route(async (req, res) => {
         const { id } = parse(uuidParam, req.params, 'params');
-        await visible(res, id);
+        const w = await visible(res, id);
+        // Its workflow takes commands once provisioning is over: until then the update would wait that long (with no worker, for ever).
+        if (w.status === 'pending' || w.status === 'provisioning') throw new HttpError(409, 'conflict', `the workspace is ${w.status}: try again when it is running`);
         await runUpdate(() => temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).executeUpdate(update));
         res.json(view(await visible(res, id), res));
       }),
