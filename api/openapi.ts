@@ -16,6 +16,11 @@ const errors = {
   '403': err('not allowed for this role'),
   '429': err('rate limited; see Retry-After'),
 };
+/** What reading a request body can refuse (api/body.ts), for operations that take one. */
+const bodyErrors = {
+  '413': err('the body is larger than 1 MiB'),
+  '415': err('a charset or Content-Encoding the API does not read (JSON as UTF-8; gzip, deflate or identity)'),
+};
 
 function queryParams(schema: z.ZodObject) {
   const js = json(schema, 'input') as { properties: Record<string, object>; required?: string[] };
@@ -43,7 +48,7 @@ const op = (summary: string, o: Op) => ({
   security: o.security ?? admin,
   ...(o.parameters ? { parameters: o.parameters } : {}),
   ...(o.body ? { requestBody: { required: true, content: content(o.body, 'input') } } : {}),
-  responses: { ...o.responses, ...(o.security?.length === 0 ? {} : errors) },
+  responses: { ...o.responses, ...(o.security?.length === 0 ? {} : errors), ...(o.body ? bodyErrors : {}) },
 });
 const missing = err('no such server');
 const creditBalance = { type: 'object', properties: { balanceUsd: { type: 'string', pattern: '^-?\\d+\\.\\d{6,12}$' } }, required: ['balanceUsd'] };
@@ -226,6 +231,7 @@ export function openApiDocument(): object {
           responses: {
             '204': { description: 'allowed', headers: { 'X-Podex-Upstream': { schema: { type: 'string' } }, 'X-Podex-Cookie': { schema: { type: 'string' } } } },
             '302': { description: 'ticket or share link traded for a cookie; or a browser sent to sign in', headers: { Location: { schema: { type: 'string' } } } },
+            '400': err('the request URI (X-Forwarded-Uri) does not parse'),
             '401': err('no or invalid credentials, or an expired share link'),
             '404': err('no such workspace (or another user’s), or an undeclared port'),
             '503': err('moving, starting, stopping or stopped (X-Podex-Workspace-State; Retry-After while moving or starting)'),
@@ -354,7 +360,7 @@ export function openApiDocument(): object {
               ...ok('the balance after this top-up (a repeat answers the same, with Idempotent-Replayed: true)', { type: 'object', properties: { userId: { type: 'string' }, ...creditBalance.properties }, required: ['userId', 'balanceUsd'] }),
               headers: { 'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] }, description: 'present when the key was already applied' } },
             },
-            '422': err('the Idempotency-Key was used for another user or amount'),
+            '422': err('the Idempotency-Key was used for another user or amount, or the balance would exceed 99999999.999999999999 USD'),
           },
         }),
       },
