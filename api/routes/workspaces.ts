@@ -168,8 +168,10 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
             // A finished workflow under this id is the same workspace asked for again.
             if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
           });
-        const undo = async () => inserted && (await prisma.workspace.deleteMany({ where: { id: wsId, status: 'pending' } })).count > 0;
-        await startOrUndo({ kind: 'workspace', id: wsId }, start, undo, deps.logger);
+        const undo = async () => (await prisma.workspace.deleteMany({ where: { id: wsId, status: 'pending' } })).count > 0;
+        // A row found (the same Idempotency-Key again) is not this request's to remove: its failed start just fails.
+        if (inserted) await startOrUndo({ kind: 'workspace', id: wsId }, start, undo, deps.logger);
+        else await start();
         if (watch) {
           ws = await watch.settled(120_000);
           if (ws.status === 'failed') {
