@@ -276,8 +276,8 @@ export function createApp(deps: ApiDeps): Express {
     else if (!e) log.error({ err }, 'unhandled error');
     const answer = e ?? new HttpError(500, 'internal', 'internal error');
     if (answer.headers) res.set(answer.headers);
-    // The OpenAI-compatible routes answer in OpenAI's error shape, whoever raised the error.
-    if (req.path === '/v1' || req.path.startsWith('/v1/')) return void res.status(answer.status).json(openAiErrorBody(answer.code, answer.message));
+    // The OpenAI-compatible routes (and the credit top-up beside them) answer in OpenAI's error shape, whoever raised the error.
+    if (req.path === '/v1' || req.path.startsWith('/v1/') || req.path.startsWith('/credits/')) return void res.status(answer.status).json(openAiErrorBody(answer.code, answer.message));
     res.status(answer.status).json({ error: answer.code, message: answer.message, ...(answer.details ? { details: answer.details } : {}) });
   });
   return app;

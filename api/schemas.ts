@@ -6,12 +6,19 @@ import { planProblems } from '../domain/cutover';
 import { PLAN_NAMES } from '../domain/quotas';
 import { TIER_NAMES } from '../domain/tiers';
 import { MAX_PREVIEW_PORTS, previewPortsProblem } from '../domain/workspace-routes';
+import type { BackupState } from '../workflows/backup';
+import type { CutoverState } from '../workflows/cutover';
+import type { DrainedWorkspace, DrainState } from '../workflows/drain-server';
+import type { MigrationResult } from '../workflows/migrate-workspace';
+import type { RestoreResult } from '../workflows/restore';
+import type { WorkspaceState } from '../workflows/workspace';
 
 const hostname = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^(?=.{1,255}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/, 'must be a DNS hostname');
+  // Lengths are min/max above, not a lookahead: generators (schemathesis) cannot draw a lookahead's strings efficiently.
+  .regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/, 'must be a DNS hostname');
 const labels = z.record(z.string().regex(/^[a-zA-Z0-9_./-]{1,63}$/, 'label keys: letters, digits, _ . / -'), z.string().max(255));
 
 // Bounds of the numbers a request may carry: each fits the column it is stored in (prisma/schema.prisma) and makes sense for it.
@@ -117,7 +124,12 @@ export const drainBody = z
 export const drainActionParams = z.object({ id: z.uuid({ message: 'must be a UUID' }), action: z.enum(['pause', 'resume', 'cancel']) });
 
 const maintenanceFields = {
-  startsAt: z.iso.datetime({ offset: true }).optional().describe('default: now'),
+  // PostgreSQL has no year 0 (an ISO 0000 year, or 0001 less an offset): such a time failed the insert (a 500).
+  startsAt: z.iso
+    .datetime({ offset: true })
+    .refine((v) => Date.parse(v) >= 0, 'must be 1970 or later')
+    .optional()
+    .describe('default: now'),
   endsAt: z.iso.datetime({ offset: true }),
   reason: z.string().max(500).optional(),
 };
@@ -483,3 +495,225 @@ const codecBase64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'must be base64
 export const codecPayloads = z.object({
   payloads: z.array(z.object({ metadata: z.record(z.string(), codecBase64).optional(), data: codecBase64.optional() })).max(1000),
 });
+
+// --- What the routes answer (views) -------------------------------------------------------------
+// Every 2xx body and every error body the API sends is one of these; api/openapi.ts turns them into
+// the document's schemas, and test/contract.test.ts checks every answer against that document.
+
+const isoTime = z.iso.datetime({ offset: true });
+/** A workflow the request started or asked about, and where operators follow it. */
+const workflowLink = { workflowId: z.string(), temporalUi: z.string() };
+
+/** OpenAI's error body: what the `/v1` routes (and the credit top-up beside them) answer with, so OpenAI clients read our errors as theirs. */
+export const openAiErrorView = z.object({
+  error: z.object({
+    message: z.string(),
+    type: z.string().describe('e.g. invalid_request_error, insufficient_quota, upstream_error'),
+    code: z.string().nullable(),
+    param: z.string().nullable().describe('the request field at fault, when one is'),
+  }),
+});
+
+export const healthView = z.object({ status: z.literal('ok') });
+export const readinessView = z.object({
+  status: z.enum(['ready', 'not ready']),
+  checks: z.record(z.string(), z.union([z.object({ ok: z.literal(true) }), z.object({ ok: z.literal(false), error: z.literal('unavailable') })])),
+});
+
+export const serverListView = z.object({ servers: z.array(serverView) });
+export const availableListView = z.object({ tier: z.string(), servers: z.array(availableServerView) });
+/** The onboarding workflow a request started (or found running). */
+const onboardingStarted = z.object({ ...workflowLink, runId: z.string() });
+export const serverRegisteredView = z.object({ server: serverView, onboarding: onboardingStarted });
+export const onboardingStartedView = z.object({ onboarding: onboardingStarted });
+export const serverDetailView = serverView.extend({
+  onboarding: z
+    .object({ ...workflowLink, status: z.string().describe('the workflow’s status: RUNNING, COMPLETED, FAILED, TERMINATED, …') })
+    .nullable()
+    .describe('the server’s onboarding workflow (null: none was ever started, or its history is gone)'),
+});
+export const maintenanceListView = z.object({ windows: z.array(maintenanceView) });
+export const auditListView = z.object({ entries: z.array(auditView), next: z.string().nullable().describe('pass as ?before= for the next page') });
+
+export const drainStartedView = z.object(workflowLink);
+export const drainSignalledView = z.object({ signalled: z.enum(['pause', 'resume', 'cancel']) });
+const drainedWorkspaceView = z.object({
+  workspaceId: z.string(),
+  phase: z.enum(['queued', 'migrating', 'moved', 'retrying', 'failed', 'rolled-back']),
+  attempts: z.number().int(),
+  targetServerId: z.string().nullable(),
+  bytesCopied: z.number(),
+  resumedBytes: z.number().optional(),
+  error: z.string().nullable(),
+  migrationPhase: z.string().optional().describe('while migrating: the migration’s own phase'),
+  blocked: z.string().nullable().optional().describe('while migrating: why the migration waits (no slot, no capacity, the copy’s last error)'),
+  sentBytes: z.number().optional().describe('while copying: bytes sent to the target so far (live, from the copy’s heartbeat)'),
+  copyAttempt: z.number().int().optional().describe('while copying: the copy activity’s attempt'),
+});
+export const drainProgressView = z.object({
+  serverId: z.string(),
+  phase: z.string(),
+  paused: z.boolean(),
+  deadline: z.string(),
+  onDeadline: z.enum(['force', 'abort']),
+  deadlinePassed: z.boolean(),
+  maxParallel: z.number().int(),
+  maxParallelSeen: z.number().int(),
+  blocked: z.string().nullable(),
+  workspaces: z.array(drainedWorkspaceView),
+  workflowStatus: z.string(),
+  ...workflowLink,
+});
+
+/** The workspace workflow's state (users see no engine address and the short failure reason). */
+const workspaceState = z.object({
+  workspaceId: z.string(),
+  status: z.enum(['provisioning', 'running', 'stopped', 'failed', 'deleted']),
+  phase: z.string(),
+  serverId: z.string().nullable(),
+  endpoint: z.object({ host: z.string(), port: z.number().int() }).nullable().describe('the engine address (admins only; null for users)'),
+  error: z.string().nullable(),
+  tier: z.string().optional(),
+  diskLimit: z.string().optional(),
+  migrating: z.string().nullable().optional(),
+});
+export const workspaceDetailView = workspaceView.extend({
+  progress: z
+    .union([workspaceState, z.object({ unavailable: z.string().describe('the workflow did not answer (no worker, or Temporal is down)') })])
+    .nullable()
+    .describe('the workflow’s live state; null when it has no workflow'),
+});
+export const workspaceListView = z.object({ workspaces: z.array(workspaceView) });
+export const workspaceCreatedView = z.object({ workspace: workspaceView, workflowId: z.string() });
+/** A status event on `GET /workspaces/{id}/events` (its `data`, as JSON). */
+export const workspaceStatusEvent = z.object({ workspaceId: z.string(), status: z.string(), reason: z.string().nullable(), at: isoTime });
+export const migrationStartedView = z.object({ workflowId: z.string() });
+export const migrationResultView = z.object({
+  migration: z.object({
+    workspaceId: z.string(),
+    outcome: z.enum(['moved', 'rolled-back']),
+    sourceServerId: z.string(),
+    targetServerId: z.string().nullable(),
+    bytesCopied: z.number(),
+    resumedBytes: z.number(),
+    files: z.number().int(),
+    digest: z.string().nullable(),
+    status: z.enum(['running', 'stopped']),
+    error: z.string().optional(),
+  }),
+  workflowId: z.string(),
+  workspace: workspaceView,
+});
+export const workspaceOpenView = z.object({ url: z.string(), expiresAt: isoTime });
+export const workspaceShareView = z.object({ url: z.string(), port: z.number().int(), expiresAt: isoTime });
+export const proxyRoutesView = z.object({
+  http: z.object({
+    routers: z.record(z.string(), z.object({ rule: z.string(), service: z.string(), middlewares: z.array(z.string()) })),
+    services: z.record(z.string(), z.object({ loadBalancer: z.object({ servers: z.array(z.object({ url: z.string() })) }) })),
+    middlewares: z.record(z.string(), z.object({ forwardAuth: z.object({ address: z.string(), trustForwardHeader: z.boolean() }) })),
+  }),
+});
+
+export const backupListView = z.object({
+  repository: z.string(),
+  snapshots: z.array(snapshotView),
+  nextCursor: z.string().nullable(),
+  runs: z.array(backupRunView),
+});
+export const backupStartedView = z.object(workflowLink);
+export const backupFinishedView = z.object({
+  ...workflowLink,
+  backup: z.object({
+    phase: z.string(),
+    snapshots: z.array(
+      z.object({ kind: z.enum(['database', 'workspace']), snapshotId: z.string(), bytes: z.number(), workspaceId: z.string().optional(), serverId: z.string().optional(), database: z.string().optional() }),
+    ),
+    skipped: z.array(z.object({ workspaceId: z.string(), reason: z.string() })),
+    failures: z.array(z.string()),
+    volumesTotal: z.number().int(),
+    volumesDone: z.number().int(),
+  }),
+});
+export const restoreFinishedView = z.object({
+  ...workflowLink,
+  restore: z.object({
+    snapshotId: z.string(),
+    mode: z.enum(['in-place', 'new-volume', 'database']),
+    bytes: z.number().optional(),
+    volume: z.string().optional(),
+    serverId: z.string().optional(),
+    status: z.string().optional(),
+    targetDatabase: z.string().optional(),
+    tables: z.number().int().optional(),
+  }),
+});
+
+export const cutoverStartedView = z.object({ id: z.string(), temporalUi: z.string() });
+export const cutoverSignalledView = z.object({ id: z.string(), signalled: z.enum(['approve', 'rollback']) });
+const dnsRecordView = z.object({ id: z.string(), name: z.string(), type: z.string(), content: z.string(), proxied: z.boolean(), ttl: z.number().int() });
+export const cutoverView = z.object({
+  id: z.string(),
+  workflowStatus: z.string(),
+  startedAt: isoTime,
+  closedAt: isoTime.nullable(),
+  state: z
+    .object({
+      phase: z.string(),
+      zoneId: z.string(),
+      zoneName: z.string().nullable(),
+      checklist: z.array(z.object({ item: z.string(), ok: z.boolean(), detail: z.string(), at: z.string() })),
+      captured: z.record(z.string(), z.array(dnsRecordView)),
+      switched: z.array(z.string()),
+      probes: z.array(z.object({ at: z.string(), ok: z.boolean(), failures: z.array(z.string()) })),
+      probesTotal: z.number().int(),
+      failuresInARow: z.number().int(),
+      approvedBy: z.string().nullable(),
+      rollbackReason: z.string().nullable(),
+      outcome: z.enum(['in-progress', 'completed', 'rolled-back', 'failed', 'cancelled']),
+      error: z.string().nullable(),
+      decommission: z.array(z.object({ item: z.string(), status: z.literal('to-do') })),
+    })
+    .nullable()
+    .describe('the workflow’s state (null when it did not answer)'),
+  temporalUi: z.string(),
+});
+
+export const modelListView = z.object({
+  object: z.literal('list'),
+  data: z.array(z.object({ id: z.string(), object: z.literal('model'), created: z.number().int(), owned_by: z.string(), openrouter_id: z.string() })),
+});
+/** A provider's completion, passed on as it answered (OpenAI's shape; providers add fields of their own). */
+export const chatCompletionView = z.looseObject({ id: z.string(), object: z.literal('chat.completion'), created: z.number(), model: z.string(), choices: z.array(z.looseObject({})) });
+/** One `data:` of a streamed completion: a provider's chunk, an error after the stream began, or the closing `[DONE]`. */
+export const chatChunkView = z.looseObject({ id: z.string(), object: z.literal('chat.completion.chunk'), choices: z.array(z.looseObject({})) });
+export const streamErrorView = z.object({ error: z.object({ message: z.string(), type: z.literal('upstream_error') }) });
+export const jobStartedView = z.object({ id: z.string(), object: z.literal('job'), status: z.literal('running') });
+export const jobView = z.object({
+  id: z.string(),
+  object: z.literal('job'),
+  status: z.string(),
+  workflowStatus: z.string().nullable(),
+  result: z.unknown().nullable().describe('the completion, once done'),
+  error: z.string().nullable(),
+  createdAt: isoTime,
+  finishedAt: isoTime.nullable(),
+});
+export const providerListView = z.object({ providers: z.array(z.object({ provider: z.string(), updatedAt: isoTime })) });
+const usd = z.string().regex(/^-?\d+\.\d{6,12}$/).describe('US dollars, at least six places');
+export const creditBalanceView = z.object({ balanceUsd: usd });
+export const topUpView = z.object({ userId: z.string(), balanceUsd: usd });
+
+/**
+ * Compile time: every value of `Sent` (a workflow's own type, which a route passes on) fits
+ * `View`, so the document cannot fall behind a workflow's state without tsc saying so.
+ */
+type Fits<Sent extends z.output<View>, View extends z.ZodType> = Sent;
+export type ViewsFitWorkflows = [
+  Fits<WorkspaceState, typeof workspaceState>,
+  Fits<DrainedWorkspace, typeof drainedWorkspaceView>,
+  Fits<Omit<DrainState, 'workspaces'> & { workspaces: DrainedWorkspace[]; workflowStatus: string; workflowId: string; temporalUi: string }, typeof drainProgressView>,
+  Fits<MigrationResult, (typeof migrationResultView)['shape']['migration']>,
+  Fits<BackupState, (typeof backupFinishedView)['shape']['backup']>,
+  Fits<RestoreResult, (typeof restoreFinishedView)['shape']['restore']>,
+  Fits<CutoverState, (typeof cutoverView)['shape']['state']>,
+];

@@ -43,8 +43,8 @@ export const chatBody = z
     parallel_tool_calls: z.boolean().optional(),
   })
   .strict();
-const providerParam = z.object({ provider: z.enum(BYOK_PROVIDERS, { message: `must be one of ${BYOK_PROVIDERS.join(', ')}` }) });
-const credentialBody = z
+export const providerParam = z.object({ provider: z.enum(BYOK_PROVIDERS, { message: `must be one of ${BYOK_PROVIDERS.join(', ')}` }) });
+export const credentialBody = z
   .object({
     apiKey: z.string().min(8).max(512).optional(),
     baseUrl: z.url({ message: 'must be a URL' }).max(2048).optional(),
@@ -73,7 +73,7 @@ const jobBody = chatBody.superRefine(
   { when: isObject },
 );
 const topUpParams = z.object({ userId: userIdParam.shape.id });
-const jobIdParam = z.object({ id: z.string().regex(/^llm-job-[0-9a-f-]{36}$/, 'must be a job id (llm-job-<uuid>)') });
+export const jobIdParam = z.object({ id: z.string().regex(/^llm-job-[0-9a-f-]{36}$/, 'must be a job id (llm-job-<uuid>)') });
 
 /** OpenAI's error shape, so OpenAI clients show our errors as they show theirs (the API's error handler uses it under /v1 too). */
 export const openAiErrorBody = (type: string, message: string, param?: string) => ({ error: { message, type, param: param ?? null, code: type } });
