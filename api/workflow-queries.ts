@@ -45,6 +45,14 @@ export async function queryWorkflow<R>(client: Client, handle: WorkflowHandle, q
   return askWorkflow(client, () => handle.query(query));
 }
 
+/**
+ * Fails at once (503, via {@link unanswered}) when no worker is running the workflow: an update
+ * (a lifecycle command) would otherwise wait for one, as long as that takes.
+ */
+export async function requireWorker(handle: WorkflowHandle, what: string): Promise<void> {
+  if (waitsForWorker(await handle.describe())) throw unanswered(new NoWorkerError(`workflow ${handle.workflowId} is waiting for a worker`), what);
+}
+
 /** The answer for a query no worker answered (none running it, or out of time): 503, try again; any other error is passed on. */
 export function unanswered(err: unknown, what: string): unknown {
   if (err instanceof NoWorkerError || isGrpcDeadlineError(err)) return new HttpError(503, 'unavailable', `the ${what} workflow did not answer: no worker is running it now; try again`);

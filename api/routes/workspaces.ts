@@ -18,7 +18,7 @@ import { TIERS, type TierName } from '../../domain/tiers';
 import { cpuLimit } from '../../domain/container-spec';
 import { limitsOf, oneAtATime } from './user-limits';
 import { reasonForUser } from '../../domain/status-reasons';
-import { queryWorkflow } from '../workflow-queries';
+import { queryWorkflow, requireWorker } from '../workflow-queries';
 import { checkPlacement, placementError, storedRefusalError, type Wanted } from '../placement-check';
 
 /** A status event as its owner sees it: the reason in short form. */
@@ -235,7 +235,13 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         const w = await visible(res, id);
         // Its workflow takes commands once provisioning is over: until then the update would wait that long (with no worker, for ever).
         if (w.status === 'pending' || w.status === 'provisioning') throw new HttpError(409, 'conflict', `the workspace is ${w.status}: try again when it is running`);
-        await runUpdate(() => temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).executeUpdate(update));
+        // As its workflow would refuse them, without asking it.
+        if (w.status === 'deleted' || w.status === 'failed') throw new HttpError(409, 'conflict', `the workspace is ${w.status}`);
+        const handle = temporal.workflow.getHandle(WORKFLOW_ID.workspace(id));
+        await runUpdate(async () => {
+          await requireWorker(handle, 'workspace');
+          return handle.executeUpdate(update);
+        });
         res.json(view(await visible(res, id), res));
       }),
     );
@@ -251,7 +257,11 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
         // Nothing runs for it: provisioning already compensated.
         await prisma.workspace.update({ where: { id }, data: { status: 'deleted' } });
       } else if (w.status !== 'deleted') {
-        await runUpdate(() => temporal.workflow.getHandle(WORKFLOW_ID.workspace(id)).executeUpdate(deleteUpdate, { args: [{ keepVolume: q.keepVolume === 'true' }] }));
+        const handle = temporal.workflow.getHandle(WORKFLOW_ID.workspace(id));
+        await runUpdate(async () => {
+          await requireWorker(handle, 'workspace');
+          return handle.executeUpdate(deleteUpdate, { args: [{ keepVolume: q.keepVolume === 'true' }] });
+        });
       }
       res.status(204).end();
     }),
