@@ -10,8 +10,11 @@ import { HttpError } from './errors';
  * query until the call's deadline, and the request must not hang that long.
  */
 export const QUERY_DEADLINE_MS = 2_000;
-/** A workflow task no worker has taken for this long means none is taking them (a live worker takes one in milliseconds). */
-const UNTAKEN_TASK_MS = 1_000;
+/**
+ * A workflow task no worker has taken for this long means none is taking them: a live worker takes
+ * one in milliseconds, a busy one (a loaded machine, a burst of tasks) within a few seconds.
+ */
+const UNTAKEN_TASK_MS = 5_000;
 
 /** No worker is running the workflow: a task of its waits untaken, so a query would wait behind it. */
 export class NoWorkerError extends Error {
