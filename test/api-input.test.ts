@@ -354,6 +354,16 @@ describe('API input (issue 18)', () => {
       expect(a.json.error).toMatchObject({ type: 'not_found', param: 'provider' });
     });
 
+    it('the top-up answers every error in OpenAI’s shape, as its route does (a body it cannot read, a user)', async () => {
+      const bad = await send(url, `/credits/${userPrefix}-shape`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json', 'idempotency-key': randomUUID() }, body: '{"addUsd":' });
+      expectClientError(bad, 400, /not valid JSON/);
+      expect(bad.json.error).toMatchObject({ type: 'invalid_json', param: null });
+      const user = { authorization: `Bearer ${await mintToken(c.JWT_SECRET_KEY, `${userPrefix}-plain`, 'user')}`, 'content-type': 'application/json' };
+      const refused = await send(url, `/credits/${userPrefix}-shape`, { method: 'POST', headers: user, body: '{"addUsd":"1"}' });
+      expectClientError(refused, 403, /admin role required/);
+      expect(refused.json.error.type).toBe('forbidden');
+    });
+
     it('an unknown route is a 404, under /v1 in OpenAI’s shape', async () => {
       expectClientError(await send(url, '/no/such/thing', { headers: admin }), 404, /no such route: GET \/no\/such\/thing/);
       const v1 = await send(url, '/v1/no-such-thing', { method: 'POST', headers: admin });
