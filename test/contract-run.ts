@@ -215,6 +215,8 @@ async function main(): Promise<void> {
     // operation, its boundary cases (coverage) and generated ones (fuzzing); a user over the operations
     // users may call, generated cases and sequences that follow links (stateful), which is where a
     // user's own resources come into play (the boundary cases do not depend on the role).
+    // One schemathesis worker each: with --workers 2 its generator threads hit a CPython 3.11 fault
+    // (SystemError: AST constructor recursion depth mismatch, from Hypothesis describing a lambda).
     const [asAdmin, asUser] = await Promise.all([
       schemathesis(api, 'admin', adminToken, MAX_TIME_S, ['--phases', 'coverage,fuzzing'], env, dir, deadline),
       // Half the time: then the admin's run has the machine to itself.
