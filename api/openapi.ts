@@ -53,6 +53,8 @@ interface Op {
   shape?: ErrorShape;
   parameters?: object[];
   body?: z.ZodType;
+  /** Named request bodies a client can send as they are (the contract test sends them too). */
+  bodyExamples?: Record<string, unknown>;
   /** Only the successful answers (and redirects, WebSocket upgrades): errors go in `errors`. */
   responses: Record<string, object>;
   /** Errors this route raises itself, status → when. */
@@ -73,7 +75,14 @@ const op = (summary: string, o: Op) => {
     tags: [o.public ? 'public' : o.adminOnly ? 'admin' : 'user'],
     security: o.public ? [] : security,
     ...(o.parameters ? { parameters: o.parameters } : {}),
-    ...(o.body ? { requestBody: { required: true, content: jsonContent(json(o.body, 'input')) } } : {}),
+    ...(o.body
+      ? {
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: json(o.body, 'input'), ...(o.bodyExamples ? { examples: Object.fromEntries(Object.entries(o.bodyExamples).map(([k, value]) => [k, { value }])) } : {}) } },
+          },
+        }
+      : {}),
     // Successes first; a status the route describes itself (with headers of its own) keeps that description.
     responses: { ...o.responses, ...Object.fromEntries(Object.entries(errorResponses).filter(([code]) => !(code in o.responses))) },
   };
@@ -412,6 +421,10 @@ export function openApiDocument(): object {
       '/v1/chat/completions': {
         post: v1('chat completion, streamed (SSE) or not (OpenAI-compatible); routed to the user’s own provider or OpenRouter', {
           body: chatBody,
+          bodyExamples: {
+            answer: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 32 },
+            streamed: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 32, stream: true },
+          },
           responses: {
             '200': {
               description: 'the provider’s completion; with stream: true, its chunks as server-sent events ending in `data: [DONE]` (an error after the first chunk is one more event)',

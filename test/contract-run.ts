@@ -208,17 +208,23 @@ async function main(): Promise<void> {
       WORKSPACE_SIGN_IN_URL: 'http://127.0.0.1:9/sign-in',
     });
     const env = { PATH: process.env.PATH, HOME: dir, CONTRACT_OLLAMA_URL: fakes.ollama.url, CONTRACT_CLOSED_URL: closedUrl };
-    const [adminToken, userToken] = await Promise.all([mintToken(jwtSecret, `contract-admin-${randomUUID().slice(0, 8)}`, 'admin'), mintToken(jwtSecret, `contract-user-${randomUUID().slice(0, 8)}`, 'user')]);
+    const [admin, user] = [`contract-admin-${randomUUID().slice(0, 8)}`, `contract-user-${randomUUID().slice(0, 8)}`];
+    const [adminToken, userToken] = await Promise.all([mintToken(jwtSecret, admin, 'admin'), mintToken(jwtSecret, user, 'user')]);
+    // Credit for both, so a completion can get as far as the (fake) provider and its answer is checked too.
+    for (const who of [admin, user]) {
+      const res = await fetch(`${api.url}/credits/${who}`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() }, body: JSON.stringify({ addUsd: '1000' }) });
+      if (res.status !== 200) throw new Error(`topping up ${who} answered ${res.status}: ${await res.text()}`);
+    }
     const deadline = Date.now() + BUDGET_MS;
     const started = Date.now();
     // Both roles at once, each with schemathesis's phases shared between them: the admin over every
-    // operation, its boundary cases (coverage) and generated ones (fuzzing); a user over the operations
+    // operation, the document's examples, boundary cases (coverage) and generated ones (fuzzing); a user over the operations
     // users may call, generated cases and sequences that follow links (stateful), which is where a
     // user's own resources come into play (the boundary cases do not depend on the role).
     // One schemathesis worker each: with --workers 2 its generator threads hit a CPython 3.11 fault
     // (SystemError: AST constructor recursion depth mismatch, from Hypothesis describing a lambda).
     const [asAdmin, asUser] = await Promise.all([
-      schemathesis(api, 'admin', adminToken, MAX_TIME_S, ['--phases', 'coverage,fuzzing'], env, dir, deadline),
+      schemathesis(api, 'admin', adminToken, MAX_TIME_S, ['--phases', 'examples,coverage,fuzzing'], env, dir, deadline),
       // Half the time: then the admin's run has the machine to itself.
       schemathesis(api, 'user', userToken, Math.ceil(MAX_TIME_S / 2), ['--exclude-tag', 'admin', '--phases', 'fuzzing,stateful'], env, dir, deadline),
     ]);

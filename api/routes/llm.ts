@@ -23,7 +23,11 @@ const message = z
   .strict();
 export const chatBody = z
   .object({
-    model: z.string().min(1).max(255),
+    model: z
+      .string()
+      .min(1)
+      .max(255)
+      .meta({ description: 'a model GET /v1/models lists (its id, or its OpenRouter id)', examples: MODELS.map((m) => m.alias) }),
     messages: z.array(message).min(1).max(1000),
     stream: z.boolean().optional(),
     temperature: numberIn(0, 2).optional(),
