@@ -1,23 +1,8 @@
 import { place, type Candidate, type PlacementRequest } from '../domain/placement';
 import { NO_CAPACITY, UNSATISFIABLE } from '../domain/status-reasons';
 import { PLACEMENT_RETRY_AFTER_SECONDS, placementError, storedRefusalError, type Refusal } from './placement-check';
+import { candidate as server } from '../domain/placement-fixtures';
 
-const server = (name: string, over: Partial<Candidate> = {}): Candidate => ({
-  id: `id-${name}`,
-  name,
-  status: 'active',
-  cordoned: false,
-  inMaintenance: false,
-  architecture: 'amd64',
-  region: 'eu',
-  labels: {},
-  hasGpu: false,
-  gpuType: null,
-  gpuCount: 0,
-  total: { cpu: 8, memoryMb: 16384, diskGb: 200 },
-  reserved: { cpu: 0, memoryMb: 0, diskGb: 0 },
-  ...over,
-});
 const refused = (servers: Candidate[], over: Partial<PlacementRequest>): Refusal => {
   const p = place(servers, { need: { cpu: 1, memoryMb: 1024, diskGb: 5 }, strategy: 'SPREAD', overcommit: 1, ...over });
   if (p.ok) throw new Error('placed');

@@ -1,21 +1,6 @@
 import { place, REFUSAL_REASON, refusalKind, withDetail, type Candidate, type PlacementRequest } from './placement';
+import { candidate as server } from './placement-fixtures';
 
-const server = (name: string, over: Partial<Candidate> = {}): Candidate => ({
-  id: `id-${name}`,
-  name,
-  status: 'active',
-  cordoned: false,
-  inMaintenance: false,
-  architecture: 'amd64',
-  region: 'eu',
-  labels: {},
-  hasGpu: false,
-  gpuType: null,
-  gpuCount: 0,
-  total: { cpu: 8, memoryMb: 16384, diskGb: 200 },
-  reserved: { cpu: 0, memoryMb: 0, diskGb: 0 },
-  ...over,
-});
 const req = (over: Partial<PlacementRequest> = {}): PlacementRequest => ({
   need: { cpu: 1, memoryMb: 1024, diskGb: 5 },
   strategy: 'SPREAD',
