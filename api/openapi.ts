@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import * as s from './schemas';
 import { chatBody, credentialBody, jobIdParam, providerParam, topUpBody } from './routes/llm';
+import type { limitsOf } from './routes/user-limits';
+import type { toWorkspaceView } from './routes/workspaces';
+
+/** Compile time: what the routes' view functions return is what the document says (as ViewsFitWorkflows for workflow state). */
+export type ViewsFitRoutes = [s.Fits<ReturnType<typeof toWorkspaceView>, typeof s.workspaceView>, s.Fits<Awaited<ReturnType<typeof limitsOf>>, typeof s.userLimitsView>];
 
 /**
  * What a request field accepts is zod's own check, its `pattern`: zod also names the `format` it

@@ -707,7 +707,7 @@ export const topUpView = z.object({ userId: z.string(), balanceUsd: usd });
  * Compile time: every value of `Sent` (a workflow's own type, which a route passes on) fits
  * `View`, so the document cannot fall behind a workflow's state without tsc saying so.
  */
-type Fits<Sent extends z.output<View>, View extends z.ZodType> = Sent;
+export type Fits<Sent extends z.output<View>, View extends z.ZodType> = Sent;
 export type ViewsFitWorkflows = [
   Fits<WorkspaceState, typeof workspaceState>,
   Fits<DrainedWorkspace, typeof drainedWorkspaceView>,
