@@ -69,10 +69,11 @@ export function createWorkspaceActivities({ prisma, redis, logger }: WorkspaceAc
       const updated = await prisma.$executeRaw`UPDATE workspaces SET status = ${status}, status_reason = ${reason ?? null}, route_hold = NULL,
                http_port = CASE WHEN ${status} = 'running' THEN http_port END, ssh_port = CASE WHEN ${status} = 'running' THEN ssh_port END,
                published_ports = CASE WHEN ${status} = 'running' THEN published_ports END, updated_at = now()
-         WHERE id = ${workspaceId}::uuid`;
-      // The API removes a row whose workflow it could not start; a start that went through after all
-      // (its answer lost) finds no row here, before provisioning anything, and ends.
-      if (updated === 0 && status === 'provisioning') throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist`, 'WorkspaceNotFound');
+         WHERE id = ${workspaceId}::uuid AND (${status} <> 'provisioning' OR status IN ('pending', 'provisioning'))`;
+      // The API removes a row whose workflow it could not start, and deletes a pending one outright (its workflow
+      // may not have run yet: no worker, or a queue behind). Either way provisioning finds no pending row here,
+      // before it has made anything, and ends instead of bringing the workspace back.
+      if (updated === 0 && status === 'provisioning') throw ApplicationFailure.nonRetryable(`workspace ${workspaceId} does not exist or was deleted`, 'WorkspaceNotFound');
       await publish(workspaceId, status, reason);
     },
 

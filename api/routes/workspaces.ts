@@ -253,10 +253,10 @@ export function workspacesRouter(deps: ApiDeps & { events: WorkspaceEvents }): R
       const { id } = parse(uuidParam, req.params, 'params');
       const q = parse(deleteWorkspaceQuery, req.query, 'query');
       const w = await visible(res, id);
-      if (w.status === 'failed' || w.status === 'pending') {
-        // Nothing runs for it: provisioning already compensated.
-        await prisma.workspace.update({ where: { id }, data: { status: 'deleted' } });
-      } else if (w.status !== 'deleted') {
+      // Nothing runs for a failed workspace (provisioning compensated) or a pending one (provisioning refuses a
+      // deleted row). Conditional, so a workspace whose provisioning began meanwhile goes through its workflow.
+      const gone = w.status === 'failed' || w.status === 'pending' ? await prisma.workspace.updateMany({ where: { id, status: w.status }, data: { status: 'deleted' } }) : { count: 0 };
+      if (gone.count === 0 && w.status !== 'deleted') {
         const handle = temporal.workflow.getHandle(WORKFLOW_ID.workspace(id));
         await runUpdate(async () => {
           await requireWorker(handle, 'workspace');
