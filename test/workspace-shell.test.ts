@@ -165,6 +165,7 @@ describe('exec and terminal in a workspace', () => {
       // The shell's line editor asks for the cursor position (ESC[6n) and, when the answer is late, redraws what
       // was typed with erase sequences in between (seen on a fresh machine: "ech ESC[J o podex-…"); the echo is
       // what is left once the control sequences are taken out.
+      // eslint-disable-next-line no-control-regex -- the escape character is what the pattern is about
       expect(out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')).toContain('echo podex-$((40+2))');
       sock.send(JSON.stringify({ type: 'resize', cols: 120, rows: 50 }));
       await eventually(async () => {
