@@ -71,8 +71,11 @@ describe('API edge', () => {
     await Promise.allSettled([prisma.$disconnect(), redis.quit(), connection.close()]);
   });
 
+  // Every test API here counts 127.0.0.1 in the stack's one Redis, with every other suite's API running at the same
+  // time: only the tests of the limits themselves get small ones (a fresh-clone run saw GET /backups refused with 429).
+  const unlimited = { rateLimitPerMinute: 100_000, rateLimitPerPrincipal: 100_000, rateLimitInternal: 100_000 };
   async function serve(settings: Partial<ApiSettings> = {}, db: PrismaClient = prisma) {
-    const app = createApp({ fleet: testFleet(), prisma: db, redis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), ...settings } });
+    const app = createApp({ fleet: testFleet(), prisma: db, redis, temporal, logger: createLogger('silent'), settings: { ...apiSettings(c), ...unlimited, ...settings } });
     const server = createApiServer(app).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     closers.push(async () => {
