@@ -93,7 +93,15 @@ export async function registerEngines(h: Harness, prefix: string, indexes: numbe
     ids.push(res.body.server.id);
   }
   for (const id of ids) {
-    await eventually(async () => (await h.call('GET', `/servers/${id}`)).body.status === 'active', 60_000);
+    // Onboarding runs helper containers on the engine beside every other suite's: a loaded fresh-clone run saw it
+    // take over 60 s. A wait that ends says where onboarding stood.
+    let last: { status?: string; statusReason?: string | null } = {};
+    await eventually(async () => {
+      last = (await h.call('GET', `/servers/${id}`)).body;
+      return last.status === 'active';
+    }, 100_000).catch((err: Error) => {
+      throw new Error(`${err.message} (server ${id} is ${last.status}: ${last.statusReason ?? 'no reason'})`);
+    });
     await h.call('PATCH', `/servers/${id}`, { body: { totalCpu } });
   }
   return ids;
