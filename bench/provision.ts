@@ -260,10 +260,14 @@ async function main(): Promise<void> {
     // Concurrent: every engine, capacity set to exactly the burst.
     const share = (i: number) => Math.floor(CONCURRENT / serverIds.length) + (i < CONCURRENT % serverIds.length ? 1 : 0);
     for (const [i, id] of serverIds.entries()) await setCapacity(id, share(i));
-    // Every create is accepted at once (202); the burst ends when the last workspace is final.
+    // Creates are accepted at once (202), or refused at once (503 + Retry-After) when the registry already shows the
+    // fleet full; the burst ends when the last accepted workspace is final.
     const t0 = performance.now();
     const burst = await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => user('POST', '/workspaces', { name: `burst-${i}`, tier: tier.name })));
-    const ids = burst.map((r) => r.body.workspace.id as string);
+    const unexpected = burst.filter((r) => r.status !== 202 && r.status !== 503);
+    if (unexpected.length) throw new Error(`burst create: ${unexpected[0].status} ${JSON.stringify(unexpected[0].body)}`);
+    const refusedAtOnce = burst.filter((r) => r.status === 503).length;
+    const ids = burst.filter((r) => r.status === 202).map((r) => r.body.workspace.id as string);
     let final: { status: string; statusReason: string | null }[] = [];
     for (let waited = 0; waited < BURST_TIMEOUT_MS; waited += 250) {
       final = await prisma.workspace.findMany({ where: { id: { in: ids }, status: { in: ['running', 'failed'] } }, select: { status: true, statusReason: true } });
@@ -272,10 +276,10 @@ async function main(): Promise<void> {
     }
     const oursSeconds = (performance.now() - t0) / 1000;
     const oursOk = final.filter((w) => w.status === 'running').length;
-    const refused = final.filter((w) => /^no capacity/.test(w.statusReason ?? '')).length;
+    const refused = refusedAtOnce + final.filter((w) => /^no capacity/.test(w.statusReason ?? '')).length;
     const over = await overbooked(prisma, fleet, serverIds, c.OVERCOMMIT_RATIO);
     const reasons = [...new Set(final.filter((w) => w.status === 'failed').map((w) => w.statusReason))];
-    log('burst (ours)', { ok: oursOk, refused, failed: final.length - oursOk - refused, unfinished: ids.length - final.length, seconds: round(oursSeconds), over, reasons });
+    log('burst (ours)', { ok: oursOk, refused, failed: final.length - oursOk - (refused - refusedAtOnce), unfinished: ids.length - final.length, seconds: round(oursSeconds), over, reasons });
     await Promise.all(ids.map((id) => user('DELETE', `/workspaces/${id}`)));
     await Promise.all(engines.map((e) => cleanEngine(fleet.engine(e))));
 
