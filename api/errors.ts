@@ -176,15 +176,15 @@ export function clientErrorOf(err: unknown, req?: Pick<Request, 'headers' | 'pat
   return new HttpError(status, codeOf(status), e.expose ? e.message : (STATUS_CODES[status] ?? 'client error'));
 }
 
-/**
- * A whole HTTP answer with a JSON error body, for a socket no ServerResponse owns (upgrades,
- * requests Node could not parse).
- */
+/** A whole HTTP answer, for a socket no ServerResponse owns (upgrades, requests Node could not parse); the connection closes after it. */
+export function rawAnswer(status: number, headers: Record<string, string | number>, body: string): string {
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Answer'}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(body)}`, 'connection: close'];
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
+}
+
+/** {@link rawAnswer} with a JSON error body. */
 export function rawErrorAnswer(status: number, error: string, message: string, headers: Record<string, string> = {}): string {
-  const body = JSON.stringify({ error, message });
-  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, 'content-type: application/json', `content-length: ${Buffer.byteLength(body)}`, 'cache-control: no-store'];
-  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
-  return `${lines.join('\r\n')}\r\nconnection: close\r\n\r\n${body}`;
+  return rawAnswer(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers }, JSON.stringify({ error, message }));
 }
 
 /** Wraps an async handler so a rejection reaches Express's error middleware. */

@@ -60,7 +60,7 @@ function failOpen(h: Health, limit: string, err: Error, onError?: (err: Error) =
  * all, and after a failure (a command timeout: a hung server) Redis is left alone for a few
  * seconds, so no request waits on it.
  */
-async function spend(redis: Redis, bucket: string, limit: number, windowSeconds: number, res: Response, onError?: (err: Error) => void): Promise<boolean> {
+async function spend(redis: Redis, bucket: string, limit: number, windowSeconds = 60, res: Response, onError?: (err: Error) => void): Promise<boolean> {
   const now = Date.now();
   let h = health.get(redis);
   if (!h) health.set(redis, (h = { skipUntil: 0, reportedAt: 0, letThrough: 0 }));
@@ -85,12 +85,11 @@ async function spend(redis: Redis, bucket: string, limit: number, windowSeconds:
       res.setHeader('RateLimit-Policy', `${limit};w=${windowSeconds}`);
     }
     if (count <= limit) return true;
-    const retryAfter = reset;
-    res.setHeader('Retry-After', retryAfter);
+    res.setHeader('Retry-After', reset);
     // The body, if any, is never read: closing the connection stops a client streaming it to us.
     if (res.req.headers['content-length'] || res.req.headers['transfer-encoding']) res.setHeader('Connection', 'close');
     const per = windowSeconds === 60 ? 'minute' : `${windowSeconds} s`;
-    res.status(429).json({ error: 'rate_limited', message: `more than ${limit} requests per ${per}; retry in ${retryAfter}s` });
+    res.status(429).json({ error: 'rate_limited', message: `more than ${limit} requests per ${per}; retry in ${reset}s` });
     return false;
   } catch (err) {
     h.skipUntil = Date.now() + SKIP_AFTER_FAILURE_MS;
@@ -108,10 +107,10 @@ export function addressLimiter(redis: Redis, limits: RateLimits, internalApiKey:
     const key = req.get('x-internal-api-key');
     if (key !== undefined && sameSecret(key, internalApiKey)) {
       res.locals[INTERNAL] = true;
-      if (await spend(redis, `internal:${addressOf(req)}`, limits.internal, limits.windowSeconds ?? 60, res, onError)) next();
+      if (await spend(redis, `internal:${addressOf(req)}`, limits.internal, limits.windowSeconds, res, onError)) next();
       return;
     }
-    if (await spend(redis, `ip:${addressOf(req)}`, limits.perIp, limits.windowSeconds ?? 60, res, onError)) next();
+    if (await spend(redis, `ip:${addressOf(req)}`, limits.perIp, limits.windowSeconds, res, onError)) next();
   };
 }
 
@@ -120,6 +119,6 @@ export function principalLimiter(redis: Redis, limits: RateLimits, onError?: (er
   return async (_req: Request, res: Response, next: NextFunction): Promise<void> => {
     if (res.locals[INTERNAL]) return next();
     const p = res.locals.principal as Principal | undefined;
-    if (!p || (await spend(redis, `user:${p.id}`, limits.perPrincipal, limits.windowSeconds ?? 60, res, onError))) next();
+    if (!p || (await spend(redis, `user:${p.id}`, limits.perPrincipal, limits.windowSeconds, res, onError))) next();
   };
 }

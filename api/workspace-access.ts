@@ -16,7 +16,7 @@ import type { Redis } from '../lib/redis';
 import type { RouteTable } from '../lib/route-table';
 import { VerifiedTokens } from '../lib/verified-tokens';
 import { bearerVerifier, principal, requireAdmin } from './auth';
-import { HttpError, notFound, parse, route } from './errors';
+import { HttpError, notFound, parse, rawAnswer, route } from './errors';
 import { openWorkspaceQuery, shareWorkspaceBody, uuidParam } from './schemas';
 import { WorkspaceTokens } from './workspace-tokens';
 
@@ -200,10 +200,7 @@ export function createWorkspaceAccess(deps: WorkspaceAccessDeps) {
    * those to the server's upgrade listener, which answers here with a plain response.
    */
   function onUpgrade(req: IncomingMessage, socket: Duplex): void {
-    void answer(req).then((a) => {
-      const lines = [`HTTP/1.1 ${a.status} ${a.status < 300 ? 'OK' : 'Answer'}`, ...Object.entries(a.headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(a.body)}`, 'connection: close'];
-      socket.end(`${lines.join('\r\n')}\r\n\r\n${a.body}`);
-    });
+    void answer(req).then((a) => socket.end(rawAnswer(a.status, a.headers, a.body)));
   }
 
   /** Behind the API's authentication: the hand-off to a workspace host, share links, the route document. */
