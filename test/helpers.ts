@@ -54,14 +54,7 @@ export async function withEngine3<T>(fn: () => Promise<T>): Promise<T> {
       break;
     } catch {
       const holder = Number(fs.readFileSync(path.join(dir, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0);
-      let alive = false;
-      try {
-        if (holder) process.kill(holder, 0);
-        alive = holder > 0;
-      } catch {
-        alive = false;
-      }
-      if (!alive && holder) fs.rmSync(dir, { recursive: true, force: true });
+      if (holder && !pidAlive(holder)) fs.rmSync(dir, { recursive: true, force: true });
       else await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -126,3 +119,14 @@ export async function terminateOpenWorkflows(client: Client, taskQueue: string, 
 
 /** Every file under /workspace with its SHA-256, sorted: what must be identical after a move. */
 export const WORKSPACE_SUMS = 'cd /workspace && find . -type f | sort | xargs sha256sum';
+
+/** Whether a process with this pid is running (0 or less: none). */
+export function pidAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client as PgClient } from 'pg';
+import { pidAlive } from './helpers';
 import { startPrivateTemporal } from './private-temporal';
+import { freePort } from './proxy';
 
 /**
  * A stack of the test file's own — PostgreSQL, Redis and a Temporal dev server, each its own
@@ -75,25 +77,8 @@ function sweepStaleDirs(): void {
   for (const name of fs.readdirSync(os.tmpdir())) {
     if (!name.startsWith(DIR_PREFIX)) continue;
     const dir = path.join(os.tmpdir(), name);
-    const owner = Number(fs.readFileSync(path.join(dir, 'owner.pid'), { encoding: 'utf8', flag: 'a+' }) || 0);
-    let alive = false;
-    try {
-      if (owner) process.kill(owner, 0);
-      alive = owner > 0;
-    } catch {
-      alive = false;
-    }
-    if (!alive) fs.rmSync(dir, { recursive: true, force: true });
+    if (!pidAlive(Number(fs.readFileSync(path.join(dir, 'owner.pid'), { encoding: 'utf8', flag: 'a+' }) || 0))) fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** A port free on 127.0.0.1 now (the kernel's choice; the caller binds it at once). */
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 interface Owner {
